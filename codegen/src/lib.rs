@@ -1,0 +1,264 @@
+//! aoai-codegen: typed models, a route table and route docs from Azure OpenAI OpenAPI specs.
+//!
+//! Three stages that never mix: [`load`] reads and checks a spec file, [`convert`] turns it into
+//! the [`ir`] (plain data: operations and a table of types), and [`emit`] writes Rust from that.
+//! The gateway's `build.rs` calls [`build`]; everything here can be tested without a build
+//! script.
+
+pub mod convert;
+pub mod emit;
+pub mod error;
+pub mod ir;
+pub mod load;
+pub mod names;
+
+use std::path::{Path, PathBuf};
+
+use quote::quote;
+
+pub use error::{Error, Location, Warning};
+
+/// Every api-version found in a spec folder, converted and emitted.
+pub struct Generated {
+    /// Sorted by api-version.
+    pub apis: Vec<ir::Api>,
+    pub versions: Vec<emit::VersionSource>,
+    pub warnings: Vec<Warning>,
+    /// The files read, for `cargo:rerun-if-changed`.
+    pub inputs: Vec<PathBuf>,
+}
+
+const SPEC_EXTENSIONS: [&str; 3] = ["json", "yaml", "yml"];
+
+/// The spec files under `dir` (recursively, sorted), and the other files that were skipped.
+pub fn spec_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Error> {
+    fn walk(dir: &Path, specs: &mut Vec<PathBuf>, skipped: &mut Vec<PathBuf>) -> Result<(), Error> {
+        let entries = std::fs::read_dir(dir).map_err(|e| Error::Io(dir.to_path_buf(), e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| Error::Io(dir.to_path_buf(), e))?.path();
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, specs, skipped)?;
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| SPEC_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            {
+                specs.push(path);
+            } else {
+                skipped.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut specs = Vec::new();
+    let mut skipped = Vec::new();
+    walk(dir, &mut specs, &mut skipped)?;
+    specs.sort();
+    skipped.sort();
+    Ok((specs, skipped))
+}
+
+/// Loads, converts and emits every spec under `dir`. Messages name files as `dir`-relative paths
+/// prefixed with `display_dir` (e.g. `spec`).
+pub fn generate(dir: &Path, display_dir: &str) -> Result<Generated, Error> {
+    let (files, skipped) = spec_files(dir)?;
+    if files.is_empty() {
+        return Err(Error::NoSpecs(dir.to_path_buf()));
+    }
+    let mut warnings = Vec::new();
+    for path in &skipped {
+        let source = relative(dir, path);
+        warnings.push(Warning {
+            location: Location {
+                file: format!("{display_dir}/{source}").into(),
+                pointer: String::new(),
+                line: None,
+            },
+            message: "skipped: not a .json, .yaml or .yml file".into(),
+            untyped_fallback: false,
+        });
+    }
+    let mut apis: Vec<ir::Api> = Vec::new();
+    let mut origins: Vec<(String, PathBuf)> = Vec::new();
+    for path in &files {
+        let source = relative(dir, path);
+        let file = format!("{display_dir}/{source}");
+        let (doc, load_warnings) = load::load(path, &file, &source)?;
+        warnings.extend(load_warnings);
+        if let Some((_, first)) = origins.iter().find(|(v, _)| *v == doc.version) {
+            return Err(Error::DuplicateVersion {
+                version: doc.version,
+                first: first.clone(),
+                second: file.into(),
+            });
+        }
+        origins.push((doc.version.clone(), file.into()));
+        let (mut api, convert_warnings) = convert::convert(&doc)?;
+        warnings.extend(convert_warnings);
+        // Two versions that differ only in punctuation would share a module name.
+        while apis.iter().any(|a| a.module == api.module) {
+            api.module.push('_');
+        }
+        apis.push(api);
+    }
+    apis.sort_by(|a, b| a.version.cmp(&b.version));
+    let versions = apis.iter().map(emit::version).collect();
+    Ok(Generated {
+        apis,
+        versions,
+        warnings,
+        inputs: files,
+    })
+}
+
+fn relative(dir: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(dir).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The generated sources as a browsable tree: `mod.rs`, and `<version>/models.rs`,
+/// `<version>/routes.rs` for each api-version.
+pub fn source_tree(generated: &Generated) -> Result<Vec<(String, String)>, Error> {
+    let mut files = Vec::new();
+    let mut mods = Vec::new();
+    for v in &generated.versions {
+        let module = syn::Ident::new(&v.module, proc_macro2::Span::call_site());
+        let file: syn::File = syn::parse2(v.tokens.clone()).map_err(|e| Error::Emit {
+            module: v.module.clone(),
+            message: e.to_string(),
+        })?;
+        for item in file.items {
+            let syn::Item::Mod(m) = item else { continue };
+            let name = m.ident.to_string();
+            let content = m
+                .content
+                .map(|(_, items)| quote!(#(#items)*))
+                .unwrap_or_default();
+            let text = emit::format_file(content, &emit::header(&v.source), &v.module)?;
+            files.push((format!("{}/{name}.rs", v.module), text));
+        }
+        let doc = format!(" api-version `{}`, from `spec/{}`.", v.version, v.source);
+        files.push((
+            format!("{}/mod.rs", v.module),
+            emit::format_file(
+                quote!(
+                    pub mod models;
+                    pub mod routes;
+                ),
+                &emit::header(&v.source),
+                &v.module,
+            )?,
+        ));
+        mods.push(quote!(#[doc = #doc] pub mod #module;));
+    }
+    files.push((
+        "mod.rs".to_string(),
+        emit::format_file(
+            quote!(#(#mods)*),
+            "@generated by aoai-codegen from spec/. Do not edit.",
+            "mod",
+        )?,
+    ));
+    files.sort();
+    Ok(files)
+}
+
+/// What [`build`] wrote.
+pub struct BuildReport {
+    pub warnings: Vec<Warning>,
+    pub inputs: Vec<PathBuf>,
+}
+
+/// Generates everything the gateway compiles in, into `out_dir`:
+/// - `aoai_generated.rs`: one module per api-version, the table of versions, and tables that
+///   embed each version's served spec and the browsable source tree;
+/// - `openapi/<module>.json`: each spec as served (no `servers`);
+/// - `tree/…`: the sources [`source_tree`] lists.
+pub fn build(spec_dir: &Path, out_dir: &Path) -> Result<BuildReport, Error> {
+    let generated = generate(spec_dir, &spec_dir.display().to_string())?;
+    let write = |rel: &str, text: &str| -> Result<(), Error> {
+        let path = out_dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::Io(parent.to_path_buf(), e))?;
+        }
+        // Leave unchanged files alone so that their mtime does not force recompiles.
+        if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+            return Ok(());
+        }
+        std::fs::write(&path, text).map_err(|e| Error::Io(path.clone(), e))
+    };
+
+    let mut modules = Vec::new();
+    let mut apis = Vec::new();
+    let mut documents = Vec::new();
+    for (v, api) in generated.versions.iter().zip(&generated.apis) {
+        let module = syn::Ident::new(&v.module, proc_macro2::Span::call_site());
+        let tokens = &v.tokens;
+        let doc = format!(
+            " api-version `{}`, generated from `spec/{}`.",
+            v.version, v.source
+        );
+        modules.push(quote!(#[doc = #doc] pub mod #module { #tokens }));
+        apis.push(quote!(&#module::routes::API));
+        let json = serde_json::to_string(&api.document).map_err(|e| Error::Emit {
+            module: v.module.clone(),
+            message: e.to_string(),
+        })?;
+        let rel = format!("openapi/{}.json", v.module);
+        write(&rel, &json)?;
+        let version = &v.version;
+        let include = format!("/{rel}");
+        documents.push(quote!((#version, include_str!(concat!(env!("OUT_DIR"), #include)))));
+    }
+    let mut sources = Vec::new();
+    for (rel, text) in source_tree(&generated)? {
+        let out_rel = format!("tree/{rel}");
+        write(&out_rel, &text)?;
+        let include = format!("/{out_rel}");
+        sources.push(quote!((#rel, include_str!(concat!(env!("OUT_DIR"), #include)))));
+    }
+    let tokens = quote! {
+        #(#modules)*
+        /// Every compiled api-version, sorted by version.
+        pub static API_VERSIONS: &[&::aoai_gateway::catalog::ApiVersion] = &[#(#apis),*];
+        /// Each api-version's spec as served (JSON, without `servers`).
+        pub static DOCUMENTS: &[(&str, &str)] = &[#(#documents),*];
+        /// The generated sources, as `aoai-gateway codegen --out DIR` writes them.
+        pub static SOURCES: &[(&str, &str)] = &[#(#sources),*];
+    };
+    let text = emit::format_file(
+        tokens,
+        "@generated by aoai-codegen from spec/. Do not edit: change the specs and rebuild.",
+        "aoai_generated",
+    )?;
+    write("aoai_generated.rs", &text)?;
+    Ok(BuildReport {
+        warnings: generated.warnings,
+        inputs: generated.inputs,
+    })
+}
+
+/// One spec file through all three stages, as the text of its version module (`models` and
+/// `routes`); what the snapshot tests compare.
+pub fn generate_file(
+    path: &Path,
+    file: &str,
+    source: &str,
+) -> Result<(String, ir::Api, Vec<Warning>), Error> {
+    let (doc, mut warnings) = load::load(path, file, source)?;
+    let (api, convert_warnings) = convert::convert(&doc)?;
+    warnings.extend(convert_warnings);
+    let v = emit::version(&api);
+    let text = emit::format_file(v.tokens, &emit::header(source), &v.module)?;
+    Ok((text, api, warnings))
+}

@@ -1,0 +1,814 @@
+//! Stage 1: read a spec file, check it, and hand back both its raw JSON tree and its `openapiv3`
+//! form.
+//!
+//! The raw tree is kept because it is what `$ref`s point into, what error pointers are checked
+//! against and what the gateway serves as the spec. It is built by our own deserializer so that
+//! a key written twice (the 2024-09-01-preview spec has one) is noticed instead of refused, and so
+//! that YAML merge keys (`<<`) are applied. JSON files are read with serde_json for its error
+//! messages, YAML with serde_yaml; anchors, aliases, CRLF and a byte-order mark are all fine.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+
+use openapiv3::{OpenAPI, ReferenceOr};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Location, Warning};
+use crate::names::pointer_token;
+
+/// A spec file that parsed and passed the checks.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The file as named in messages, e.g. `spec/2024-10-21/inference.json`.
+    pub file: String,
+    /// The file relative to the spec folder, `/`-separated.
+    pub source: String,
+    pub version: String,
+    pub api: OpenAPI,
+    /// The document as JSON, with `servers` removed.
+    pub raw: Value,
+}
+
+impl Document {
+    /// The raw value a local JSON pointer (`#/a/b`) names.
+    pub fn resolve(&self, pointer: &str) -> Option<&Value> {
+        resolve_pointer(&self.raw, pointer)
+    }
+}
+
+pub fn resolve_pointer<'v>(root: &'v Value, pointer: &str) -> Option<&'v Value> {
+    let path = pointer.strip_prefix('#')?;
+    if path.is_empty() {
+        return Some(root);
+    }
+    root.pointer(path)
+}
+
+/// Reads and checks one spec file. `file` is the name used in messages; `source` the name
+/// relative to the spec folder.
+pub fn load(path: &Path, file: &str, source: &str) -> Result<(Document, Vec<Warning>), Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
+    parse(&bytes, file, source)
+}
+
+/// Like [`load`], from bytes already read.
+pub fn parse(bytes: &[u8], file: &str, source: &str) -> Result<(Document, Vec<Warning>), Error> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        Error::spec(
+            file,
+            "",
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut warnings = Vec::new();
+
+    let (mut raw, duplicates) = parse_tree(text, file)?;
+    for dup in duplicates {
+        let message = if dup.same {
+            format!(
+                "key `{}` appears twice with the same content; using it once",
+                dup.key
+            )
+        } else {
+            format!(
+                "key `{}` appears twice with different content; the last one wins",
+                dup.key
+            )
+        };
+        // Identical repeats are harmless (the published preview spec has one), so only a
+        // conflicting repeat is worth a build warning.
+        if !dup.same {
+            warnings.push(warning(file, &dup.pointer, message, false));
+        }
+    }
+
+    let head = read_head(text, &raw, file)?;
+    // YAML reads `version: 1.10` as the number 1.1; keep the text as written.
+    if let Some(obj) = raw.as_object_mut() {
+        obj.insert("openapi".into(), Value::String(head.openapi.clone()));
+        if let Some(info) = obj.get_mut("info").and_then(Value::as_object_mut) {
+            info.insert("version".into(), Value::String(head.version.clone()));
+        }
+        // The gateway serves every route relative to its own base path.
+        obj.remove("servers");
+    }
+
+    check_refs(&raw, file)?;
+
+    let api: OpenAPI = match serde_path_to_error::deserialize(&raw) {
+        Ok(api) => api,
+        Err(err) => {
+            let (pointer, message) = narrow(&raw).unwrap_or_else(|| {
+                (
+                    path_to_pointer(&err.path().to_string()),
+                    err.inner().to_string(),
+                )
+            });
+            return Err(Error::spec(
+                file,
+                pointer,
+                format!("not a valid OpenAPI 3.0 document: {message}"),
+            ));
+        }
+    };
+
+    check_operation_ids(&raw, file)?;
+
+    Ok((
+        Document {
+            file: file.to_string(),
+            source: source.to_string(),
+            version: head.version,
+            api,
+            raw,
+        },
+        warnings,
+    ))
+}
+
+fn warning(file: &str, pointer: &str, message: String, untyped_fallback: bool) -> Warning {
+    Warning {
+        location: Location {
+            file: file.into(),
+            pointer: pointer.to_string(),
+            line: None,
+        },
+        message,
+        untyped_fallback,
+    }
+}
+
+struct Head {
+    openapi: String,
+    version: String,
+}
+
+/// The OpenAPI version and `info.version`, as the text spells them.
+fn read_head(text: &str, raw: &Value, file: &str) -> Result<Head, Error> {
+    #[derive(serde::Deserialize)]
+    struct HeadText {
+        openapi: Option<String>,
+        swagger: Option<String>,
+        info: Option<InfoText>,
+    }
+    #[derive(serde::Deserialize)]
+    struct InfoText {
+        version: Option<String>,
+    }
+    if !raw.is_object() {
+        return Err(Error::spec(
+            file,
+            "#",
+            "the document is not a mapping of OpenAPI fields",
+        ));
+    }
+    // serde_yaml reads any plain scalar as a string when asked for one, and JSON is YAML here.
+    let head: HeadText = serde_yaml::from_str(text).map_err(|e| {
+        Error::spec(
+            file,
+            "#",
+            format!("cannot read `openapi` and `info.version`: {e}"),
+        )
+    })?;
+    if let Some(swagger) = head.swagger {
+        return Err(Error::spec(
+            file,
+            "#/swagger",
+            format!("Swagger {swagger} documents are not supported; convert it to OpenAPI 3.0"),
+        ));
+    }
+    let openapi = head
+        .openapi
+        .ok_or_else(|| Error::spec(file, "#", "missing the `openapi` field (expected 3.0.x)"))?;
+    if !openapi.starts_with("3.0") {
+        return Err(Error::spec(
+            file,
+            "#/openapi",
+            format!("OpenAPI {openapi} is not supported; the generator reads OpenAPI 3.0.x"),
+        ));
+    }
+    let version = head
+        .info
+        .and_then(|i| i.version)
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| {
+            Error::spec(
+                file,
+                "#/info",
+                "missing `info.version`, which names the api-version",
+            )
+        })?;
+    Ok(Head {
+        openapi,
+        version: version.trim().to_string(),
+    })
+}
+
+// ----- the raw tree -----
+
+struct Duplicate {
+    pointer: String,
+    key: String,
+    same: bool,
+}
+
+fn parse_tree(text: &str, file: &str) -> Result<(Value, Vec<Duplicate>), Error> {
+    let mut state = TreeState {
+        path: Vec::new(),
+        duplicates: Vec::new(),
+    };
+    let looks_like_json = text.trim_start().starts_with('{');
+    let value = if looks_like_json {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = TreeSeed { state: &mut state }
+            .deserialize(&mut de)
+            .and_then(|v| {
+                de.end()?;
+                Ok(v)
+            });
+        value.map_err(|e| Error::Spec {
+            location: Location {
+                file: file.into(),
+                pointer: String::new(),
+                line: Some((e.line(), e.column())),
+            },
+            message: format!("invalid JSON: {}", strip_position(&e.to_string())),
+        })?
+    } else {
+        let de = serde_yaml::Deserializer::from_str(text);
+        TreeSeed { state: &mut state }
+            .deserialize(de)
+            .map_err(|e| Error::Spec {
+                location: Location {
+                    file: file.into(),
+                    pointer: String::new(),
+                    line: e.location().map(|l| (l.line(), l.column())),
+                },
+                message: format!("invalid YAML: {}", strip_position(&e.to_string())),
+            })?
+    };
+    Ok((value, state.duplicates))
+}
+
+/// Parser messages end with " at line N column M", which the location already says.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+struct TreeState {
+    path: Vec<String>,
+    duplicates: Vec<Duplicate>,
+}
+
+impl TreeState {
+    fn pointer(&self) -> String {
+        let mut p = String::from("#");
+        for token in &self.path {
+            p.push('/');
+            p.push_str(&pointer_token(token));
+        }
+        p
+    }
+}
+
+/// Builds a `serde_json::Value`, noting keys that appear twice in one mapping.
+struct TreeSeed<'a> {
+    state: &'a mut TreeState,
+}
+
+impl<'de> DeserializeSeed<'de> for TreeSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TreeSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML or JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            self.state.path.push(items.len().to_string());
+            let next = seq.next_element_seed(TreeSeed {
+                state: &mut *self.state,
+            });
+            self.state.path.pop();
+            match next? {
+                Some(v) => items.push(v),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        let mut merges = Vec::new();
+        while let Some(key) = access.next_key_seed(KeySeed)? {
+            self.state.path.push(key.clone());
+            let value = access.next_value_seed(TreeSeed {
+                state: &mut *self.state,
+            });
+            let pointer = self.state.pointer();
+            self.state.path.pop();
+            let value = value?;
+            if key == "<<" {
+                merges.push(value);
+                continue;
+            }
+            if let Some(previous) = map.insert(key.clone(), value) {
+                let same = map.get(&key) == Some(&previous);
+                self.state.duplicates.push(Duplicate { pointer, key, same });
+            }
+        }
+        // YAML merge keys: entries written in the mapping itself win over merged ones.
+        for merge in merges {
+            let sources = match merge {
+                Value::Array(items) => items,
+                other => vec![other],
+            };
+            for source in sources {
+                if let Value::Object(entries) = source {
+                    for (k, v) in entries {
+                        map.entry(k).or_insert(v);
+                    }
+                }
+            }
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+/// Mapping keys: YAML allows `200:` unquoted, which arrives as a number.
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, number or boolean mapping key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_string<E>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
+        Err(E::custom("a mapping key is null"))
+    }
+}
+
+// ----- checks -----
+
+/// Every `$ref` must be local (`#/…`) and name something that exists. Extensions (`x-…`) and
+/// example values are data, not OpenAPI, so a `$ref` inside them is not followed: the preview
+/// spec's `x-ms-examples` point at files that are not published with it.
+fn check_refs(raw: &Value, file: &str) -> Result<(), Error> {
+    fn is_data(path: &[&str], key: &str) -> bool {
+        let parent = path.last().copied().unwrap_or("");
+        let grandparent = path.len().checked_sub(2).map(|i| path[i]).unwrap_or("");
+        // Under `properties`, keys are property names, whatever they look like.
+        parent != "properties"
+            && (key.starts_with("x-")
+                || key == "example"
+                || (key == "value" && grandparent == "examples"))
+    }
+    fn walk<'v>(
+        root: &Value,
+        value: &'v Value,
+        path: &mut Vec<&'v str>,
+        pointer: &mut String,
+        file: &str,
+    ) -> Result<(), Error> {
+        match value {
+            Value::Object(map) => {
+                if let Some(target) = map.get("$ref") {
+                    let Some(target) = target.as_str() else {
+                        return Err(Error::spec(file, pointer.clone(), "`$ref` is not a string"));
+                    };
+                    if !target.starts_with('#') {
+                        return Err(Error::spec(
+                            file,
+                            pointer.clone(),
+                            format!(
+                                "$ref \"{target}\" points outside this file; only local references (#/...) are supported"
+                            ),
+                        ));
+                    }
+                    if resolve_pointer(root, target).is_none() {
+                        return Err(Error::spec(
+                            file,
+                            pointer.clone(),
+                            format!(
+                                "$ref \"{target}\" does not resolve: nothing in this file has that JSON pointer"
+                            ),
+                        ));
+                    }
+                }
+                for (key, child) in map {
+                    if is_data(path, key) {
+                        continue;
+                    }
+                    let len = pointer.len();
+                    pointer.push('/');
+                    pointer.push_str(&pointer_token(key));
+                    path.push(key);
+                    walk(root, child, path, pointer, file)?;
+                    path.pop();
+                    pointer.truncate(len);
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    let len = pointer.len();
+                    pointer.push('/');
+                    pointer.push_str(&i.to_string());
+                    path.push("[]");
+                    walk(root, child, path, pointer, file)?;
+                    path.pop();
+                    pointer.truncate(len);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+    walk(raw, raw, &mut Vec::new(), &mut String::from("#"), file)
+}
+
+fn check_operation_ids(raw: &Value, file: &str) -> Result<(), Error> {
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let mut ids = HashSet::new();
+    let Some(paths) = raw.get("paths").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    for (path, item) in paths {
+        let Some(item) = item.as_object() else {
+            continue;
+        };
+        for (method, op) in item {
+            let Some(id) = op.get("operationId").and_then(Value::as_str) else {
+                continue;
+            };
+            let pointer = format!("#/paths/{}/{method}/operationId", pointer_token(path));
+            if !ids.insert(id.to_string()) {
+                let first = seen.iter().find(|(i, _)| i == id).map(|(_, p)| p.clone());
+                return Err(Error::spec(
+                    file,
+                    pointer,
+                    format!(
+                        "duplicate operationId `{id}` (first used at {})",
+                        first.unwrap_or_default()
+                    ),
+                ));
+            }
+            seen.push((id.to_string(), pointer));
+        }
+    }
+    Ok(())
+}
+
+/// `paths./a.get` (serde_path_to_error's form) → `#/paths/~1a/get`, best effort.
+fn path_to_pointer(path: &str) -> String {
+    if path == "." || path.is_empty() {
+        return "#".into();
+    }
+    let mut pointer = String::from("#");
+    for segment in path.split('.') {
+        pointer.push('/');
+        pointer.push_str(&pointer_token(segment));
+    }
+    pointer
+}
+
+/// `openapiv3` reads many parts through untagged enums, whose errors only say that "data did not
+/// match any variant" somewhere below `paths`. This finds the innermost part that fails on its
+/// own, so the message can name it.
+fn narrow(raw: &Value) -> Option<(String, String)> {
+    use openapiv3::{Example, Parameter, PathItem, RequestBody, Response, Schema};
+
+    fn try_as<T: serde::de::DeserializeOwned>(v: &Value) -> Result<(), String> {
+        serde_path_to_error::deserialize::<_, T>(v)
+            .map(|_| ())
+            .map_err(|e| {
+                let path = e.path().to_string();
+                if path == "." {
+                    e.inner().to_string()
+                } else {
+                    format!("{path}: {}", e.inner())
+                }
+            })
+    }
+
+    fn schema(v: &Value, pointer: String) -> Option<(String, String)> {
+        let err = try_as::<ReferenceOr<Schema>>(v).err()?;
+        // A failing child explains better than its parent.
+        let obj = v.as_object()?;
+        for key in ["properties"] {
+            if let Some(props) = obj.get(key).and_then(Value::as_object) {
+                for (name, child) in props {
+                    let p = format!("{pointer}/{key}/{}", pointer_token(name));
+                    if let Some(found) = schema(child, p) {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+        for key in ["items", "additionalProperties", "not"] {
+            if let Some(child) = obj.get(key).filter(|c| c.is_object())
+                && let Some(found) = schema(child, format!("{pointer}/{key}"))
+            {
+                return Some(found);
+            }
+        }
+        for key in ["oneOf", "anyOf", "allOf"] {
+            if let Some(items) = obj.get(key).and_then(Value::as_array) {
+                for (i, child) in items.iter().enumerate() {
+                    if let Some(found) = schema(child, format!("{pointer}/{key}/{i}")) {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+        Some((pointer, err))
+    }
+
+    fn media(content: &Value, pointer: &str) -> Option<(String, String)> {
+        for (mt, m) in content.as_object()? {
+            let p = format!("{pointer}/content/{}", pointer_token(mt));
+            if let Some(s) = m.get("schema")
+                && let Some(found) = schema(s, format!("{p}/schema"))
+            {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    fn operation(op: &Value, pointer: String) -> Option<(String, String)> {
+        if let Some(params) = op.get("parameters").and_then(Value::as_array) {
+            for (i, param) in params.iter().enumerate() {
+                let p = format!("{pointer}/parameters/{i}");
+                if let Err(e) = try_as::<ReferenceOr<Parameter>>(param) {
+                    if let Some(found) = param
+                        .get("schema")
+                        .and_then(|s| schema(s, format!("{p}/schema")))
+                    {
+                        return Some(found);
+                    }
+                    return Some((p, e));
+                }
+            }
+        }
+        if let Some(body) = op.get("requestBody") {
+            let p = format!("{pointer}/requestBody");
+            if let Err(e) = try_as::<ReferenceOr<RequestBody>>(body) {
+                return body
+                    .get("content")
+                    .and_then(|c| media(c, &p))
+                    .or(Some((p, e)));
+            }
+        }
+        if let Some(responses) = op.get("responses").and_then(Value::as_object) {
+            for (status, response) in responses {
+                let p = format!("{pointer}/responses/{}", pointer_token(status));
+                if let Err(e) = try_as::<ReferenceOr<Response>>(response) {
+                    return response
+                        .get("content")
+                        .and_then(|c| media(c, &p))
+                        .or(Some((p, e)));
+                }
+            }
+        }
+        try_as::<openapiv3::Operation>(op)
+            .err()
+            .map(|e| (pointer, e))
+    }
+
+    if let Some(paths) = raw.get("paths").and_then(Value::as_object) {
+        for (path, item) in paths {
+            let p = format!("#/paths/{}", pointer_token(path));
+            if try_as::<ReferenceOr<PathItem>>(item).is_ok() {
+                continue;
+            }
+            if let Some(item_obj) = item.as_object() {
+                for (method, op) in item_obj {
+                    if crate::ir::Method::from_openapi(method).is_some()
+                        && let Some(found) = operation(op, format!("{p}/{method}"))
+                    {
+                        return Some(found);
+                    }
+                }
+            }
+            if let Err(e) = try_as::<ReferenceOr<PathItem>>(item) {
+                return Some((p, e));
+            }
+        }
+    }
+    if let Some(components) = raw.get("components").and_then(Value::as_object) {
+        if let Some(schemas) = components.get("schemas").and_then(Value::as_object) {
+            for (name, s) in schemas {
+                if let Some(found) =
+                    schema(s, format!("#/components/schemas/{}", pointer_token(name)))
+                {
+                    return Some(found);
+                }
+            }
+        }
+        type Check = fn(&Value) -> Result<(), String>;
+        let sections: [(&str, Check); 4] = [
+            ("parameters", try_as::<ReferenceOr<Parameter>>),
+            ("requestBodies", try_as::<ReferenceOr<RequestBody>>),
+            ("responses", try_as::<ReferenceOr<Response>>),
+            ("examples", try_as::<ReferenceOr<Example>>),
+        ];
+        for (section, check) in sections {
+            if let Some(items) = components.get(section).and_then(Value::as_object) {
+                for (name, item) in items {
+                    if let Err(e) = check(item) {
+                        return Some((
+                            format!("#/components/{section}/{}", pointer_token(name)),
+                            e,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<(Document, Vec<Warning>), Error> {
+        parse(text.as_bytes(), "spec/t.yaml", "t.yaml")
+    }
+
+    const MINIMAL: &str = "openapi: 3.0.0\ninfo:\n  title: t\n  version: 2024-01-01\nservers:\n  - url: https://x/openai\npaths: {}\n";
+
+    #[test]
+    fn strips_servers_and_reads_version() {
+        let (doc, warnings) = parse_str(MINIMAL).unwrap();
+        assert_eq!(doc.version, "2024-01-01");
+        assert!(doc.raw.get("servers").is_none());
+        assert!(doc.api.servers.is_empty());
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn crlf_bom_and_numeric_version_text() {
+        let text = format!(
+            "\u{feff}{}",
+            MINIMAL.replace("2024-01-01", "1.10").replace('\n', "\r\n")
+        );
+        let (doc, _) = parse_str(&text).unwrap();
+        assert_eq!(doc.version, "1.10");
+    }
+
+    #[test]
+    fn bad_yaml_names_line() {
+        let err = parse_str("openapi: 3.0.0\ninfo:\n  title: t\n  version: 1\npaths:\n  /a: [\n")
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("spec/t.yaml:7:1: invalid YAML"), "{text}");
+    }
+
+    #[test]
+    fn bad_json_names_line() {
+        let err = parse(
+            "{\n  \"openapi\": \"3.0.0\",\n  \"info\": {\n}".as_bytes(),
+            "spec/t.json",
+            "t.json",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "spec/t.json:4:1: invalid JSON: EOF while parsing an object"
+        );
+    }
+
+    #[test]
+    fn dangling_ref_names_pointer() {
+        let text = format!(
+            "{MINIMAL}components:\n  schemas:\n    a:\n      type: object\n      properties:\n        b:\n          $ref: '#/components/schemas/missing'\n"
+        )
+        .replace("paths: {}\n", "");
+        let text = format!("{text}paths: {{}}\n");
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "spec/t.yaml at #/components/schemas/a/properties/b: $ref \"#/components/schemas/missing\" does not resolve: nothing in this file has that JSON pointer"
+        );
+    }
+
+    #[test]
+    fn structural_error_is_narrowed_to_the_operation_part() {
+        let text = MINIMAL.replace(
+            "paths: {}",
+            "paths:\n  /a:\n    get:\n      responses:\n        '200':\n          description: ok\n          content: [1, 2]\n",
+        );
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("spec/t.yaml at #/paths/~1a/get/responses/200: not a valid OpenAPI"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_operation_id() {
+        let text = MINIMAL.replace(
+            "paths: {}",
+            "paths:\n  /a:\n    get:\n      operationId: x\n      responses: {}\n  /b:\n    get:\n      operationId: x\n      responses: {}\n",
+        );
+        let err = parse_str(&text).unwrap_err().to_string();
+        assert!(err.contains("#/paths/~1b/get/operationId: duplicate operationId `x` (first used at #/paths/~1a/get/operationId)"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_keys_and_merge_keys() {
+        let text = format!(
+            "{MINIMAL}components:\n  schemas:\n    base: &base\n      type: object\n      description: from base\n    a:\n      <<: *base\n      description: own\n    a:\n      <<: *base\n      description: changed\n"
+        );
+        let (doc, warnings) = parse_str(&text).unwrap();
+        let a = doc.resolve("#/components/schemas/a").unwrap();
+        assert_eq!(a["type"], "object");
+        assert_eq!(a["description"], "changed");
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].to_string().contains("#/components/schemas/a"),
+            "{}",
+            warnings[0]
+        );
+    }
+
+    #[test]
+    fn rejects_swagger_and_openapi_31() {
+        let err =
+            parse_str("swagger: '2.0'\ninfo: {title: t, version: '1'}\npaths: {}\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Swagger 2.0 documents are not supported")
+        );
+        let err = parse_str(&MINIMAL.replace("3.0.0", "3.1.0")).unwrap_err();
+        assert!(err.to_string().contains("OpenAPI 3.1.0 is not supported"));
+    }
+}
