@@ -1,0 +1,164 @@
+//! The compiled-in catalogue of api-versions and their routes.
+//!
+//! `build.rs` generates one [`ApiVersion`] per spec in `spec/`, made of the static data types
+//! below; the router, the validator, `aoai-gateway routes` and the tests read them and nothing
+//! else, so serving a new api-version needs no hand-written code.
+
+use serde::Serialize;
+
+use crate::support::ValidationError;
+
+/// Checks a request body against its model.
+pub type Validator = fn(&[u8]) -> Result<(), ValidationError>;
+/// Reads a JSON value into its model and writes it back.
+pub type Roundtrip = fn(&serde_json::Value) -> Result<serde_json::Value, ValidationError>;
+
+#[derive(Debug, Serialize)]
+pub struct ApiVersion {
+    pub version: &'static str,
+    pub title: &'static str,
+    /// The spec file, relative to `spec/`.
+    pub source: &'static str,
+    pub routes: &'static [&'static Route],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Put,
+    Post,
+    Delete,
+    Options,
+    Head,
+    Patch,
+    Trace,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Put => "PUT",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Head => "HEAD",
+            Method::Patch => "PATCH",
+            Method::Trace => "TRACE",
+        }
+    }
+
+    pub fn parse(method: &str) -> Option<Method> {
+        Some(match method {
+            "GET" => Method::Get,
+            "PUT" => Method::Put,
+            "POST" => Method::Post,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            "HEAD" => Method::Head,
+            "PATCH" => Method::Patch,
+            "TRACE" => Method::Trace,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Route {
+    pub operation_id: &'static str,
+    pub method: Method,
+    /// Relative to the gateway's base path, e.g. `/deployments/{deployment-id}/chat/completions`.
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub tags: &'static [&'static str],
+    pub deprecated: bool,
+    pub parameters: &'static [Parameter],
+    pub request: Option<RequestSpec>,
+    pub responses: &'static [ResponseSpec],
+    /// The boolean request field that turns the response into server-sent events.
+    pub stream_flag: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamLocation {
+    Path,
+    Query,
+    Header,
+    Cookie,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Parameter {
+    pub name: &'static str,
+    pub location: ParamLocation,
+    pub required: bool,
+    pub ty: ParamType,
+}
+
+/// What a path, query or header parameter must look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "values", rename_all = "lowercase")]
+pub enum ParamType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+    /// One of these strings.
+    Enum(&'static [&'static str]),
+    /// Not checked (arrays and objects in parameters).
+    Any,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestSpec {
+    pub required: bool,
+    pub content: &'static [Media],
+}
+
+#[derive(Debug, Serialize)]
+pub struct ResponseSpec {
+    /// `200`, `4XX` or `default`.
+    pub status: &'static str,
+    pub description: &'static str,
+    pub content: &'static [Media],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContentKind {
+    Json,
+    Multipart,
+    FormUrlEncoded,
+    Text,
+    Binary,
+    EventStream,
+    Other,
+}
+
+/// A body of one media type.
+#[derive(Debug, Serialize)]
+pub struct Media {
+    pub media_type: &'static str,
+    pub kind: ContentKind,
+    /// The generated model's name.
+    pub model: Option<&'static str>,
+    /// When this body is used rather than the others, e.g. "when the request sets `stream: true`".
+    pub condition: Option<&'static str>,
+    /// Checks a JSON encoding of the body (requests only).
+    #[serde(skip)]
+    pub validate: Option<Validator>,
+    #[serde(skip)]
+    pub roundtrip: Option<Roundtrip>,
+    /// The parts of a form body.
+    pub form_fields: &'static [FormField],
+}
+
+#[derive(Debug, Serialize)]
+pub struct FormField {
+    pub name: &'static str,
+    pub required: bool,
+    /// A file part.
+    pub binary: bool,
+}
