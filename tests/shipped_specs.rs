@@ -1,0 +1,194 @@
+//! The api-versions compiled into the gateway, checked against the spec files they came from:
+//! the route table holds exactly the spec's operations, every example body in the spec reads into
+//! its generated model and writes back unchanged, and nothing fell back to an untyped value.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use aoai_gateway::generated::API_VERSIONS;
+use serde_json::Value;
+
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+fn spec_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/spec"))
+}
+
+/// Each spec file read on its own, without the generator: (api-version, document).
+fn specs_as_published() -> Vec<(String, Value)> {
+    let (files, _) = aoai_codegen::spec_files(spec_dir()).expect("spec folder readable");
+    files
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).expect("spec readable");
+            let doc: Value = serde_yaml::from_str(&text).expect("spec is YAML or JSON");
+            let version = doc["info"]["version"]
+                .as_str()
+                .expect("info.version")
+                .to_string();
+            (version, doc)
+        })
+        .collect()
+}
+
+#[test]
+fn both_published_specs_are_compiled_in() {
+    let versions: Vec<&str> = API_VERSIONS.iter().map(|v| v.version).collect();
+    assert_eq!(versions, ["2024-09-01-preview", "2024-10-21"]);
+}
+
+#[test]
+fn route_table_has_exactly_the_specs_operations() {
+    let specs = specs_as_published();
+    assert_eq!(specs.len(), API_VERSIONS.len());
+    for (version, doc) in specs {
+        let mut expected = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in METHODS {
+                if let Some(op) = item.get(method) {
+                    let id = op["operationId"].as_str().expect("operationId").to_string();
+                    expected.insert((id, method.to_ascii_uppercase(), path.clone()));
+                }
+            }
+        }
+        let api = API_VERSIONS
+            .iter()
+            .find(|v| v.version == version)
+            .expect("version compiled in");
+        let actual: BTreeSet<_> = api
+            .routes
+            .iter()
+            .map(|r| {
+                (
+                    r.operation_id.to_string(),
+                    r.method.as_str().to_string(),
+                    r.path.to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            api.routes.len(),
+            expected.len(),
+            "{version}: operation count"
+        );
+        assert_eq!(actual, expected, "{version}: operations");
+    }
+}
+
+#[test]
+fn published_operation_counts() {
+    let count = |v: &str| {
+        API_VERSIONS
+            .iter()
+            .find(|a| a.version == v)
+            .map(|a| a.routes.len())
+    };
+    assert_eq!(count("2024-10-21"), Some(6));
+    assert_eq!(count("2024-09-01-preview"), Some(42));
+}
+
+/// JSON equality where `1` and `1.0` are the same number, as they are in JSON.
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_json(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+#[test]
+fn every_example_body_round_trips_through_its_model() {
+    let generated = aoai_codegen::generate(spec_dir(), "spec").unwrap_or_else(|e| panic!("{e}"));
+    let mut checked = 0;
+    for api in &generated.apis {
+        let compiled = API_VERSIONS
+            .iter()
+            .find(|v| v.version == api.version)
+            .expect("compiled");
+        for op in &api.operations {
+            let route = compiled
+                .routes
+                .iter()
+                .find(|r| r.operation_id == op.operation_id)
+                .expect("route");
+            let request = op
+                .request
+                .iter()
+                .map(|b| (&b.content, route.request.as_ref().map(|r| r.content)));
+            let responses = op.responses.iter().map(|r| {
+                let spec = route
+                    .responses
+                    .iter()
+                    .find(|s| s.status == r.status)
+                    .map(|s| s.content);
+                (&r.content, spec)
+            });
+            for (contents, compiled_media) in request.chain(responses) {
+                for content in contents.iter().filter(|c| !c.examples.is_empty()) {
+                    let media = compiled_media
+                        .and_then(|m| m.iter().find(|m| m.media_type == content.media_type))
+                        .expect("media compiled");
+                    let roundtrip = media.roundtrip.unwrap_or_else(|| {
+                        panic!("{}: no model to check examples with", content.pointer)
+                    });
+                    for example in &content.examples {
+                        let back = roundtrip(&example.value)
+                            .unwrap_or_else(|e| panic!("{}: {e}", example.pointer));
+                        assert!(
+                            same_json(&back, &example.value),
+                            "{}: changed in the round trip:\n{back}",
+                            example.pointer
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Each published spec has a request and a response example (completions).
+    assert_eq!(checked, 4);
+}
+
+#[test]
+fn shipped_specs_need_no_untyped_fallback() {
+    let generated = aoai_codegen::generate(spec_dir(), "spec").unwrap_or_else(|e| panic!("{e}"));
+    let fallbacks: Vec<String> = generated
+        .warnings
+        .iter()
+        .filter(|w| w.untyped_fallback)
+        .map(|w| w.to_string())
+        .collect();
+    assert!(fallbacks.is_empty(), "untyped fallbacks: {fallbacks:#?}");
+    assert!(
+        generated.warnings.is_empty(),
+        "warnings: {:#?}",
+        generated.warnings
+    );
+    for api in &generated.apis {
+        assert!(
+            api.types
+                .iter()
+                .all(|t| !matches!(t.kind, aoai_codegen::ir::TypeKind::Untyped { .. }))
+        );
+    }
+}
+
+#[test]
+fn intermediate_model_serializes() {
+    let generated = aoai_codegen::generate(spec_dir(), "spec").unwrap_or_else(|e| panic!("{e}"));
+    for api in &generated.apis {
+        let json = serde_json::to_string(api).expect("the IR is plain data");
+        let back: aoai_codegen::ir::Api = serde_json::from_str(&json).expect("and reads back");
+        assert_eq!(back.operations, api.operations);
+        assert_eq!(back.types, api.types);
+    }
+}
