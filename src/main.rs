@@ -1,5 +1,226 @@
-fn main() {
-    for v in aoai_gateway::generated::API_VERSIONS {
-        println!("{} {}", v.version, v.routes.len());
+//! The `aoai-gateway` command.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aoai_gateway::catalog::ApiVersion;
+use aoai_gateway::generated::{API_VERSIONS, SOURCES};
+use aoai_gateway::server::{self, Gateway};
+use aoai_gateway::simulator::{self, Simulator, SimulatorConfig};
+use aoai_gateway::{config, demo};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "aoai-gateway",
+    version,
+    about = "A typed gateway for Azure OpenAI: one endpoint in front of many regional deployments"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the gateway with a config file.
+    Serve {
+        #[arg(long, env = "AOAI_GATEWAY_CONFIG", default_value = "gateway.toml")]
+        config: String,
+    },
+    /// Check a config file (and the environment it names) without serving.
+    CheckConfig {
+        #[arg(long, env = "AOAI_GATEWAY_CONFIG", default_value = "gateway.toml")]
+        config: String,
+    },
+    /// List the routes compiled in.
+    Routes {
+        /// Only this api-version.
+        #[arg(long)]
+        api_version: Option<String>,
+        /// Print the route table as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Show paths under this base path.
+        #[arg(long, default_value = "/openai")]
+        base_path: String,
+    },
+    /// Write the generated Rust sources into a folder, to read them.
+    Codegen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run the gateway in front of two simulated regional backends on loopback.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Run one simulated Azure OpenAI resource (benchmarks, manual tests).
+    Simulate {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: String,
+        #[arg(long, default_value = "East US")]
+        region: String,
+        /// Environment variable holding the key clients must send.
+        #[arg(long, default_value = "SIMULATOR_API_KEY")]
+        api_key_env: String,
+        /// Pause between server-sent events, in milliseconds.
+        #[arg(long, default_value_t = 20)]
+        chunk_delay_ms: u64,
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::CheckConfig { config } => check_config(&config).map(|_| ()),
+        Command::Routes {
+            api_version,
+            json,
+            base_path,
+        } => routes(api_version.as_deref(), json, &base_path),
+        Command::Codegen { out } => codegen(&out),
+        Command::Demo { listen } => actix_web::rt::System::new().block_on(demo::run(&listen)),
+        Command::Simulate {
+            listen,
+            region,
+            api_key_env,
+            chunk_delay_ms,
+            workers,
+        } => simulate(&listen, &region, &api_key_env, chunk_delay_ms, workers),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn versions() -> Vec<&'static str> {
+    API_VERSIONS.iter().map(|v| v.version).collect()
+}
+
+fn check_config(path: &str) -> Result<config::Settings, String> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let file = config::load(path, &env).map_err(|e| e.to_string())?;
+    let settings = file
+        .check(path, &env, &versions())
+        .map_err(|e| e.to_string())?;
+    println!(
+        "{path}: ok: {} backend(s), {} subscription(s), listening on {} under {}",
+        settings.backends.len(),
+        settings.subscriptions.len(),
+        settings.listen,
+        settings.base_path
+    );
+    Ok(settings)
+}
+
+fn serve(path: &str) -> Result<(), String> {
+    let settings = check_config(path)?;
+    let listener = TcpListener::bind(settings.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    for b in &settings.backends {
+        log::info!("backend {} ({}) at {}", b.name, b.region, b.base_url);
+    }
+    actix_web::rt::System::new().block_on(async move {
+        let (server, addr) = server::start(Arc::new(Gateway::new(settings)), listener, true)
+            .map_err(|e| e.to_string())?;
+        log::info!(
+            "serving on http://{addr}; api-versions {}",
+            versions().join(", ")
+        );
+        server.await.map_err(|e| e.to_string())
+    })
+}
+
+fn routes(only: Option<&str>, json: bool, base_path: &str) -> Result<(), String> {
+    let selected: Vec<&ApiVersion> = API_VERSIONS
+        .iter()
+        .copied()
+        .filter(|v| only.is_none_or(|o| o == v.version))
+        .collect();
+    if selected.is_empty() {
+        return Err(format!(
+            "api-version {} is not compiled in; known: {}",
+            only.unwrap_or(""),
+            versions().join(", ")
+        ));
+    }
+    if json {
+        let text = serde_json::to_string_pretty(&selected).map_err(|e| e.to_string())?;
+        println!("{text}");
+        return Ok(());
+    }
+    let base = base_path.trim_end_matches('/');
+    for api in selected {
+        println!(
+            "api-version {} ({} routes, from spec/{})",
+            api.version,
+            api.routes.len(),
+            api.source
+        );
+        let width = api.routes.iter().map(|r| r.path.len()).max().unwrap_or(0) + base.len();
+        for r in api.routes {
+            println!(
+                "  {:<6} {:<width$}  {:<36} {}",
+                r.method.as_str(),
+                format!("{base}{}", r.path),
+                r.operation_id,
+                r.summary.lines().next().unwrap_or("")
+            );
+        }
+        println!();
+    }
+    Ok(())
+}
+
+fn codegen(out: &std::path::Path) -> Result<(), String> {
+    for (rel, text) in SOURCES {
+        let path = out.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let lines: usize = SOURCES.iter().map(|(_, t)| t.lines().count()).sum();
+    println!(
+        "wrote {} files ({lines} lines) to {}",
+        SOURCES.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn simulate(
+    listen: &str,
+    region: &str,
+    api_key_env: &str,
+    chunk_delay_ms: u64,
+    workers: usize,
+) -> Result<(), String> {
+    let key = std::env::var(api_key_env).map_err(|_| {
+        format!("environment variable {api_key_env} (the key clients must send) is not set")
+    })?;
+    let listener =
+        TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let mut config = SimulatorConfig::new(region, &key);
+    config.chunk_delay = Duration::from_millis(chunk_delay_ms);
+    config.workers = workers;
+    actix_web::rt::System::new().block_on(async move {
+        let (server, addr) =
+            simulator::start(Simulator::new(config), listener).map_err(|e| e.to_string())?;
+        log::info!("simulated Azure OpenAI resource ({region}) on http://{addr}/openai");
+        server.await.map_err(|e| e.to_string())
+    })
 }

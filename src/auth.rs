@@ -1,0 +1,159 @@
+//! Subscription keys: where a client may send one, and checking it.
+//!
+//! Keys are compared as SHA-256 digests with a constant-time equality, against every
+//! subscription without stopping at the first hit, so neither a key's prefix nor its position in
+//! the list shows in the response time. Only digests are kept in memory after start-up, and a
+//! key is never logged: the log names the subscription.
+
+use actix_web::http::header::HeaderMap;
+use subtle::ConstantTimeEq;
+
+use crate::config::{AuthConfig, Subscription, sha256};
+use crate::error::GatewayError;
+use crate::query;
+
+pub const OCP_APIM_HEADER: &str = "ocp-apim-subscription-key";
+pub const API_KEY_HEADER: &str = "api-key";
+pub const QUERY_PARAM: &str = "subscription-key";
+
+pub struct Auth {
+    places: AuthConfig,
+    subscriptions: Vec<Subscription>,
+}
+
+impl Auth {
+    pub fn new(places: AuthConfig, subscriptions: Vec<Subscription>) -> Auth {
+        Auth {
+            places,
+            subscriptions,
+        }
+    }
+
+    /// The subscription the request's key belongs to.
+    pub fn authenticate(&self, headers: &HeaderMap, raw_query: &str) -> Result<&str, GatewayError> {
+        let key = self
+            .presented_key(headers, raw_query)
+            .ok_or(GatewayError::Unauthorized)?;
+        let digest = sha256(&key);
+        let mut found = None;
+        for s in &self.subscriptions {
+            if bool::from(s.key_sha256.ct_eq(&digest)) && found.is_none() {
+                found = Some(s.name.as_str());
+            }
+        }
+        found.ok_or(GatewayError::Unauthorized)
+    }
+
+    fn presented_key(&self, headers: &HeaderMap, raw_query: &str) -> Option<String> {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        };
+        if self.places.ocp_apim_subscription_key_header
+            && let Some(key) = header(OCP_APIM_HEADER)
+        {
+            return Some(key);
+        }
+        if self.places.api_key_header
+            && let Some(key) = header(API_KEY_HEADER)
+        {
+            return Some(key);
+        }
+        if self.places.subscription_key_query {
+            return query::get(raw_query, QUERY_PARAM)
+                .filter(|k| !k.is_empty())
+                .map(|k| k.into_owned());
+        }
+        None
+    }
+
+    /// Whether the docs may be read: with no key required, always.
+    pub fn allows_docs(
+        &self,
+        required: bool,
+        headers: &HeaderMap,
+        raw_query: &str,
+    ) -> Result<(), GatewayError> {
+        if required {
+            self.authenticate(headers, raw_query).map(|_| ())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    fn auth(places: AuthConfig) -> Auth {
+        Auth::new(
+            places,
+            vec![
+                Subscription {
+                    name: "a".into(),
+                    key_sha256: sha256("k1"),
+                },
+                Subscription {
+                    name: "b".into(),
+                    key_sha256: sha256("k2"),
+                },
+            ],
+        )
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn accepts_each_place_and_names_the_subscription() {
+        let a = auth(AuthConfig::default());
+        assert_eq!(
+            a.authenticate(&headers(&[("api-key", "k2")]), "").unwrap(),
+            "b"
+        );
+        assert_eq!(
+            a.authenticate(&headers(&[("ocp-apim-subscription-key", "k1")]), "")
+                .unwrap(),
+            "a"
+        );
+        assert_eq!(
+            a.authenticate(&headers(&[]), "api-version=1&subscription-key=k1")
+                .unwrap(),
+            "a"
+        );
+        assert!(
+            a.authenticate(&headers(&[("api-key", "nope")]), "")
+                .is_err()
+        );
+        assert!(a.authenticate(&headers(&[]), "").is_err());
+    }
+
+    #[test]
+    fn places_can_be_switched_off() {
+        let a = auth(AuthConfig {
+            subscription_key_query: false,
+            api_key_header: false,
+            ..AuthConfig::default()
+        });
+        assert!(
+            a.authenticate(&headers(&[]), "subscription-key=k1")
+                .is_err()
+        );
+        assert!(a.authenticate(&headers(&[("api-key", "k1")]), "").is_err());
+        assert!(
+            a.authenticate(&headers(&[("ocp-apim-subscription-key", "k1")]), "")
+                .is_ok()
+        );
+    }
+}

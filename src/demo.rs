@@ -1,0 +1,106 @@
+//! `aoai-gateway demo`: the gateway in front of two simulated regional backends on loopback,
+//! configured the way a real deployment would be, so that a newcomer can try it with curl or the
+//! openai SDK before any Azure endpoint exists.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{BackendConfig, FileConfig, SubscriptionConfig};
+use crate::server::{self, Gateway};
+use crate::simulator::{self, Simulator, SimulatorConfig};
+
+/// The demo's subscription key: printed, and only ever bound to loopback.
+pub const DEMO_KEY: &str = "demo-key";
+
+const REGIONS: [(&str, &str); 2] = [("eastus", "East US"), ("swedencentral", "Sweden Central")];
+
+pub async fn run(listen: &str) -> Result<(), String> {
+    let listener = TcpListener::bind(listen)
+        .map_err(|e| format!("cannot listen on {listen}: {e} (pick another with --listen)"))?;
+    let mut env = HashMap::new();
+    let mut backends = Vec::new();
+    let mut simulators = Vec::new();
+    for (i, (name, region)) in REGIONS.iter().enumerate() {
+        // A fresh key per run: the demo's backends are as closed as real ones.
+        let key = format!(
+            "sim-{name}-{:x}",
+            std::process::id() as u64 * 7919
+                + i as u64
+                + std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0)
+        );
+        let mut config = SimulatorConfig::new(region, &key);
+        config.chunk_delay = Duration::from_millis(60);
+        let sim_listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let (sim_server, addr) =
+            simulator::start(Simulator::new(config), sim_listener).map_err(|e| e.to_string())?;
+        actix_web::rt::spawn(sim_server);
+        simulators.push(addr);
+        let key_env = format!("DEMO_{}_KEY", name.to_ascii_uppercase());
+        env.insert(key_env.clone(), key);
+        backends.push(BackendConfig {
+            name: name.to_string(),
+            endpoint: format!("http://{addr}"),
+            region: region.to_string(),
+            api_key_env: key_env,
+            deployments: Vec::new(),
+            deployment_map: Default::default(),
+            api_versions: Vec::new(),
+            resources: true,
+        });
+    }
+    env.insert("DEMO_SUBSCRIPTION_KEY".into(), DEMO_KEY.into());
+    let mut config: FileConfig = toml::from_str("").map_err(|e| e.to_string())?;
+    config.listen = listen.to_string();
+    config.backends = backends;
+    config.subscriptions = vec![SubscriptionConfig {
+        name: "demo".into(),
+        key_env: Some("DEMO_SUBSCRIPTION_KEY".into()),
+        key_sha256: None,
+    }];
+    let versions: Vec<&str> = crate::generated::API_VERSIONS
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    let settings = config
+        .check("(demo)", &env, &versions)
+        .map_err(|e| e.to_string())?;
+    let base = settings.base_path.clone();
+    let docs = settings.docs.path.clone();
+    let (gateway, addr) = server::start(Arc::new(Gateway::new(settings)), listener, true)
+        .map_err(|e| e.to_string())?;
+    let latest_stable = versions
+        .iter()
+        .rev()
+        .find(|v| !v.contains("preview"))
+        .unwrap_or(&versions[0]);
+    println!(
+        r#"aoai-gateway demo: the gateway on http://{addr}{base}, in front of two simulated Azure OpenAI
+resources on loopback ({east} "East US", {west} "Sweden Central"). Subscription key: {DEMO_KEY}
+
+Try it; repeat the call and watch x-ms-region alternate:
+
+  curl -si "http://{addr}{base}/deployments/gpt-4o/chat/completions?api-version={latest_stable}" \
+    -H "api-key: {DEMO_KEY}" -H "content-type: application/json" \
+    -d '{{"messages": [{{"role": "user", "content": "Hello!"}}]}}' | grep -Ei "^(x-ms-region|x-aoai-gateway-backend)|content"
+
+Or with the openai SDK (pip install openai):
+
+  from openai import AzureOpenAI
+  client = AzureOpenAI(azure_endpoint="http://{addr}", api_key="{DEMO_KEY}", api_version="{latest_stable}")
+  for chunk in client.chat.completions.create(model="gpt-4o", stream=True,
+          messages=[{{"role": "user", "content": "Hello!"}}]):
+      print(chunk.choices[0].delta.content or "" if chunk.choices else "", end="", flush=True)
+
+Route docs: http://{addr}{docs}    Compiled api-versions: {versions}
+Ctrl-C stops the demo."#,
+        east = simulators[0],
+        west = simulators[1],
+        versions = versions.join(", "),
+    );
+    gateway.await.map_err(|e| e.to_string())
+}

@@ -1,0 +1,180 @@
+//! Every way a request can fail, mapped to a status and an Azure-shaped body in one place.
+//!
+//! The client gets `{"error": {"code": "...", "message": "..."}}` (plus `param` when one field
+//! is at fault), the shape Azure OpenAI and its SDKs use. The message is written for the client:
+//! it never carries a backend's address, its key or the client's key. What the operator needs
+//! (which backend, what the socket said) goes to the log through [`GatewayError::internal`].
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::catalog::Method;
+use crate::support::ValidationError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no route matches the path")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allowed: Vec<Method> },
+    #[error("missing api-version")]
+    MissingApiVersion { supported: Vec<&'static str> },
+    #[error("unsupported api-version {given}")]
+    UnsupportedApiVersion {
+        given: String,
+        supported: Vec<&'static str>,
+    },
+    #[error("missing or invalid subscription key")]
+    Unauthorized,
+    #[error("invalid parameter {name}: {message}")]
+    InvalidParameter { name: String, message: String },
+    #[error("invalid body: {0}")]
+    InvalidBody(ValidationError),
+    #[error("invalid body: {0}")]
+    MalformedBody(String),
+    #[error("missing body")]
+    MissingBody,
+    #[error("unsupported media type {given}")]
+    UnsupportedMediaType {
+        given: String,
+        accepted: Vec<&'static str>,
+    },
+    #[error("body over {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("no backend serves this deployment")]
+    NoBackend {
+        deployment: Option<String>,
+        version: String,
+    },
+    #[error("cannot connect to backend {backend}: {detail}")]
+    UpstreamConnect { backend: String, detail: String },
+    #[error("backend {backend} did not answer in time")]
+    UpstreamTimeout { backend: String },
+    #[error("backend {backend} failed: {detail}")]
+    UpstreamFailed { backend: String, detail: String },
+    #[error("reading the request failed: {0}")]
+    ClientRead(String),
+}
+
+impl GatewayError {
+    /// A stable code clients can match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::NotFound => "NotFound",
+            GatewayError::MethodNotAllowed { .. } => "MethodNotAllowed",
+            GatewayError::MissingApiVersion { .. } => "MissingApiVersion",
+            GatewayError::UnsupportedApiVersion { .. } => "UnsupportedApiVersion",
+            GatewayError::Unauthorized => "Unauthorized",
+            GatewayError::InvalidParameter { .. }
+            | GatewayError::InvalidBody(_)
+            | GatewayError::MalformedBody(_)
+            | GatewayError::MissingBody
+            | GatewayError::ClientRead(_) => "InvalidRequest",
+            GatewayError::UnsupportedMediaType { .. } => "UnsupportedMediaType",
+            GatewayError::PayloadTooLarge { .. } => "PayloadTooLarge",
+            GatewayError::NoBackend { .. } => "DeploymentNotFound",
+            GatewayError::UpstreamConnect { .. } | GatewayError::UpstreamFailed { .. } => {
+                "BadGateway"
+            }
+            GatewayError::UpstreamTimeout { .. } => "GatewayTimeout",
+        }
+    }
+
+    /// What the client is told.
+    pub fn message(&self) -> String {
+        match self {
+            GatewayError::NotFound => "Resource not found: no operation of this gateway has this path.".into(),
+            GatewayError::MethodNotAllowed { allowed } => {
+                let allowed: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+                format!("This path does not accept this method; it accepts {}.", allowed.join(", "))
+            }
+            GatewayError::MissingApiVersion { supported } => {
+                format!("Missing the api-version query parameter. Supported api-versions: {}.", supported.join(", "))
+            }
+            GatewayError::UnsupportedApiVersion { given, supported } => {
+                format!("api-version '{}' is not supported. Supported api-versions: {}.", printable(given), supported.join(", "))
+            }
+            GatewayError::Unauthorized => "Access denied due to a missing or invalid subscription key. Send it in the api-key or Ocp-Apim-Subscription-Key header.".into(),
+            GatewayError::InvalidParameter { name, message } => format!("Invalid parameter '{name}': {message}"),
+            GatewayError::InvalidBody(e) => format!("The request body does not match the API: {e}"),
+            GatewayError::MalformedBody(m) => format!("The request body is malformed: {m}"),
+            GatewayError::MissingBody => "This operation needs a request body.".into(),
+            GatewayError::UnsupportedMediaType { given, accepted } => {
+                format!("Content-Type '{}' is not accepted here; use {}.", printable(given), accepted.join(" or "))
+            }
+            GatewayError::PayloadTooLarge { limit } => format!("The request body is larger than the gateway's limit of {limit} bytes."),
+            GatewayError::NoBackend { deployment: Some(d), version } => {
+                format!("No backend serves deployment '{}' with api-version {version}.", printable(d))
+            }
+            GatewayError::NoBackend { deployment: None, version } => format!("No backend serves this operation with api-version {version}."),
+            GatewayError::UpstreamConnect { .. } | GatewayError::UpstreamFailed { .. } => "The backend could not be reached. Try again later.".into(),
+            GatewayError::UpstreamTimeout { .. } => "The backend did not answer in time. Try again later.".into(),
+            GatewayError::ClientRead(_) => "The request body could not be read.".into(),
+        }
+    }
+
+    /// The field at fault, as Azure's `error.param`.
+    pub fn param(&self) -> Option<String> {
+        match self {
+            GatewayError::InvalidParameter { name, .. } => Some(name.clone()),
+            GatewayError::InvalidBody(e) => e.path().map(str::to_string),
+            _ => None,
+        }
+    }
+
+    /// What the operator is told in the log.
+    pub fn internal(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Echoes client input into a message only in a short, printable form.
+fn printable(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).take(80).collect()
+}
+
+impl ResponseError for GatewayError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            GatewayError::NotFound | GatewayError::NoBackend { .. } => StatusCode::NOT_FOUND,
+            GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::MissingApiVersion { .. }
+            | GatewayError::UnsupportedApiVersion { .. }
+            | GatewayError::InvalidParameter { .. }
+            | GatewayError::InvalidBody(_)
+            | GatewayError::MalformedBody(_)
+            | GatewayError::MissingBody
+            | GatewayError::ClientRead(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
+            GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::UpstreamConnect { .. } | GatewayError::UpstreamFailed { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut error = json!({ "code": self.code(), "message": self.message() });
+        if let Some(param) = self.param() {
+            error["param"] = param.into();
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if let GatewayError::MethodNotAllowed { allowed } = self {
+            let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
+            if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+                response.insert_header((header::ALLOW, value));
+            }
+        }
+        if matches!(self, GatewayError::Unauthorized) {
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("api-key"),
+            ));
+        }
+        response.json(json!({ "error": error }))
+    }
+}

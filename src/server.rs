@@ -1,0 +1,280 @@
+//! The HTTP service: one handler serves every generated route.
+//!
+//! A request goes through these phases, each of which can end it with its own error:
+//! 1. the path must be under the base path (404);
+//! 2. `api-version` picks the version's route table (400 listing the supported versions);
+//! 3. the route table matches path and method (404, 405);
+//! 4. the subscription key is checked (401);
+//! 5. parameters and the body (read up to the size limit, 413) are checked against the
+//!    version's models (400, 415), before any backend quota is spent;
+//! 6. the balancer picks a backend for the deployment (404 when none serves it);
+//! 7. the request goes to that backend and its answer streams back (502, 504).
+//!
+//! Each request is logged once, without its query string (which may hold a subscription key).
+
+use std::borrow::Cow;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+
+use crate::auth::{Auth, QUERY_PARAM};
+use crate::balancer::Balancer;
+use crate::config::{DocsConfig, Settings};
+use crate::error::GatewayError;
+use crate::router::Router;
+use crate::upstream::{self, Outgoing};
+use crate::{query, validate};
+
+/// Everything the handler needs, shared by all workers.
+pub struct Gateway {
+    pub router: Router,
+    pub auth: Auth,
+    pub balancer: Balancer,
+    pub base_path: String,
+    pub max_body_bytes: usize,
+    pub docs: DocsConfig,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub workers: Option<usize>,
+}
+
+impl Gateway {
+    pub fn new(settings: Settings) -> Gateway {
+        Gateway {
+            router: Router::new(crate::generated::API_VERSIONS),
+            auth: Auth::new(settings.auth, settings.subscriptions),
+            balancer: Balancer::new(settings.backends),
+            base_path: settings.base_path,
+            max_body_bytes: settings.max_body_bytes,
+            docs: settings.docs,
+            connect_timeout: settings.connect_timeout,
+            response_timeout: settings.response_timeout,
+            workers: settings.workers,
+        }
+    }
+}
+
+/// Starts serving on an already bound listener. With `signals`, Ctrl-C and SIGTERM stop the
+/// server gracefully; without, the caller stops it (tests, the demo).
+pub fn start(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    signals: bool,
+) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
+    let addr = listener.local_addr()?;
+    let workers = gateway.workers;
+    let shared = web::Data::from(gateway);
+    let mut server = HttpServer::new(move || {
+        let client = upstream::client(shared.connect_timeout, shared.response_timeout);
+        App::new()
+            .app_data(shared.clone())
+            .app_data(web::Data::new(client))
+            .default_service(web::to(handle))
+    })
+    .tcp_nodelay(true);
+    if let Some(n) = workers {
+        server = server.workers(n);
+    }
+    let mut server = server.listen(listener)?;
+    if !signals {
+        server = server.disable_signals();
+    }
+    Ok((server.run(), addr))
+}
+
+/// What the access log says about a request besides method, path and status.
+#[derive(Default)]
+struct Trace {
+    subscription: Option<String>,
+    backend: Option<String>,
+    operation: Option<&'static str>,
+}
+
+async fn handle(
+    req: HttpRequest,
+    payload: web::Payload,
+    gw: web::Data<Gateway>,
+    client: web::Data<awc::Client>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let mut trace = Trace::default();
+    let response = match route(&req, payload, &gw, &client, &mut trace).await {
+        Ok(response) => response,
+        Err(error) => {
+            if error.status_code().is_server_error() {
+                log::warn!("{} {}: {}", req.method(), req.path(), error.internal());
+            }
+            error.error_response()
+        }
+    };
+    log::info!(
+        "{} {} {} {:.1}ms op={} subscription={} backend={}",
+        req.method(),
+        req.path(),
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0,
+        trace.operation.unwrap_or("-"),
+        trace.subscription.as_deref().unwrap_or("-"),
+        trace.backend.as_deref().unwrap_or("-"),
+    );
+    response
+}
+
+async fn route(
+    req: &HttpRequest,
+    payload: web::Payload,
+    gw: &Gateway,
+    client: &awc::Client,
+    trace: &mut Trace,
+) -> Result<HttpResponse, GatewayError> {
+    let path = req.path();
+    if path == "/healthz" {
+        return Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })));
+    }
+    let rest = path
+        .strip_prefix(gw.base_path.as_str())
+        .filter(|r| r.starts_with('/'))
+        .ok_or(GatewayError::NotFound)?;
+    let raw_query = req.query_string();
+    let version = query::get(raw_query, "api-version").filter(|v| !v.is_empty());
+    let version = version.ok_or_else(|| GatewayError::MissingApiVersion {
+        supported: gw.router.supported().to_vec(),
+    })?;
+    let table = gw
+        .router
+        .version(&version)
+        .ok_or_else(|| GatewayError::UnsupportedApiVersion {
+            given: version.to_string(),
+            supported: gw.router.supported().to_vec(),
+        })?;
+    let matched = table.find(req.method().as_str(), rest)?;
+    let route = matched.route;
+    trace.operation = Some(route.operation_id);
+
+    trace.subscription = Some(gw.auth.authenticate(req.headers(), raw_query)?.to_string());
+
+    validate::parameters(route, &matched, raw_query, req.headers())?;
+    let body = read_body(req, payload, gw.max_body_bytes).await?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    validate::body(route, content_type, &body)?;
+
+    let deployment = matched
+        .deployment_segment
+        .and_then(|i| rest[1..].split('/').nth(i))
+        .map(decode_segment);
+    let backend = gw
+        .balancer
+        .pick(table.api.version, deployment.as_deref())
+        .ok_or_else(|| GatewayError::NoBackend {
+            deployment: deployment.as_deref().map(str::to_string),
+            version: table.api.version.to_string(),
+        })?;
+    trace.backend = Some(backend.name.clone());
+
+    let upstream_path = match (matched.deployment_segment, deployment.as_deref()) {
+        (Some(i), Some(client_name)) if backend.deployment_name(client_name) != client_name => {
+            Cow::Owned(replace_segment(
+                rest,
+                i,
+                &encode_segment(backend.deployment_name(client_name)),
+            ))
+        }
+        _ => Cow::Borrowed(rest),
+    };
+    let forwarded_query = query::without(raw_query, QUERY_PARAM);
+    upstream::forward(
+        client,
+        backend,
+        Outgoing {
+            method: req.method(),
+            headers: req.headers(),
+            path: &upstream_path,
+            query: &forwarded_query,
+            body: body.freeze(),
+        },
+    )
+    .await
+}
+
+/// Reads the whole body, refusing more than `limit` bytes before reading them where the client
+/// announced its length.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<BytesMut, GatewayError> {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(GatewayError::PayloadTooLarge { limit });
+    }
+    let mut body = BytesMut::with_capacity(announced.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| GatewayError::ClientRead(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(GatewayError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Percent-decodes a path segment (no `+` for space, unlike a query).
+fn decode_segment(segment: &str) -> Cow<'_, str> {
+    if segment.contains('%') {
+        query::decode(&segment.replace('+', "%2B"))
+            .into_owned()
+            .into()
+    } else {
+        Cow::Borrowed(segment)
+    }
+}
+
+fn encode_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `rest` is `/a/b/c`; segment 1 is `b`.
+fn replace_segment(rest: &str, index: usize, with: &str) -> String {
+    let mut out = String::with_capacity(rest.len() + with.len());
+    for (i, segment) in rest[1..].split('/').enumerate() {
+        out.push('/');
+        out.push_str(if i == index { with } else { segment });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments() {
+        assert_eq!(
+            replace_segment("/deployments/gpt/chat/completions", 1, "gpt-4o"),
+            "/deployments/gpt-4o/chat/completions"
+        );
+        assert_eq!(decode_segment("my%20model"), "my model");
+        assert_eq!(decode_segment("a+b"), "a+b");
+        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
+    }
+}

@@ -1,0 +1,165 @@
+//! Forwards a checked request to a backend with awc and streams the answer back untouched.
+//!
+//! One awc client per worker (awc clients are not `Send`), HTTP/1.1 with TCP_NODELAY on both
+//! sides so that small SSE chunks are not held back, no redirects, no decompression (the body
+//! goes back exactly as the backend encoded it), and explicit timeouts: connecting (TLS
+//! included) and waiting for the response headers. A streamed body is not timed out.
+//!
+//! Going up, the client's credentials and every hop-by-hop header are dropped and the backend's
+//! own `api-key` is set. Coming back, hop-by-hop headers are dropped, everything else (Azure's
+//! `x-ms-region`, `apim-request-id`, `x-ratelimit-*`, `retry-after`, …) passes, and
+//! `x-aoai-gateway-backend` names the backend that answered.
+
+use std::time::Duration;
+
+use actix_service::ServiceExt;
+use actix_web::HttpResponse;
+use actix_web::body::{BodyStream, SizedStream};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, Version};
+use awc::error::SendRequestError;
+use bytes::Bytes;
+
+use crate::auth::{API_KEY_HEADER, OCP_APIM_HEADER};
+use crate::config::Backend;
+use crate::error::GatewayError;
+
+pub const BACKEND_HEADER: &str = "x-aoai-gateway-backend";
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Client credentials: the gateway's own, never the backend's business.
+const CLIENT_CREDENTIALS: [&str; 3] = [API_KEY_HEADER, OCP_APIM_HEADER, "authorization"];
+
+/// A client for one worker.
+pub fn client(connect_timeout: Duration, response_timeout: Duration) -> awc::Client {
+    // rustls needs a process-wide crypto provider before the first TLS connector exists; a
+    // second install (another worker) is refused harmlessly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tcp = actix_tls::connect::Connector::new(actix_tls::connect::Resolver::default())
+        .service()
+        .map(
+            |connection: actix_tls::connect::Connection<awc::http::Uri, tokio::net::TcpStream>| {
+                // Best effort: a socket that refuses it still works, only slower.
+                let _ = connection.io_ref().set_nodelay(true);
+                connection
+            },
+        );
+    let connector = awc::Connector::new()
+        .connector(tcp)
+        .timeout(connect_timeout)
+        .handshake_timeout(connect_timeout)
+        .max_http_version(Version::HTTP_11)
+        .limit(1024);
+    awc::Client::builder()
+        .connector(connector)
+        .timeout(response_timeout)
+        .disable_redirects()
+        .no_default_headers()
+        .finish()
+}
+
+/// Header names the `Connection` header lists as hop-by-hop for this message.
+fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::CONNECTION)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+fn is_hop_by_hop(name: &HeaderName, tokens: &[String]) -> bool {
+    let name = name.as_str();
+    HOP_BY_HOP.contains(&name) || tokens.iter().any(|t| t == name)
+}
+
+/// What goes to the backend.
+pub struct Outgoing<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    /// Path below the backend's base URL, with the backend's deployment name in it.
+    pub path: &'a str,
+    /// Query string without the client's subscription key; empty for none.
+    pub query: &'a str,
+    pub body: Bytes,
+}
+
+pub async fn forward(
+    client: &awc::Client,
+    backend: &Backend,
+    out: Outgoing<'_>,
+) -> Result<HttpResponse, GatewayError> {
+    let mut url =
+        String::with_capacity(backend.base_url.len() + out.path.len() + out.query.len() + 1);
+    url.push_str(&backend.base_url);
+    url.push_str(out.path);
+    if !out.query.is_empty() {
+        url.push('?');
+        url.push_str(out.query);
+    }
+    let mut request = client.request(out.method.clone(), url.as_str());
+    let tokens = connection_tokens(out.headers);
+    for (name, value) in out.headers {
+        if is_hop_by_hop(name, &tokens)
+            || CLIENT_CREDENTIALS.contains(&name.as_str())
+            || name == header::HOST
+            || name == header::CONTENT_LENGTH
+        {
+            continue;
+        }
+        request = request.append_header((name.clone(), value.clone()));
+    }
+    request = request.insert_header((
+        HeaderName::from_static(API_KEY_HEADER),
+        backend.api_key.clone(),
+    ));
+
+    let response = request.send_body(out.body).await.map_err(|e| match e {
+        SendRequestError::Connect(e) => GatewayError::UpstreamConnect {
+            backend: backend.name.clone(),
+            detail: e.to_string(),
+        },
+        SendRequestError::Timeout => GatewayError::UpstreamTimeout {
+            backend: backend.name.clone(),
+        },
+        other => GatewayError::UpstreamFailed {
+            backend: backend.name.clone(),
+            detail: other.to_string(),
+        },
+    })?;
+
+    let mut reply = HttpResponse::build(response.status());
+    let tokens = connection_tokens(response.headers());
+    let mut length = None;
+    for (name, value) in response.headers() {
+        if name == header::CONTENT_LENGTH {
+            length = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+            continue;
+        }
+        if is_hop_by_hop(name, &tokens) || name.as_str() == API_KEY_HEADER {
+            continue;
+        }
+        reply.append_header((name.clone(), value.clone()));
+    }
+    if let Ok(name) = HeaderValue::from_str(&backend.name) {
+        reply.insert_header((HeaderName::from_static(BACKEND_HEADER), name));
+    }
+    // Chunks go to the client as they arrive; a known length is kept so the client sees it.
+    Ok(match length {
+        Some(length) => reply.body(SizedStream::new(length, response)),
+        None => reply.body(BodyStream::new(response)),
+    })
+}
