@@ -444,7 +444,7 @@ fn text_completion(
                 "system_fingerprint": "fp_sim",
                 "prompt_filter_results": prompt_filter,
                 "choices": [{ "index": 0, "finish_reason": "stop", "logprobs": null,
-                              "message": { "role": "assistant", "content": answer },
+                              "message": { "role": "assistant", "content": answer, "refusal": null },
                               "content_filter_results": content_filter() }],
                 "usage": usage,
             })
@@ -752,7 +752,7 @@ fn new_object(
             })
         }
         "runs" => json!({
-            "status": "completed", "required_action": null, "last_error": null, "expires_at": null,
+            "status": "completed", "required_action": null, "last_error": null, "expires_at": created_at + 600,
             "started_at": created_at, "cancelled_at": null, "failed_at": null, "completed_at": created_at,
             "incomplete_details": null, "model": MODEL, "instructions": "", "tools": [], "metadata": {},
             "usage": { "prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20 },
@@ -761,18 +761,21 @@ fn new_object(
             "parallel_tool_calls": true, "response_format": "auto",
         }),
         "vector_stores" => json!({
-            "name": null, "usage_bytes": 0, "status": "completed", "last_active_at": created_at, "metadata": {},
+            "name": "", "usage_bytes": 0, "bytes": 0, "status": "completed", "last_active_at": created_at, "metadata": {},
             "file_counts": { "in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0, "total": 0 },
         }),
         _ => json!({}),
     };
     if let (Value::Object(fields), Value::Object(given)) = (&mut value, request) {
         for (k, v) in given {
-            // Request-only fields are not part of the stored object.
-            if !matches!(
+            // Request-only fields are not part of the stored object; a message's text was
+            // already turned into content parts.
+            let request_only = matches!(
                 k.as_str(),
                 "stream" | "additional_messages" | "additional_instructions"
-            ) {
+            );
+            let reshaped = collection == "messages" && k == "content";
+            if !request_only && !reshaped {
                 fields.insert(k.clone(), v.clone());
             }
         }
