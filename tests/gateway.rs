@@ -459,7 +459,16 @@ fn bad_requests_fail_before_any_backend_is_called() {
             ..Setup::default()
         })
         .await;
-        let cases: Vec<(&str, &str, Option<&str>, String, u16, &str)> = vec![
+        /// method, path, subscription key, body, expected status, expected error code
+        type Case = (
+            &'static str,
+            &'static str,
+            Option<&'static str>,
+            String,
+            u16,
+            &'static str,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "POST",
                 "/openai/deployments/gpt-4o/chat/completions",
