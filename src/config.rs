@@ -746,3 +746,34 @@ key_env = "TEAM_A_KEY"
         assert!(backend_base_url("x.openai.azure.com").is_err());
     }
 }
+
+#[cfg(test)]
+mod example {
+    use super::*;
+
+    /// The documented example must stay valid.
+    #[test]
+    fn the_example_config_checks() {
+        let text = include_str!("../gateway.example.toml");
+        let env: HashMap<String, String> = [
+            ("AOAI_EASTUS_KEY", "a"),
+            ("AOAI_SWEDEN_KEY", "b"),
+            ("TEAM_SEARCH_KEY", "c"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let config = parse(text, "gateway.example.toml", &env).unwrap();
+        let versions: Vec<&str> = crate::generated::API_VERSIONS
+            .iter()
+            .map(|v| v.version)
+            .collect();
+        let settings = config
+            .check("gateway.example.toml", &env, &versions)
+            .unwrap();
+        assert_eq!(settings.backends.len(), 2);
+        assert_eq!(settings.subscriptions[1].key_sha256, sha256("test"));
+        assert!(!settings.backends[1].serves_deployment("other"));
+        assert!(settings.backends[1].serves_deployment("embeddings"));
+    }
+}

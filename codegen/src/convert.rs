@@ -1074,6 +1074,8 @@ impl<'d> Converter<'d> {
         let doc = self.doc;
         let mut out = Vec::new();
         let mut op_names = Namespace::default();
+        // (method, template with parameter names erased) → pointer of the first such operation.
+        let mut shapes: HashMap<(ir::Method, String), String> = HashMap::new();
         for (path, item) in doc.api.paths.paths.iter() {
             let path_pointer = format!("#/paths/{}", pointer_token(path));
             let ReferenceOr::Item(item) = item else {
@@ -1088,6 +1090,16 @@ impl<'d> Converter<'d> {
                     continue;
                 };
                 let pointer = format!("{path_pointer}/{method_name}");
+                if let Some(first) = shapes.insert((method, path_shape(path)), pointer.clone()) {
+                    return Err(Error::spec(
+                        self.file,
+                        pointer,
+                        format!(
+                            "{} {path} matches the same requests as the operation at {first}; a gateway could not tell them apart",
+                            method.as_str()
+                        ),
+                    ));
+                }
                 let operation_id = op
                     .operation_id
                     .clone()
@@ -1490,6 +1502,20 @@ fn strongly_connected(edges: &BTreeMap<String, Vec<String>>) -> HashMap<String, 
 }
 
 // ----- small helpers -----
+
+/// `/threads/{thread_id}/runs` → `/threads/{}/runs`.
+fn path_shape(path: &str) -> String {
+    path.split('/')
+        .map(|s| {
+            if s.starts_with('{') && s.ends_with('}') {
+                "{}"
+            } else {
+                s
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
 
 fn integer(int32: bool) -> TypeRef {
     TypeRef::Integer(if int32 { 32 } else { 64 })

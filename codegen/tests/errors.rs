@@ -95,6 +95,18 @@ fn duplicate_api_version_names_both_files() {
 }
 
 #[test]
+fn routes_that_match_the_same_requests_are_refused() {
+    let spec = format!(
+        "{HEAD}paths:\n  /things/{{a}}:\n    get:\n      operationId: One\n      responses: {{}}\n  /things/{{b}}:\n    get:\n      operationId: Two\n      responses: {{}}\n"
+    );
+    let err = error_of("ambiguous", &[("a.yaml", &spec)]);
+    assert!(
+        err.contains("a.yaml at #/paths/~1things~1{b}/get: GET /things/{b} matches the same requests as the operation at #/paths/~1things~1{a}/get"),
+        "{err}"
+    );
+}
+
+#[test]
 fn wrong_structure_names_the_part() {
     let spec = format!(
         "{HEAD}paths:\n  /a:\n    get:\n      parameters:\n        - name: x\n          in: nowhere\n      responses: {{}}\n"

@@ -1,0 +1,194 @@
+//! The test harness: simulated Azure OpenAI resources that record what they receive, and the
+//! gateway in front of them, all on 127.0.0.1 with ports the OS picks.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::rt::System;
+use aoai_gateway::config::{BackendConfig, FileConfig, SubscriptionConfig};
+use aoai_gateway::server::{self, Gateway};
+use aoai_gateway::simulator::{self, Simulator, SimulatorConfig};
+use bytes::Bytes;
+
+pub const CLIENT_KEY: &str = "client-secret-key";
+pub const CHAT: &str = "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21";
+
+pub struct Backend {
+    pub name: &'static str,
+    pub region: &'static str,
+    pub key: String,
+    pub deployment_map: BTreeMap<String, String>,
+    /// Point the gateway at a port nobody listens on.
+    pub dead: bool,
+}
+
+impl Backend {
+    pub fn new(name: &'static str, region: &'static str) -> Backend {
+        Backend {
+            name,
+            region,
+            key: format!("backend-key-{name}-0123456789"),
+            deployment_map: BTreeMap::new(),
+            dead: false,
+        }
+    }
+}
+
+pub struct Setup {
+    pub backends: Vec<Backend>,
+    pub max_body_bytes: usize,
+    pub response_ms: u64,
+    pub chunk_delay: Duration,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            backends: vec![
+                Backend::new("eastus", "East US"),
+                Backend::new("westeurope", "West Europe"),
+            ],
+            max_body_bytes: 1 << 20,
+            response_ms: 10_000,
+            chunk_delay: Duration::from_millis(0),
+        }
+    }
+}
+
+pub struct Running {
+    pub base: String,
+    pub sims: Vec<Arc<Simulator>>,
+    pub keys: Vec<String>,
+    pub client: awc::Client,
+}
+
+impl Running {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn all_recorded(&self) -> Vec<aoai_gateway::simulator::Recorded> {
+        self.sims.iter().flat_map(|s| s.recorded()).collect()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &str) -> (u16, HashMap<String, String>, Bytes) {
+        let response = self
+            .client
+            .post(self.url(path))
+            .insert_header(("api-key", CLIENT_KEY))
+            .insert_header(("content-type", "application/json"))
+            .send_body(body.to_string())
+            .await;
+        collect(response.expect("gateway answers")).await
+    }
+}
+
+pub async fn collect(
+    mut response: awc::ClientResponse<
+        impl futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+    >,
+) -> (u16, HashMap<String, String>, Bytes) {
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = response.body().limit(64 << 20).await.expect("body");
+    (response.status().as_u16(), headers, body)
+}
+
+pub async fn start(setup: Setup) -> Running {
+    let mut env = HashMap::new();
+    env.insert("CLIENT_KEY".to_string(), CLIENT_KEY.to_string());
+    let mut sims = Vec::new();
+    let mut keys = Vec::new();
+    let mut backends = Vec::new();
+    for b in setup.backends {
+        let endpoint = if b.dead {
+            // Bound and dropped: nothing listens there any more.
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("free port");
+            format!("http://127.0.0.1:{port}")
+        } else {
+            let mut config = SimulatorConfig::new(b.region, &b.key);
+            config.record = true;
+            config.chunk_delay = setup.chunk_delay;
+            config.slow_delay = Duration::from_secs(5);
+            let sim = Simulator::new(config);
+            let (server, addr) =
+                simulator::start(sim.clone(), TcpListener::bind("127.0.0.1:0").expect("bind"))
+                    .expect("simulator starts");
+            actix_web::rt::spawn(server);
+            sims.push(sim);
+            format!("http://{addr}")
+        };
+        let key_env = format!("{}_KEY", b.name.to_ascii_uppercase());
+        env.insert(key_env.clone(), b.key.clone());
+        keys.push(b.key);
+        backends.push(BackendConfig {
+            name: b.name.into(),
+            endpoint,
+            region: b.region.into(),
+            api_key_env: key_env,
+            deployments: Vec::new(),
+            deployment_map: b.deployment_map,
+            api_versions: Vec::new(),
+            resources: true,
+        });
+    }
+    let mut config: FileConfig = toml::from_str("").expect("defaults");
+    config.workers = Some(1);
+    config.limits.max_body_bytes = setup.max_body_bytes;
+    config.timeouts.response_ms = setup.response_ms;
+    config.backends = backends;
+    config.subscriptions = vec![SubscriptionConfig {
+        name: "team-a".into(),
+        key_env: Some("CLIENT_KEY".into()),
+        key_sha256: None,
+    }];
+    let versions: Vec<&str> = aoai_gateway::generated::API_VERSIONS
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    let settings = config.check("test", &env, &versions).expect("valid config");
+    let (server, addr) = server::start(
+        Arc::new(Gateway::new(settings)),
+        TcpListener::bind("127.0.0.1:0").expect("bind"),
+        false,
+    )
+    .expect("gateway starts");
+    actix_web::rt::spawn(server);
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    Running {
+        base: format!("http://{addr}"),
+        sims,
+        keys,
+        client,
+    }
+}
+
+pub fn run<F: std::future::Future<Output = ()>>(test: F) {
+    System::new().block_on(test);
+}
+
+pub fn error_code(body: &Bytes) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("JSON error body, got {}", String::from_utf8_lossy(body)));
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("Azure error shape, got {v}"))
+        .to_string()
+}
