@@ -14,6 +14,7 @@ pub mod balancer;
 pub mod catalog;
 pub mod config;
 pub mod demo;
+pub mod docs;
 pub mod error;
 pub mod multipart;
 pub mod query;

@@ -10,6 +10,8 @@
 //! 6. the balancer picks a backend for the deployment (404 when none serves it);
 //! 7. the request goes to that backend and its answer streams back (502, 504).
 //!
+//! `/healthz`, the route docs and the served specs are answered before all this.
+//!
 //! Each request is logged once, without its query string (which may hold a subscription key).
 
 use std::borrow::Cow;
@@ -24,7 +26,8 @@ use futures_util::StreamExt;
 
 use crate::auth::{Auth, QUERY_PARAM};
 use crate::balancer::Balancer;
-use crate::config::{DocsConfig, Settings};
+use crate::config::Settings;
+use crate::docs::Docs;
 use crate::error::GatewayError;
 use crate::router::Router;
 use crate::upstream::{self, Outgoing};
@@ -37,7 +40,8 @@ pub struct Gateway {
     pub balancer: Balancer,
     pub base_path: String,
     pub max_body_bytes: usize,
-    pub docs: DocsConfig,
+    /// `None` when the docs are switched off.
+    pub docs: Option<Docs>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub workers: Option<usize>,
@@ -46,12 +50,12 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(settings: Settings) -> Gateway {
         Gateway {
+            docs: Docs::new(&settings.docs, &settings.base_path),
             router: Router::new(crate::generated::API_VERSIONS),
             auth: Auth::new(settings.auth, settings.subscriptions),
             balancer: Balancer::new(settings.backends),
             base_path: settings.base_path,
             max_body_bytes: settings.max_body_bytes,
-            docs: settings.docs,
             connect_timeout: settings.connect_timeout,
             response_timeout: settings.response_timeout,
             workers: settings.workers,
@@ -135,6 +139,11 @@ async fn route(
     let path = req.path();
     if path == "/healthz" {
         return Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })));
+    }
+    if let Some(docs) = &gw.docs
+        && let Some(reply) = docs.serve(req, &gw.auth)?
+    {
+        return Ok(reply);
     }
     let rest = path
         .strip_prefix(gw.base_path.as_str())

@@ -6,6 +6,8 @@
 //! script.
 
 pub mod convert;
+pub mod diff;
+pub mod docs;
 pub mod emit;
 pub mod error;
 pub mod ir;
@@ -183,7 +185,8 @@ pub struct BuildReport {
 /// - `aoai_generated.rs`: one module per api-version, the table of versions, and tables that
 ///   embed each version's served spec and the browsable source tree;
 /// - `openapi/<module>.json`: each spec as served (no `servers`);
-/// - `tree/…`: the sources [`source_tree`] lists.
+/// - `tree/…`: the sources [`source_tree`] lists;
+/// - `docs/…`: the route docs ([`docs::pages`]).
 pub fn build(spec_dir: &Path, out_dir: &Path) -> Result<BuildReport, Error> {
     let generated = generate(spec_dir, &spec_dir.display().to_string())?;
     let write = |rel: &str, text: &str| -> Result<(), Error> {
@@ -227,8 +230,20 @@ pub fn build(spec_dir: &Path, out_dir: &Path) -> Result<BuildReport, Error> {
         let include = format!("/{out_rel}");
         sources.push(quote!((#rel, include_str!(concat!(env!("OUT_DIR"), #include)))));
     }
+    let mut pages = Vec::new();
+    for (name, html) in docs::pages(&generated.apis) {
+        let out_rel = format!("docs/{name}");
+        write(&out_rel, &html)?;
+        let include = format!("/{out_rel}");
+        pages.push(quote!((#name, include_str!(concat!(env!("OUT_DIR"), #include)))));
+    }
+    let base_placeholder = docs::BASE_PATH;
     let tokens = quote! {
         #(#modules)*
+        /// The route docs: (file name, HTML). The base path is written as [`DOCS_BASE_PATH`].
+        pub static DOCS: &[(&str, &str)] = &[#(#pages),*];
+        /// Stands for the configured base path in [`DOCS`].
+        pub const DOCS_BASE_PATH: &str = #base_placeholder;
         /// Every compiled api-version, sorted by version.
         pub static API_VERSIONS: &[&::aoai_gateway::catalog::ApiVersion] = &[#(#apis),*];
         /// Each api-version's spec as served (JSON, without `servers`).

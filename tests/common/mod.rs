@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::rt::System;
-use aoai_gateway::config::{BackendConfig, FileConfig, SubscriptionConfig};
+use aoai_gateway::config::{BackendConfig, DocsConfig, FileConfig, SubscriptionConfig};
 use aoai_gateway::server::{self, Gateway};
 use aoai_gateway::simulator::{self, Simulator, SimulatorConfig};
 use bytes::Bytes;
@@ -43,6 +43,7 @@ pub struct Setup {
     pub max_body_bytes: usize,
     pub response_ms: u64,
     pub chunk_delay: Duration,
+    pub docs: DocsConfig,
 }
 
 impl Default for Setup {
@@ -55,6 +56,7 @@ impl Default for Setup {
             max_body_bytes: 1 << 20,
             response_ms: 10_000,
             chunk_delay: Duration::from_millis(0),
+            docs: DocsConfig::default(),
         }
     }
 }
@@ -152,6 +154,7 @@ pub async fn start(setup: Setup) -> Running {
     config.limits.max_body_bytes = setup.max_body_bytes;
     config.timeouts.response_ms = setup.response_ms;
     config.backends = backends;
+    config.docs = setup.docs;
     config.subscriptions = vec![SubscriptionConfig {
         name: "team-a".into(),
         key_env: Some("CLIENT_KEY".into()),

@@ -1,0 +1,108 @@
+//! Serves the route docs generated at build time and each api-version's spec.
+//!
+//! - `<docs path>/` and `<docs path>/<page>.html`: the pages, with the configured base path
+//!   filled in once at start-up; `<docs path>` itself redirects to `<docs path>/` so that the
+//!   pages' relative links work.
+//! - `/openapi/<api-version>.json`: the spec as compiled in, with `servers` pointing at this
+//!   gateway's base path, for Swagger UI, Postman or client generators.
+//!
+//! Neither needs a subscription key unless `docs.require_key` says so. Pages are sent with a
+//! content security policy that allows nothing from the network: they need nothing from it.
+
+use std::collections::HashMap;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse};
+
+use crate::auth::Auth;
+use crate::config::DocsConfig;
+use crate::error::GatewayError;
+use crate::generated::{DOCS, DOCS_BASE_PATH, DOCUMENTS};
+
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+pub struct Docs {
+    path: String,
+    require_key: bool,
+    pages: HashMap<&'static str, String>,
+    specs: HashMap<&'static str, String>,
+}
+
+impl Docs {
+    /// `None` when the docs are switched off.
+    pub fn new(config: &DocsConfig, base_path: &str) -> Option<Docs> {
+        if !config.enabled {
+            return None;
+        }
+        let pages = DOCS
+            .iter()
+            .map(|(name, html)| (*name, html.replace(DOCS_BASE_PATH, base_path)))
+            .collect();
+        let specs = DOCUMENTS
+            .iter()
+            .map(|(version, json)| {
+                let mut doc: serde_json::Value =
+                    serde_json::from_str(json).unwrap_or(serde_json::Value::Null);
+                if let Some(obj) = doc.as_object_mut() {
+                    obj.insert(
+                        "servers".into(),
+                        serde_json::json!([{ "url": base_path, "description": "this gateway" }]),
+                    );
+                }
+                (*version, doc.to_string())
+            })
+            .collect();
+        Some(Docs {
+            path: config.path.clone(),
+            require_key: config.require_key,
+            pages,
+            specs,
+        })
+    }
+
+    /// Answers the request if it is for the docs or a spec.
+    pub fn serve(
+        &self,
+        req: &HttpRequest,
+        auth: &Auth,
+    ) -> Result<Option<HttpResponse>, GatewayError> {
+        let path = req.path();
+        let page = if path == self.path {
+            auth.allows_docs(self.require_key, req.headers(), req.query_string())?;
+            let location = format!("{}/", self.path);
+            return Ok(Some(
+                HttpResponse::PermanentRedirect()
+                    .insert_header((header::LOCATION, location))
+                    .finish(),
+            ));
+        } else if let Some(rest) = path
+            .strip_prefix(self.path.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            if rest.is_empty() { "index.html" } else { rest }
+        } else if let Some(version) = path
+            .strip_prefix("/openapi/")
+            .and_then(|r| r.strip_suffix(".json"))
+        {
+            auth.allows_docs(self.require_key, req.headers(), req.query_string())?;
+            let spec = self.specs.get(version).ok_or(GatewayError::NotFound)?;
+            return Ok(Some(
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+                    .body(spec.clone()),
+            ));
+        } else {
+            return Ok(None);
+        };
+        auth.allows_docs(self.require_key, req.headers(), req.query_string())?;
+        let html = self.pages.get(page).ok_or(GatewayError::NotFound)?;
+        Ok(Some(
+            HttpResponse::Ok()
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+                .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                .body(html.clone()),
+        ))
+    }
+}
