@@ -60,6 +60,7 @@ mod tests {
             name: name.into(),
             region: String::new(),
             base_url: String::new(),
+            host: HeaderValue::from_static("h"),
             api_key: HeaderValue::from_static("k"),
             deployment_map: HashMap::new(),
             deployments: deployments

@@ -341,6 +341,8 @@ pub struct Backend {
     pub region: String,
     /// Scheme, host, port and base path, e.g. `https://contoso.openai.azure.com/openai`.
     pub base_url: String,
+    /// `Host` for requests to it, made once rather than per request.
+    pub host: HeaderValue,
     /// Marked sensitive, so it never shows in debug output.
     pub api_key: HeaderValue,
     pub deployment_map: HashMap<String, String>,
@@ -483,6 +485,12 @@ impl FileConfig {
             }
             let base_url =
                 backend_base_url(&b.endpoint).map_err(|reason| error(&at("endpoint"), reason))?;
+            let host = host_header(&base_url).ok_or_else(|| {
+                error(
+                    &at("endpoint"),
+                    format!("`{}` has no usable host", b.endpoint),
+                )
+            })?;
             let key = env
                 .get(&b.api_key_env)
                 .filter(|k| !k.is_empty())
@@ -511,6 +519,7 @@ impl FileConfig {
                 name: b.name.clone(),
                 region: b.region.clone(),
                 base_url,
+                host,
                 api_key,
                 deployment_map: b
                     .deployment_map
@@ -591,6 +600,17 @@ impl FileConfig {
             subscriptions,
         })
     }
+}
+
+/// The `Host` header for a base URL: the authority, without a default port.
+fn host_header(base_url: &str) -> Option<HeaderValue> {
+    let (scheme, rest) = base_url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let authority = match (scheme, authority.rsplit_once(':')) {
+        ("https", Some((host, "443"))) | ("http", Some((host, "80"))) => host,
+        _ => authority,
+    };
+    HeaderValue::from_str(authority).ok()
 }
 
 /// `https://host` → `https://host/openai`; an endpoint with a path keeps it.
@@ -731,6 +751,22 @@ key_env = "TEAM_A_KEY"
 
         let err = parse("listen = [", "gw.toml", &HashMap::new()).unwrap_err();
         assert_eq!(err.key, "line 1");
+    }
+
+    #[test]
+    fn host_headers() {
+        assert_eq!(
+            host_header("https://x.openai.azure.com/openai").unwrap(),
+            "x.openai.azure.com"
+        );
+        assert_eq!(
+            host_header("https://x.example:443/openai").unwrap(),
+            "x.example"
+        );
+        assert_eq!(
+            host_header("http://127.0.0.1:8081/openai").unwrap(),
+            "127.0.0.1:8081"
+        );
     }
 
     #[test]

@@ -122,10 +122,12 @@ pub async fn forward(
         }
         request = request.append_header((name.clone(), value.clone()));
     }
-    request = request.insert_header((
-        HeaderName::from_static(API_KEY_HEADER),
-        backend.api_key.clone(),
-    ));
+    request = request
+        .insert_header((header::HOST, backend.host.clone()))
+        .insert_header((
+            HeaderName::from_static(API_KEY_HEADER),
+            backend.api_key.clone(),
+        ));
 
     let response = request.send_body(out.body).await.map_err(|e| match e {
         SendRequestError::Connect(e) => GatewayError::UpstreamConnect {

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# Gateway overhead, measured in one run on loopback: the same chat completion request sent
+#   direct   to a simulated Azure OpenAI resource,
+#   gateway  through aoai-gateway (auth, validation against the typed model, round-robin, awc),
+#   nginx    through nginx as a plain reverse proxy (a reference for what any proxy costs),
+# at concurrency 1 (latency) and at concurrency $CONNECTIONS (throughput), with wrk. The three
+# targets are measured in turn, $ROUNDS rounds, and the medians are compared: a shared machine's
+# noise moves single runs by tens of percent. Absolute numbers depend on the machine; ratios less.
+#
+#   bench/run.sh                       # 3 rounds of 5 s per measurement (~2 minutes)
+#   ROUNDS=5 DURATION=10 CONNECTIONS=64 bench/run.sh
+#
+# Installs wrk and nginx with apt-get where missing. Everything binds 127.0.0.1 and stops at exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-5}"
+CONNECTIONS="${CONNECTIONS:-32}"
+ROUNDS="${ROUNDS:-3}"
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+cargo build --release --quiet
+BIN=target/release/aoai-gateway
+WORK="$(mktemp -d)"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; exit 1; }
+
+SIM_PORT=$(free_port); GW_PORT=$(free_port); NGINX_PORT=$(free_port)
+export SIMULATOR_API_KEY="bench-backend-key" BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"
+
+RUST_LOG=warn "$BIN" simulate --listen "127.0.0.1:$SIM_PORT" --region "East US" --workers 1 --chunk-delay-ms 0 & pids+=($!)
+SIM_PID=$!
+
+cat > "$WORK/gateway.toml" <<TOML
+listen = "127.0.0.1:$GW_PORT"
+workers = 1
+[[backends]]
+name = "eastus"
+endpoint = "http://127.0.0.1:$SIM_PORT"
+region = "East US"
+api_key_env = "BENCH_BACKEND_KEY"
+[[subscriptions]]
+name = "bench"
+key_env = "BENCH_CLIENT_KEY"
+TOML
+RUST_LOG=warn "$BIN" serve --config "$WORK/gateway.toml" & pids+=($!)
+GW_PID=$!
+
+mkdir -p "$WORK/nginx"
+cat > "$WORK/nginx.conf" <<NGINX
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
+  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  upstream simulator { server 127.0.0.1:$SIM_PORT; keepalive 64; }
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /openai/ {
+      proxy_pass http://simulator;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header api-key $BENCH_BACKEND_KEY;
+      proxy_buffering off;
+    }
+  }
+}
+NGINX
+"$NGINX" -c "$WORK/nginx.conf" -p "$WORK/nginx" -g 'daemon off;' 2>/dev/null & pids+=($!)
+NGINX_PID=$!
+
+wait_port "$SIM_PORT"; wait_port "$GW_PORT"; wait_port "$NGINX_PORT"
+NGINX_PIDS="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+TICK=$(getconf CLK_TCK)
+
+# CPU time (user + system, clock ticks) used so far by some processes.
+cpu_ticks() { local total=0 p; for p in "$@"; do total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$total"; }
+
+cat > "$WORK/chat.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"temperature":0.2,"max_tokens":50}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["api-key"] = os.getenv("BENCH_KEY")
+LUA
+PATH_Q="/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+
+# Each target answers once before it is measured (and must answer 200).
+check() { code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$1$PATH_Q" -H "api-key: $2" -H 'content-type: application/json' -d '{"messages":[{"role":"user","content":"hi"}]}'); [ "$code" = 200 ] || { echo "target on port $1 answered $code" >&2; exit 1; }; }
+check "$SIM_PORT" "$BENCH_BACKEND_KEY"; check "$GW_PORT" "$BENCH_CLIENT_KEY"; check "$NGINX_PORT" "$BENCH_CLIENT_KEY"
+
+# One wrk run → "requests/s p50_ms p99_ms cpu_us_per_request", the CPU being that of the processes
+# named after the arguments (the server under test, without the simulator behind a proxy).
+measure() {
+  local port=$1 key=$2 conns=$3; shift 3
+  local before; before=$(cpu_ticks "$@")
+  BENCH_KEY="$key" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/chat.lua" "http://127.0.0.1:$port$PATH_Q" > "$WORK/out" 2>&1
+  local used=$(( $(cpu_ticks "$@") - before ))
+  if grep -q "Non-2xx" "$WORK/out"; then echo "non-2xx answers from port $port:" >&2; cat "$WORK/out" >&2; exit 1; fi
+  awk -v used="$used" -v tick="$TICK" '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /requests in/ { total = $1 }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    END { printf "%.0f %.3f %.3f %.1f\n", rps, p50, p99, used / tick * 1e6 / total }' "$WORK/out"
+}
+
+echo "aoai-gateway benchmark: POST chat/completions (non-streaming), $ROUNDS rounds x ${DURATION}s per measurement, loopback, $(nproc) cores"
+echo "each server: 1 worker; wrk: 1 thread"
+printf "\n%-6s %-10s %-6s %12s %10s %10s %14s\n" round target conns "requests/s" "p50 ms" "p99 ms" "CPU us/request"
+: > "$WORK/results"
+for round in $(seq "$ROUNDS"); do
+  for conns in 1 "$CONNECTIONS"; do
+    for target in direct gateway nginx; do
+      case $target in
+        direct) port=$SIM_PORT; key=$BENCH_BACKEND_KEY; server=$SIM_PID ;;
+        gateway) port=$GW_PORT; key=$BENCH_CLIENT_KEY; server=$GW_PID ;;
+        nginx) port=$NGINX_PORT; key=$BENCH_CLIENT_KEY; server=$NGINX_PIDS ;;
+      esac
+      # shellcheck disable=SC2086 # nginx is several processes
+      read -r rps p50 p99 cpu < <(measure "$port" "$key" "$conns" $server)
+      echo "$round $target $conns $rps $p50 $p99 $cpu" >> "$WORK/results"
+      printf "%-6s %-10s %-6s %12s %10s %10s %14s\n" "$round" "$target" "$conns" "$rps" "$p50" "$p99" "$cpu"
+    done
+  done
+done
+
+rss_kb=$(awk '/VmRSS/ { print $2 }' "/proc/$GW_PID/status")
+python3 - "$WORK/results" "$CONNECTIONS" "$rss_kb" <<'PY'
+import statistics, sys
+from collections import defaultdict
+rows = [line.split() for line in open(sys.argv[1])]
+c, rss = sys.argv[2], int(sys.argv[3])
+by_round = defaultdict(dict)
+for rnd, target, conns, rps, p50, p99, cpu in rows:
+    by_round[(rnd, conns)][target] = (float(rps), float(p50), float(p99), float(cpu))
+def median(conns, f):
+    return statistics.median(f(by_round[(r, conns)]) for r, cc in by_round if cc == conns)
+print()
+print("medians over rounds (each ratio or difference is taken within a round, then the median across rounds)")
+for t in ("direct", "gateway", "nginx"):
+    print(f"  {t:8} c=1: p50 {median('1', lambda x: x[t][1]):.3f} ms, p99 {median('1', lambda x: x[t][2]):.3f} ms;  c={c}: {median(c, lambda x: x[t][0]):.0f} requests/s")
+print(f"added latency at concurrency 1: gateway p50 +{median('1', lambda x: x['gateway'][1] - x['direct'][1]):.3f} ms, p99 +{median('1', lambda x: x['gateway'][2] - x['direct'][2]):.3f} ms;"
+      f"  nginx p50 +{median('1', lambda x: x['nginx'][1] - x['direct'][1]):.3f} ms, p99 +{median('1', lambda x: x['nginx'][2] - x['direct'][2]):.3f} ms")
+print(f"throughput vs direct at {c} connections: gateway {median(c, lambda x: x['gateway'][0] / x['direct'][0]):.2f}x,"
+      f"  nginx {median(c, lambda x: x['nginx'][0] / x['direct'][0]):.2f}x;  gateway vs nginx {median(c, lambda x: x['gateway'][0] / x['nginx'][0]):.2f}x")
+print(f"CPU per request at {c} connections (the server alone): simulated backend {median(c, lambda x: x['direct'][3]):.1f} us,"
+      f"  gateway {median(c, lambda x: x['gateway'][3]):.1f} us,  nginx {median(c, lambda x: x['nginx'][3]):.1f} us")
+print(f"gateway resident memory after the runs: {rss / 1024:.1f} MiB")
+PY
