@@ -732,7 +732,10 @@ fn media(api: &Api, c: &ir::Content, request: bool, models: &TokenStream) -> Tok
         _ => quote!(None),
     };
     let roundtrip = match (&rust, c.kind) {
-        (Some(rust), ContentKind::Json) => quote!(Some(#support::roundtrip_json::<#rust>)),
+        // Only test builds carry these (the gateway's `model-roundtrip` feature).
+        (Some(rust), ContentKind::Json) => quote! {
+            if cfg!(feature = "model-roundtrip") { Some(#support::roundtrip_json::<#rust>) } else { None }
+        },
         _ => quote!(None),
     };
     let form_fields = form_fields(api, c);
