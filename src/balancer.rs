@@ -61,6 +61,7 @@ mod tests {
             region: String::new(),
             base_url: String::new(),
             host: HeaderValue::from_static("h"),
+            name_header: HeaderValue::from_static("n"),
             api_key: HeaderValue::from_static("k"),
             deployment_map: HashMap::new(),
             deployments: deployments

@@ -343,6 +343,8 @@ pub struct Backend {
     pub base_url: String,
     /// `Host` for requests to it, made once rather than per request.
     pub host: HeaderValue,
+    /// `name` as the value of the header that tells clients which backend answered.
+    pub name_header: HeaderValue,
     /// Marked sensitive, so it never shows in debug output.
     pub api_key: HeaderValue,
     pub deployment_map: HashMap<String, String>,
@@ -520,6 +522,12 @@ impl FileConfig {
                 region: b.region.clone(),
                 base_url,
                 host,
+                name_header: HeaderValue::from_str(&b.name).map_err(|_| {
+                    error(
+                        &at("name"),
+                        format!("`{}` holds characters a header cannot carry", b.name),
+                    )
+                })?,
                 api_key,
                 deployment_map: b
                     .deployment_map

@@ -15,7 +15,7 @@ use std::time::Duration;
 use actix_service::ServiceExt;
 use actix_web::HttpResponse;
 use actix_web::body::{BodyStream, SizedStream};
-use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName};
 use actix_web::http::{Method, Version};
 use awc::error::SendRequestError;
 use bytes::Bytes;
@@ -111,6 +111,8 @@ pub async fn forward(
         url.push_str(out.query);
     }
     let mut request = client.request(out.method.clone(), url.as_str());
+    // Filled in place: awc's builder would move the whole request for every header.
+    let headers = request.headers_mut();
     let tokens = connection_tokens(out.headers);
     for (name, value) in out.headers {
         if is_hop_by_hop(name, &tokens)
@@ -120,14 +122,13 @@ pub async fn forward(
         {
             continue;
         }
-        request = request.append_header((name.clone(), value.clone()));
+        headers.append(name.clone(), value.clone());
     }
-    request = request
-        .insert_header((header::HOST, backend.host.clone()))
-        .insert_header((
-            HeaderName::from_static(API_KEY_HEADER),
-            backend.api_key.clone(),
-        ));
+    headers.insert(header::HOST, backend.host.clone());
+    headers.insert(
+        HeaderName::from_static(API_KEY_HEADER),
+        backend.api_key.clone(),
+    );
 
     let response = request.send_body(out.body).await.map_err(|e| match e {
         SendRequestError::Connect(e) => GatewayError::UpstreamConnect {
@@ -143,25 +144,32 @@ pub async fn forward(
         },
     })?;
 
-    let mut reply = HttpResponse::build(response.status());
+    let status = response.status();
+    let length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut headers = HeaderMap::with_capacity(response.headers().len() + 1);
     let tokens = connection_tokens(response.headers());
-    let mut length = None;
     for (name, value) in response.headers() {
-        if name == header::CONTENT_LENGTH {
-            length = value.to_str().ok().and_then(|v| v.parse::<u64>().ok());
+        if name == header::CONTENT_LENGTH
+            || is_hop_by_hop(name, &tokens)
+            || name.as_str() == API_KEY_HEADER
+        {
             continue;
         }
-        if is_hop_by_hop(name, &tokens) || name.as_str() == API_KEY_HEADER {
-            continue;
-        }
-        reply.append_header((name.clone(), value.clone()));
+        headers.append(name.clone(), value.clone());
     }
-    if let Ok(name) = HeaderValue::from_str(&backend.name) {
-        reply.insert_header((HeaderName::from_static(BACKEND_HEADER), name));
-    }
+    headers.insert(
+        HeaderName::from_static(BACKEND_HEADER),
+        backend.name_header.clone(),
+    );
     // Chunks go to the client as they arrive; a known length is kept so the client sees it.
-    Ok(match length {
-        Some(length) => reply.body(SizedStream::new(length, response)),
-        None => reply.body(BodyStream::new(response)),
-    })
+    let mut reply = match length {
+        Some(length) => HttpResponse::build(status).body(SizedStream::new(length, response)),
+        None => HttpResponse::build(status).body(BodyStream::new(response)),
+    };
+    *reply.headers_mut() = headers;
+    Ok(reply)
 }

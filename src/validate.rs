@@ -60,23 +60,18 @@ fn location(l: ParamLocation) -> &'static str {
 }
 
 fn check_value(ty: ParamType, value: &str) -> Result<(), String> {
-    let ok = match ty {
-        ParamType::String | ParamType::Any => true,
-        ParamType::Integer => value.parse::<i64>().is_ok(),
-        ParamType::Number => value.parse::<f64>().is_ok_and(f64::is_finite),
-        ParamType::Boolean => matches!(value, "true" | "false"),
-        ParamType::Enum(values) => values.contains(&value),
+    let expected = match ty {
+        ParamType::String | ParamType::Any => return Ok(()),
+        ParamType::Integer if value.parse::<i64>().is_ok() => return Ok(()),
+        ParamType::Number if value.parse::<f64>().is_ok_and(f64::is_finite) => return Ok(()),
+        ParamType::Boolean if matches!(value, "true" | "false") => return Ok(()),
+        ParamType::Enum(values) if values.contains(&value) => return Ok(()),
+        ParamType::Integer => "an integer".to_string(),
+        ParamType::Number => "a number".to_string(),
+        ParamType::Boolean => "true or false".to_string(),
+        ParamType::Enum(values) => format!("one of {}", values.join(", ")),
     };
-    if ok {
-        return Ok(());
-    }
-    Err(match ty {
-        ParamType::Integer => "expected an integer".into(),
-        ParamType::Number => "expected a number".into(),
-        ParamType::Boolean => "expected true or false".into(),
-        ParamType::Enum(values) => format!("expected one of {}", values.join(", ")),
-        ParamType::String | ParamType::Any => unreachable!("strings always pass"),
-    })
+    Err(format!("expected {expected}"))
 }
 
 /// The media type without parameters, lower-cased: `Application/JSON; charset=utf-8` →
