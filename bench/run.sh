@@ -9,6 +9,8 @@
 #
 #   bench/run.sh                       # 3 rounds of 5 s per measurement (~2 minutes)
 #   ROUNDS=5 DURATION=10 CONNECTIONS=64 bench/run.sh
+#   PROXY_WORKERS=2 bench/run.sh       # gateway and nginx workers (default 1; the simulated
+#                                      # backend always has 1, standing in for a remote service)
 #
 # Installs wrk and nginx with apt-get where missing. Everything binds 127.0.0.1 and stops at exit.
 set -euo pipefail
@@ -16,6 +18,7 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-5}"
 CONNECTIONS="${CONNECTIONS:-32}"
 ROUNDS="${ROUNDS:-3}"
+PROXY_WORKERS="${PROXY_WORKERS:-1}"
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -44,7 +47,7 @@ SIM_PID=$!
 
 cat > "$WORK/gateway.toml" <<TOML
 listen = "127.0.0.1:$GW_PORT"
-workers = 1
+workers = $PROXY_WORKERS
 [[backends]]
 name = "eastus"
 endpoint = "http://127.0.0.1:$SIM_PORT"
@@ -59,7 +62,7 @@ GW_PID=$!
 
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx.conf" <<NGINX
-worker_processes 1;
+worker_processes $PROXY_WORKERS;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
 events { worker_connections 1024; }
@@ -120,7 +123,7 @@ measure() {
 }
 
 echo "aoai-gateway benchmark: POST chat/completions (non-streaming), $ROUNDS rounds x ${DURATION}s per measurement, loopback, $(nproc) cores"
-echo "each server: 1 worker; wrk: 1 thread"
+echo "simulated backend: 1 worker; gateway and nginx: $PROXY_WORKERS worker(s) each; wrk: 1 thread"
 printf "\n%-6s %-10s %-6s %12s %10s %10s %14s\n" round target conns "requests/s" "p50 ms" "p99 ms" "CPU us/request"
 : > "$WORK/results"
 for round in $(seq "$ROUNDS"); do

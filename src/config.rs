@@ -472,6 +472,24 @@ impl FileConfig {
                 ),
             ));
         }
+        if self.docs.enabled {
+            let docs = self.docs.path.trim_end_matches('/');
+            let under = |path: &str, prefix: &str| {
+                path == prefix || path.starts_with(&format!("{prefix}/"))
+            };
+            let reserved = ["/openapi", "/healthz"];
+            if under(docs, &base_path)
+                || under(&base_path, docs)
+                || reserved.iter().any(|r| under(docs, r) || under(r, docs))
+            {
+                return Err(error(
+                    "docs.path",
+                    format!(
+                        "`{docs}` overlaps the base path `{base_path}`, /openapi or /healthz; pick another, such as /docs"
+                    ),
+                ));
+            }
+        }
         if self.backends.is_empty() {
             return Err(error("backends", "at least one backend is needed".into()));
         }
@@ -756,6 +774,13 @@ key_env = "TEAM_A_KEY"
             err.to_string(),
             "gw.toml: subscriptions[0].key_sha256: must be 64 hex digits (a SHA-256)"
         );
+
+        let bad = format!("{CONFIG}\n[docs]\npath = \"/openai/docs\"\n");
+        let err = parse(&bad, "gw.toml", &HashMap::new())
+            .unwrap()
+            .check("gw.toml", &keys(), &[])
+            .unwrap_err();
+        assert_eq!(err.key, "docs.path");
 
         let err = parse("listen = [", "gw.toml", &HashMap::new()).unwrap_err();
         assert_eq!(err.key, "line 1");
