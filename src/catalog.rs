@@ -22,6 +22,8 @@ pub struct ApiVersion {
     pub routes: &'static [&'static Route],
 }
 
+/// Mirrors `aoai_codegen::ir::Method`: the generator is only a build-dependency, so the
+/// runtime keeps its own copy of the few small enums the generated tables use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {

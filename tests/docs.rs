@@ -264,63 +264,28 @@ fn the_gateway_serves_the_docs_and_the_specs() {
                 .and_then(|v| v.to_str().ok()),
             Some("/docs/")
         );
-        let (status, headers, body) = collect(
-            gw.client
-                .get(gw.url("/docs/"))
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let (status, headers, body) = gw.get("/docs/").await;
         assert_eq!(status, 200);
         assert!(headers["content-type"].starts_with("text/html"));
         assert!(headers["content-security-policy"].starts_with("default-src 'none'"));
         assert!(String::from_utf8_lossy(&body).contains("2024-09-01-preview.html"));
-        let (_, _, body) = collect(
-            gw.client
-                .get(gw.url("/docs/2024-10-21.html"))
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let (_, _, body) = gw.get("/docs/2024-10-21.html").await;
         let html = String::from_utf8_lossy(&body);
         assert!(
             html.contains("<code>/openai/deployments/{deployment-id}/chat/completions</code>"),
             "base path filled in"
         );
         assert!(!html.contains("@@AOAI_BASE_PATH@@"));
-        let (status, _, _) = collect(
-            gw.client
-                .get(gw.url("/docs/nope.html"))
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let (status, _, _) = gw.get("/docs/nope.html").await;
         assert_eq!(status, 404);
 
-        let (status, _, body) = collect(
-            gw.client
-                .get(gw.url("/openapi/2024-10-21.json"))
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let (status, _, body) = gw.get("/openapi/2024-10-21.json").await;
         assert_eq!(status, 200);
         let spec: serde_json::Value = serde_json::from_slice(&body).expect("json");
         assert_eq!(spec["servers"][0]["url"], "/openai");
         assert_eq!(spec["info"]["version"], "2024-10-21");
         assert_eq!(spec["paths"].as_object().map(|p| p.len()), Some(6));
-        let (status, _, _) = collect(
-            gw.client
-                .get(gw.url("/openapi/1999-01-01.json"))
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let (status, _, _) = gw.get("/openapi/1999-01-01.json").await;
         assert_eq!(status, 404);
     });
 }
@@ -336,23 +301,9 @@ fn the_docs_can_require_a_key_or_be_switched_off() {
             ..Setup::default()
         })
         .await;
-        let (status, _, _) = collect(
-            gw.client
-                .get(gw.url("/docs/"))
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let (status, _, _) = gw.get("/docs/").await;
         assert_eq!(status, 401);
-        let (status, _, _) = collect(
-            gw.client
-                .get(gw.url("/openapi/2024-10-21.json"))
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let (status, _, _) = gw.get("/openapi/2024-10-21.json").await;
         assert_eq!(status, 401);
         let (status, _, _) = collect(
             gw.client
@@ -373,23 +324,9 @@ fn the_docs_can_require_a_key_or_be_switched_off() {
             ..Setup::default()
         })
         .await;
-        let (status, _, _) = collect(
-            gw.client
-                .get(gw.url("/docs/"))
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let (status, _, _) = gw.get("/docs/").await;
         assert_eq!(status, 404);
-        let (status, _, _) = collect(
-            gw.client
-                .get(gw.url("/openapi/2024-10-21.json"))
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let (status, _, _) = gw.get("/openapi/2024-10-21.json").await;
         assert_eq!(status, 404);
     });
 }

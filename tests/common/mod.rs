@@ -77,6 +77,18 @@ impl Running {
         self.sims.iter().flat_map(|s| s.recorded()).collect()
     }
 
+    /// GET without a key; status, headers and body.
+    pub async fn get(&self, path: &str) -> (u16, HashMap<String, String>, Bytes) {
+        collect(
+            self.client
+                .get(self.url(path))
+                .send()
+                .await
+                .expect("gateway answers"),
+        )
+        .await
+    }
+
     pub async fn post_json(&self, path: &str, body: &str) -> (u16, HashMap<String, String>, Bytes) {
         let response = self
             .client
