@@ -5,7 +5,17 @@ use std::borrow::Cow;
 /// Decodes `%XX` escapes and `+` (as a form would send a space). Malformed escapes stay as they
 /// are rather than failing: the service sees the same bytes either way.
 pub fn decode(raw: &str) -> Cow<'_, str> {
-    if !raw.contains(['%', '+']) {
+    percent_decode(raw, true)
+}
+
+/// Decodes `%XX` escapes in a path segment, where `+` is just a plus.
+pub fn decode_path(raw: &str) -> Cow<'_, str> {
+    percent_decode(raw, false)
+}
+
+fn percent_decode(raw: &str, plus_is_space: bool) -> Cow<'_, str> {
+    let escaped = raw.contains('%') || (plus_is_space && raw.contains('+'));
+    if !escaped {
         return Cow::Borrowed(raw);
     }
     let bytes = raw.as_bytes();
@@ -13,7 +23,7 @@ pub fn decode(raw: &str) -> Cow<'_, str> {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'+' => out.push(b' '),
+            b'+' if plus_is_space => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
                 let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
                     .ok()
@@ -66,6 +76,7 @@ mod tests {
         assert_eq!(decode("a%20b+c"), "a b c");
         assert_eq!(decode("100%"), "100%");
         assert_eq!(decode("%zz"), "%zz");
+        assert_eq!(decode_path("a+b%20c"), "a+b c");
         assert_eq!(
             get("api-version=2024-10-21&x=1", "api-version").as_deref(),
             Some("2024-10-21")

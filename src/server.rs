@@ -178,7 +178,7 @@ async fn route<'g>(
     let deployment = matched
         .deployment_segment
         .and_then(|i| rest[1..].split('/').nth(i))
-        .map(decode_segment);
+        .map(query::decode_path);
     let backend = gw
         .balancer
         .pick(table.api.version, deployment.as_deref())
@@ -252,17 +252,6 @@ async fn read_body(
     Ok(joined.map(BytesMut::freeze).or(first).unwrap_or_default())
 }
 
-/// Percent-decodes a path segment (no `+` for space, unlike a query).
-fn decode_segment(segment: &str) -> Cow<'_, str> {
-    if segment.contains('%') {
-        query::decode(&segment.replace('+', "%2B"))
-            .into_owned()
-            .into()
-    } else {
-        Cow::Borrowed(segment)
-    }
-}
-
 fn encode_segment(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
@@ -295,8 +284,6 @@ mod tests {
             replace_segment("/deployments/gpt/chat/completions", 1, "gpt-4o"),
             "/deployments/gpt-4o/chat/completions"
         );
-        assert_eq!(decode_segment("my%20model"), "my model");
-        assert_eq!(decode_segment("a+b"), "a+b");
         assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
     }
 }
