@@ -67,24 +67,17 @@ impl Docs {
         auth: &Auth,
     ) -> Result<Option<HttpResponse>, GatewayError> {
         let path = req.path();
-        let page = if path == self.path {
-            auth.allows_docs(self.require_key, req.headers(), req.query_string())?;
-            let location = format!("{}/", self.path);
-            return Ok(Some(
-                HttpResponse::PermanentRedirect()
-                    .insert_header((header::LOCATION, location))
-                    .finish(),
-            ));
-        } else if let Some(rest) = path
+        let page = path
             .strip_prefix(self.path.as_str())
-            .and_then(|r| r.strip_prefix('/'))
-        {
-            if rest.is_empty() { "index.html" } else { rest }
-        } else if let Some(version) = path
+            .and_then(|r| r.strip_prefix('/'));
+        let spec = path
             .strip_prefix("/openapi/")
-            .and_then(|r| r.strip_suffix(".json"))
-        {
-            auth.allows_docs(self.require_key, req.headers(), req.query_string())?;
+            .and_then(|r| r.strip_suffix(".json"));
+        if path != self.path && page.is_none() && spec.is_none() {
+            return Ok(None);
+        }
+        auth.allows_docs(self.require_key, req.headers(), req.query_string())?;
+        if let Some(version) = spec {
             let spec = self.specs.get(version).ok_or(GatewayError::NotFound)?;
             return Ok(Some(
                 HttpResponse::Ok()
@@ -92,10 +85,17 @@ impl Docs {
                     .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
                     .body(spec.clone()),
             ));
-        } else {
-            return Ok(None);
+        }
+        let Some(page) = page else {
+            // The bare docs path: the pages' relative links need the trailing slash.
+            let location = format!("{}/", self.path);
+            return Ok(Some(
+                HttpResponse::PermanentRedirect()
+                    .insert_header((header::LOCATION, location))
+                    .finish(),
+            ));
         };
-        auth.allows_docs(self.require_key, req.headers(), req.query_string())?;
+        let page = if page.is_empty() { "index.html" } else { page };
         let html = self.pages.get(page).ok_or(GatewayError::NotFound)?;
         Ok(Some(
             HttpResponse::Ok()

@@ -21,31 +21,40 @@ pub struct VersionSource {
     pub version: String,
     pub module: String,
     pub source: String,
-    /// `pub mod models { … } pub mod routes { … }`, as tokens.
-    pub tokens: TokenStream,
+    /// The contents of the version's `models` module.
+    pub models: TokenStream,
+    /// The contents of its `routes` module.
+    pub routes: TokenStream,
 }
 
-pub fn version(api: &Api) -> VersionSource {
-    let models = models(api);
-    let routes = routes(api);
-    let models_doc = doc_lines(&format!(
-        "Request and response models of api-version `{}`, one type per schema of `{}`.",
-        api.version, api.source
-    ));
-    let routes_doc = doc_lines(&format!(
-        "The operations of api-version `{}`, as the gateway serves them.",
-        api.version
-    ));
-    VersionSource {
-        version: api.version.clone(),
-        module: api.module.clone(),
-        source: api.source.clone(),
-        tokens: quote! {
+impl VersionSource {
+    /// `pub mod models { … } pub mod routes { … }`, documented.
+    pub fn tokens(&self) -> TokenStream {
+        let (models, routes) = (&self.models, &self.routes);
+        let models_doc = doc_lines(&format!(
+            "Request and response models of api-version `{}`, one type per schema of `{}`.",
+            self.version, self.source
+        ));
+        let routes_doc = doc_lines(&format!(
+            "The operations of api-version `{}`, as the gateway serves them.",
+            self.version
+        ));
+        quote! {
             #models_doc
             pub mod models { #models }
             #routes_doc
             pub mod routes { #routes }
-        },
+        }
+    }
+}
+
+pub fn version(api: &Api) -> VersionSource {
+    VersionSource {
+        version: api.version.clone(),
+        module: api.module.clone(),
+        source: api.source.clone(),
+        models: models(api),
+        routes: routes(api),
     }
 }
 

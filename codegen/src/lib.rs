@@ -135,18 +135,9 @@ pub fn source_tree(generated: &Generated) -> Result<Vec<(String, String)>, Error
     let mut mods = Vec::new();
     for v in &generated.versions {
         let module = syn::Ident::new(&v.module, proc_macro2::Span::call_site());
-        let file: syn::File = syn::parse2(v.tokens.clone()).map_err(|e| Error::Emit {
-            module: v.module.clone(),
-            message: e.to_string(),
-        })?;
-        for item in file.items {
-            let syn::Item::Mod(m) = item else { continue };
-            let name = m.ident.to_string();
-            let content = m
-                .content
-                .map(|(_, items)| quote!(#(#items)*))
-                .unwrap_or_default();
-            let text = emit::format_file(content, &emit::header(&v.source), &v.module)?;
+        let header = emit::header(&v.source);
+        for (name, content) in [("models", &v.models), ("routes", &v.routes)] {
+            let text = emit::format_file(content.clone(), &header, &v.module)?;
             files.push((format!("{}/{name}.rs", v.module), text));
         }
         let doc = format!(" api-version `{}`, from `spec/{}`.", v.version, v.source);
@@ -206,7 +197,7 @@ pub fn build(spec_dir: &Path, out_dir: &Path) -> Result<BuildReport, Error> {
     let mut documents = Vec::new();
     for (v, api) in generated.versions.iter().zip(&generated.apis) {
         let module = syn::Ident::new(&v.module, proc_macro2::Span::call_site());
-        let tokens = &v.tokens;
+        let tokens = v.tokens();
         let doc = format!(
             " api-version `{}`, generated from `spec/{}`.",
             v.version, v.source
@@ -274,6 +265,6 @@ pub fn generate_file(
     let (api, convert_warnings) = convert::convert(&doc)?;
     warnings.extend(convert_warnings);
     let v = emit::version(&api);
-    let text = emit::format_file(v.tokens, &emit::header(source), &v.module)?;
+    let text = emit::format_file(v.tokens(), &emit::header(source), &v.module)?;
     Ok((text, api, warnings))
 }

@@ -7,7 +7,7 @@
 //! that YAML merge keys (`<<`) are applied. JSON files are read with serde_json for its error
 //! messages, YAML with serde_yaml; anchors, aliases, CRLF and a byte-order mark are all fine.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
@@ -494,8 +494,8 @@ fn check_refs(raw: &Value, file: &str) -> Result<(), Error> {
 }
 
 fn check_operation_ids(raw: &Value, file: &str) -> Result<(), Error> {
-    let mut seen: Vec<(String, String)> = Vec::new();
-    let mut ids = HashSet::new();
+    // operationId → pointer of its first use
+    let mut seen: HashMap<String, String> = HashMap::new();
     let Some(paths) = raw.get("paths").and_then(Value::as_object) else {
         return Ok(());
     };
@@ -508,18 +508,14 @@ fn check_operation_ids(raw: &Value, file: &str) -> Result<(), Error> {
                 continue;
             };
             let pointer = format!("#/paths/{}/{method}/operationId", pointer_token(path));
-            if !ids.insert(id.to_string()) {
-                let first = seen.iter().find(|(i, _)| i == id).map(|(_, p)| p.clone());
+            if let Some(first) = seen.get(id) {
                 return Err(Error::spec(
                     file,
                     pointer,
-                    format!(
-                        "duplicate operationId `{id}` (first used at {})",
-                        first.unwrap_or_default()
-                    ),
+                    format!("duplicate operationId `{id}` (first used at {first})"),
                 ));
             }
-            seen.push((id.to_string(), pointer));
+            seen.insert(id.to_string(), pointer);
         }
     }
     Ok(())
