@@ -7,8 +7,12 @@
 //! itself and leaves it in a thread-local for whoever reports the error; validation is
 //! synchronous, so the thread-local cannot mix two requests. The result is an error such as
 //! `messages[1].content[0].image_url: missing field `url`` instead of "did not match any variant".
+//!
+//! Tracking paths costs an allocation per field name, paid on every request although almost
+//! every body is valid. So a body is first read without tracking, and only a body that fails is
+//! read again, with tracking, to say where.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use serde::de::{self, Deserialize, DeserializeOwned, Deserializer};
@@ -18,6 +22,24 @@ use serde_json::Value;
 thread_local! {
     /// Path inside a union variant to the field that failed, from the innermost union out.
     static INNER_PATH: RefCell<String> = const { RefCell::new(String::new()) };
+    /// Whether unions track the path inside their variants: only on the second reading of a
+    /// body that failed the first.
+    static TRACKING: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Sets [`TRACKING`] for the life of the guard; restores the old value even on a panic.
+struct Tracking(bool);
+
+impl Tracking {
+    fn set(on: bool) -> Tracking {
+        Tracking(TRACKING.with(|t| t.replace(on)))
+    }
+}
+
+impl Drop for Tracking {
+    fn drop(&mut self) {
+        TRACKING.with(|t| t.set(self.0));
+    }
 }
 
 fn take_inner_path() -> String {
@@ -91,6 +113,9 @@ pub fn unknown_tag<E: de::Error>(
 
 /// Reads the chosen variant of a union, keeping the path to a failing field.
 pub fn variant<T: DeserializeOwned, E: de::Error>(value: Value) -> Result<T, E> {
+    if !TRACKING.with(Cell::get) {
+        return T::deserialize(value).map_err(E::custom);
+    }
     take_inner_path();
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = err.path().to_string();
@@ -247,6 +272,15 @@ fn strip_position(message: &str) -> String {
 /// Checks that `body` is JSON matching `T`, without keeping the result: the gateway forwards
 /// the client's own bytes.
 pub fn validate_json<T: DeserializeOwned>(body: &[u8]) -> Result<(), ValidationError> {
+    let fast = {
+        let _untracked = Tracking::set(false);
+        let mut de = serde_json::Deserializer::from_slice(body);
+        T::deserialize(&mut de).and_then(|_| de.end())
+    };
+    if fast.is_ok() {
+        return Ok(());
+    }
+    let _tracked = Tracking::set(true);
     take_inner_path();
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize::<_, T>(&mut de).map_err(from_path_error)?;

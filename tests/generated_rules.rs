@@ -159,6 +159,17 @@ fn unions_dispatch_on_constant_tags_and_report_the_inner_path() {
     ));
     assert_eq!(path, "[0].content");
 
+    // A valid body is read once without tracking paths; a failure before it leaves no state
+    // behind, and the next failure still finds its inner path.
+    let valid =
+        json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]);
+    let valid = serde_json::to_vec(&valid).expect("json");
+    assert_eq!(support::validate_json::<Vec<Message>>(&valid), Ok(()));
+    let (path, _) = field_error(rejects::<Vec<Message>>(
+        json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 1}}]}]),
+    ));
+    assert_eq!(path, "[0].content[0].image_url.url");
+
     // A discriminated base schema is the union of the schemas that extend it.
     assert!(matches!(
         roundtrip::<Source>(json!({"type": "search", "index": "i"})),
