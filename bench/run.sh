@@ -7,8 +7,19 @@
 # targets are measured in turn, $ROUNDS rounds, and the medians are compared: a shared machine's
 # noise moves single runs by tens of percent. Absolute numbers depend on the machine; ratios less.
 #
-#   bench/run.sh                       # 3 rounds of 5 s per measurement (~2 minutes)
+# Everything runs on one machine, so the load generator, the backend and the proxy compete for
+# its cores, which a real deployment (the backend in an Azure region, the gateway on its own
+# host) does not do. Each measurement is therefore made in two CPU layouts:
+#   shared     every process may run on every core: the proxy's CPU is taken from the backend
+#              and from wrk, so the throughput ratio says how heavy the proxy is;
+#   isolated   wrk and the backend on core 0, the proxy alone on core 1: the throughput ratio
+#              says whether the proxy keeps up with a backend when it has a core of its own.
+#              Latency is measured in the shared layout only: here wrk and the backend hand
+#              each request over on one core, which no proxied request can do.
+#
+#   bench/run.sh                       # 3 rounds of 5 s per measurement (~2.5 minutes)
 #   ROUNDS=5 DURATION=10 CONNECTIONS=64 bench/run.sh
+#   LAYOUTS=shared bench/run.sh        # one layout only
 #   PROXY_WORKERS=2 bench/run.sh       # gateway and nginx workers (default 1; the simulated
 #                                      # backend always has 1, standing in for a remote service)
 #
@@ -19,6 +30,8 @@ DURATION="${DURATION:-5}"
 CONNECTIONS="${CONNECTIONS:-32}"
 ROUNDS="${ROUNDS:-3}"
 PROXY_WORKERS="${PROXY_WORKERS:-1}"
+LAYOUTS="${LAYOUTS:-shared isolated}"
+if [ "$(nproc)" -lt 2 ]; then LAYOUTS=shared; fi
 
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
@@ -110,7 +123,7 @@ check "$SIM_PORT" "$BENCH_BACKEND_KEY"; check "$GW_PORT" "$BENCH_CLIENT_KEY"; ch
 measure() {
   local port=$1 key=$2 conns=$3; shift 3
   local before; before=$(cpu_ticks "$@")
-  BENCH_KEY="$key" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/chat.lua" "http://127.0.0.1:$port$PATH_Q" > "$WORK/out" 2>&1
+  BENCH_KEY="$key" taskset -c "$WRK_CPUS" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/chat.lua" "http://127.0.0.1:$port$PATH_Q" > "$WORK/out" 2>&1
   local used=$(( $(cpu_ticks "$@") - before ))
   if grep -q "Non-2xx" "$WORK/out"; then echo "non-2xx answers from port $port:" >&2; cat "$WORK/out" >&2; exit 1; fi
   awk -v used="$used" -v tick="$TICK" '
@@ -122,46 +135,67 @@ measure() {
     END { printf "%.0f %.3f %.3f %.1f\n", rps, p50, p99, used / tick * 1e6 / total }' "$WORK/out"
 }
 
+ALL_CPUS="0-$(( $(nproc) - 1 ))"
+# Puts every thread of the backend, the proxies and (through WRK_CPUS) wrk on the layout's cores.
+layout() {
+  local backend proxy p
+  case $1 in
+    shared) backend=$ALL_CPUS; proxy=$ALL_CPUS; WRK_CPUS=$ALL_CPUS ;;
+    isolated) backend=0; proxy=1; WRK_CPUS=0 ;;
+  esac
+  taskset -a -p -c "$backend" "$SIM_PID" >/dev/null
+  for p in "$GW_PID" $NGINX_PIDS; do taskset -a -p -c "$proxy" "$p" >/dev/null; done
+}
+
 echo "aoai-gateway benchmark: POST chat/completions (non-streaming), $ROUNDS rounds x ${DURATION}s per measurement, loopback, $(nproc) cores"
-echo "simulated backend: 1 worker; gateway and nginx: $PROXY_WORKERS worker(s) each; wrk: 1 thread"
-printf "\n%-6s %-10s %-6s %12s %10s %10s %14s\n" round target conns "requests/s" "p50 ms" "p99 ms" "CPU us/request"
+echo "simulated backend: 1 worker; gateway and nginx: $PROXY_WORKERS worker(s) each; wrk: 1 thread; layouts: $LAYOUTS"
+printf "\n%-9s %-6s %-10s %-6s %12s %10s %10s %14s\n" layout round target conns "requests/s" "p50 ms" "p99 ms" "CPU us/request"
 : > "$WORK/results"
 for round in $(seq "$ROUNDS"); do
-  for conns in 1 "$CONNECTIONS"; do
-    for target in direct gateway nginx; do
-      case $target in
-        direct) port=$SIM_PORT; key=$BENCH_BACKEND_KEY; server=$SIM_PID ;;
-        gateway) port=$GW_PORT; key=$BENCH_CLIENT_KEY; server=$GW_PID ;;
-        nginx) port=$NGINX_PORT; key=$BENCH_CLIENT_KEY; server=$NGINX_PIDS ;;
-      esac
-      # shellcheck disable=SC2086 # nginx is several processes
-      read -r rps p50 p99 cpu < <(measure "$port" "$key" "$conns" $server)
-      echo "$round $target $conns $rps $p50 $p99 $cpu" >> "$WORK/results"
-      printf "%-6s %-10s %-6s %12s %10s %10s %14s\n" "$round" "$target" "$conns" "$rps" "$p50" "$p99" "$cpu"
+  for lay in $LAYOUTS; do
+    layout "$lay"
+    concurrencies="1 $CONNECTIONS"; [ "$lay" = shared ] || concurrencies=$CONNECTIONS
+    for conns in $concurrencies; do
+      for target in direct gateway nginx; do
+        case $target in
+          direct) port=$SIM_PORT; key=$BENCH_BACKEND_KEY; server=$SIM_PID ;;
+          gateway) port=$GW_PORT; key=$BENCH_CLIENT_KEY; server=$GW_PID ;;
+          nginx) port=$NGINX_PORT; key=$BENCH_CLIENT_KEY; server=$NGINX_PIDS ;;
+        esac
+        # shellcheck disable=SC2086 # nginx is several processes
+        read -r rps p50 p99 cpu < <(measure "$port" "$key" "$conns" $server)
+        echo "$lay $round $target $conns $rps $p50 $p99 $cpu" >> "$WORK/results"
+        printf "%-9s %-6s %-10s %-6s %12s %10s %10s %14s\n" "$lay" "$round" "$target" "$conns" "$rps" "$p50" "$p99" "$cpu"
+      done
     done
   done
 done
 
 rss_kb=$(awk '/VmRSS/ { print $2 }' "/proc/$GW_PID/status")
-python3 - "$WORK/results" "$CONNECTIONS" "$rss_kb" <<'PY'
+python3 - "$WORK/results" "$CONNECTIONS" "$rss_kb" "$LAYOUTS" <<'PY'
 import statistics, sys
 from collections import defaultdict
 rows = [line.split() for line in open(sys.argv[1])]
-c, rss = sys.argv[2], int(sys.argv[3])
-by_round = defaultdict(dict)
-for rnd, target, conns, rps, p50, p99, cpu in rows:
-    by_round[(rnd, conns)][target] = (float(rps), float(p50), float(p99), float(cpu))
-def median(conns, f):
-    return statistics.median(f(by_round[(r, conns)]) for r, cc in by_round if cc == conns)
+c, rss, layouts = sys.argv[2], int(sys.argv[3]), sys.argv[4].split()
+runs = defaultdict(dict)
+for lay, rnd, target, conns, rps, p50, p99, cpu in rows:
+    runs[(lay, rnd, conns)][target] = (float(rps), float(p50), float(p99), float(cpu))
 print()
 print("medians over rounds (each ratio or difference is taken within a round, then the median across rounds)")
-for t in ("direct", "gateway", "nginx"):
-    print(f"  {t:8} c=1: p50 {median('1', lambda x: x[t][1]):.3f} ms, p99 {median('1', lambda x: x[t][2]):.3f} ms;  c={c}: {median(c, lambda x: x[t][0]):.0f} requests/s")
-print(f"added latency at concurrency 1: gateway p50 +{median('1', lambda x: x['gateway'][1] - x['direct'][1]):.3f} ms, p99 +{median('1', lambda x: x['gateway'][2] - x['direct'][2]):.3f} ms;"
-      f"  nginx p50 +{median('1', lambda x: x['nginx'][1] - x['direct'][1]):.3f} ms, p99 +{median('1', lambda x: x['nginx'][2] - x['direct'][2]):.3f} ms")
-print(f"throughput vs direct at {c} connections: gateway {median(c, lambda x: x['gateway'][0] / x['direct'][0]):.2f}x,"
-      f"  nginx {median(c, lambda x: x['nginx'][0] / x['direct'][0]):.2f}x;  gateway vs nginx {median(c, lambda x: x['gateway'][0] / x['nginx'][0]):.2f}x")
-print(f"CPU per request at {c} connections (the server alone): simulated backend {median(c, lambda x: x['direct'][3]):.1f} us,"
-      f"  gateway {median(c, lambda x: x['gateway'][3]):.1f} us,  nginx {median(c, lambda x: x['nginx'][3]):.1f} us")
+for lay in layouts:
+    def median(conns, f):
+        return statistics.median(f(m) for (l, _, cc), m in runs.items() if l == lay and cc == conns)
+    latency = any(l == lay and cc == '1' for l, _, cc in runs)
+    print(f"layout {lay}:")
+    for t in ("direct", "gateway", "nginx"):
+        at1 = f"c=1: p50 {median('1', lambda x: x[t][1]):.3f} ms, p99 {median('1', lambda x: x[t][2]):.3f} ms;  " if latency else ""
+        print(f"  {t:8} {at1}c={c}: {median(c, lambda x: x[t][0]):.0f} requests/s")
+    if latency:
+        print(f"  added latency at concurrency 1: gateway p50 +{median('1', lambda x: x['gateway'][1] - x['direct'][1]):.3f} ms, p99 +{median('1', lambda x: x['gateway'][2] - x['direct'][2]):.3f} ms;"
+              f"  nginx p50 +{median('1', lambda x: x['nginx'][1] - x['direct'][1]):.3f} ms, p99 +{median('1', lambda x: x['nginx'][2] - x['direct'][2]):.3f} ms")
+    print(f"  throughput vs direct at {c} connections: gateway {median(c, lambda x: x['gateway'][0] / x['direct'][0]):.2f}x,"
+          f"  nginx {median(c, lambda x: x['nginx'][0] / x['direct'][0]):.2f}x;  gateway vs nginx {median(c, lambda x: x['gateway'][0] / x['nginx'][0]):.2f}x")
+    print(f"  CPU per request at {c} connections (the server alone): simulated backend {median(c, lambda x: x['direct'][3]):.1f} us,"
+          f"  gateway {median(c, lambda x: x['gateway'][3]):.1f} us,  nginx {median(c, lambda x: x['nginx'][3]):.1f} us")
 print(f"gateway resident memory after the runs: {rss / 1024:.1f} MiB")
 PY
