@@ -58,6 +58,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub timeouts: Timeouts,
     #[serde(default)]
+    pub failover: FailoverConfig,
+    #[serde(default)]
     pub auth: AuthConfig,
     #[serde(default)]
     pub docs: DocsConfig,
@@ -120,6 +122,45 @@ impl Default for Timeouts {
         Timeouts {
             connect_ms: default_connect_ms(),
             response_ms: default_response_ms(),
+        }
+    }
+}
+
+/// What happens when a backend is over its quota or cannot be reached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverConfig {
+    /// Backends tried for one call, the first included; 1 turns failover off. A call moves on
+    /// when a backend answers 429, 500, 502, 503 or 504 or cannot be connected to, and only
+    /// while another backend serves the deployment.
+    #[serde(default = "default_attempts")]
+    pub attempts: usize,
+    /// How long a backend that could not be connected to is left out of the rotation. One that
+    /// answered with `retry-after` is left out for that long, at most `max_rest_ms`.
+    #[serde(default = "default_unreachable_rest_ms")]
+    pub unreachable_rest_ms: u64,
+    #[serde(default = "default_max_rest_ms")]
+    pub max_rest_ms: u64,
+}
+
+fn default_attempts() -> usize {
+    3
+}
+
+fn default_unreachable_rest_ms() -> u64 {
+    5_000
+}
+
+fn default_max_rest_ms() -> u64 {
+    60_000
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            attempts: default_attempts(),
+            unreachable_rest_ms: default_unreachable_rest_ms(),
+            max_rest_ms: default_max_rest_ms(),
         }
     }
 }
@@ -403,10 +444,19 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    pub failover: Failover,
     pub auth: AuthConfig,
     pub docs: DocsConfig,
     pub backends: Vec<Backend>,
     pub subscriptions: Vec<Subscription>,
+}
+
+/// [`FailoverConfig`], checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Failover {
+    pub attempts: usize,
+    pub unreachable_rest: Duration,
+    pub max_rest: Duration,
 }
 
 pub fn sha256(key: &str) -> [u8; 32] {
@@ -462,6 +512,12 @@ impl FileConfig {
         }
         if self.timeouts.connect_ms == 0 || self.timeouts.response_ms == 0 {
             return Err(error("timeouts", "timeouts must be more than 0 ms".into()));
+        }
+        if !(1..=10).contains(&self.failover.attempts) {
+            return Err(error(
+                "failover.attempts",
+                format!("{} is not between 1 and 10", self.failover.attempts),
+            ));
         }
         if self.docs.enabled && (!self.docs.path.starts_with('/') || self.docs.path.len() < 2) {
             return Err(error(
@@ -617,6 +673,11 @@ impl FileConfig {
             max_body_bytes: self.limits.max_body_bytes,
             connect_timeout: Duration::from_millis(self.timeouts.connect_ms),
             response_timeout: Duration::from_millis(self.timeouts.response_ms),
+            failover: Failover {
+                attempts: self.failover.attempts,
+                unreachable_rest: Duration::from_millis(self.failover.unreachable_rest_ms),
+                max_rest: Duration::from_millis(self.failover.max_rest_ms),
+            },
             auth: self.auth.clone(),
             docs: DocsConfig {
                 path: self.docs.path.trim_end_matches('/').to_string(),
@@ -781,6 +842,16 @@ key_env = "TEAM_A_KEY"
             .check("gw.toml", &keys(), &[])
             .unwrap_err();
         assert_eq!(err.key, "docs.path");
+
+        let bad = format!("{CONFIG}\n[failover]\nattempts = 0\n");
+        let err = parse(&bad, "gw.toml", &HashMap::new())
+            .unwrap()
+            .check("gw.toml", &keys(), &[])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "gw.toml: failover.attempts: 0 is not between 1 and 10"
+        );
 
         let err = parse("listen = [", "gw.toml", &HashMap::new()).unwrap_err();
         assert_eq!(err.key, "line 1");

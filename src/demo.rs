@@ -48,7 +48,12 @@ pub async fn run(listen: &str) -> Result<(), String> {
             region: region.to_string(),
             api_key_env: key_env,
             deployments: Vec::new(),
-            deployment_map: Default::default(),
+            // In East US, `busy` is a deployment over its quota: calls to it fail over.
+            deployment_map: if i == 0 {
+                [("busy".to_string(), "rate-limited".to_string())].into()
+            } else {
+                Default::default()
+            },
             api_versions: Vec::new(),
             resources: true,
         });
@@ -87,6 +92,13 @@ Try it; repeat the call and watch x-ms-region alternate:
   curl -si "http://{addr}{base}/deployments/gpt-4o/chat/completions?api-version={latest_stable}" \
     -H "api-key: {DEMO_KEY}" -H "content-type: application/json" \
     -d '{{"messages": [{{"role": "user", "content": "Hello!"}}]}}' | grep -Ei "^(x-ms-region|x-aoai-gateway-backend)|content"
+
+The deployment `busy` is over its quota in East US (429, retry-after 7 s): calls to it fail over
+to Sweden Central, and East US is left out of its rotation until the retry-after has passed:
+
+  curl -si "http://{addr}{base}/deployments/busy/chat/completions?api-version={latest_stable}" \
+    -H "api-key: {DEMO_KEY}" -H "content-type: application/json" \
+    -d '{{"messages": [{{"role": "user", "content": "Hello!"}}]}}' | grep -Ei "^(x-ms-region|x-aoai-gateway-backend)"
 
 Or with the openai SDK (pip install openai):
 

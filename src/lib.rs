@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod docs;
 pub mod error;
+pub mod failover;
 pub mod multipart;
 pub mod query;
 pub mod router;

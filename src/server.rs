@@ -8,7 +8,8 @@
 //! 5. parameters and the body (read up to the size limit, 413) are checked against the
 //!    version's models (400, 415), before any backend quota is spent;
 //! 6. the balancer picks a backend for the deployment (404 when none serves it);
-//! 7. the request goes to that backend and its answer streams back (502, 504).
+//! 7. the request goes to that backend and its answer streams back (502, 504); a backend over
+//!    its quota, failing or unreachable hands the call to the next one ([`failover`]).
 //!
 //! `/healthz`, the route docs and the served specs are answered before all this.
 //!
@@ -26,9 +27,10 @@ use futures_util::StreamExt;
 
 use crate::auth::{Auth, QUERY_PARAM};
 use crate::balancer::Balancer;
-use crate::config::Settings;
+use crate::config::{Failover, Settings};
 use crate::docs::Docs;
 use crate::error::GatewayError;
+use crate::failover::{self, Verdict};
 use crate::router::Router;
 use crate::upstream::{self, Outgoing};
 use crate::{query, validate};
@@ -44,6 +46,7 @@ pub struct Gateway {
     pub docs: Option<Docs>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    pub failover: Failover,
     pub workers: Option<usize>,
 }
 
@@ -58,6 +61,7 @@ impl Gateway {
             max_body_bytes: settings.max_body_bytes,
             connect_timeout: settings.connect_timeout,
             response_timeout: settings.response_timeout,
+            failover: settings.failover,
             workers: settings.workers,
         }
     }
@@ -179,38 +183,75 @@ async fn route<'g>(
         .deployment_segment
         .and_then(|i| rest[1..].split('/').nth(i))
         .map(query::decode_path);
-    let backend = gw
+    let version = table.api.version;
+    let mut tried: Vec<usize> = Vec::new();
+    let (mut index, mut backend) = gw
         .balancer
-        .pick(table.api.version, deployment.as_deref())
+        .pick(version, deployment.as_deref(), &tried)
         .ok_or_else(|| GatewayError::NoBackend {
             deployment: deployment.as_deref().map(str::to_string),
-            version: table.api.version.to_string(),
+            version: version.to_string(),
         })?;
-    trace.backend = Some(&backend.name);
-
-    let upstream_path = match (matched.deployment_segment, deployment.as_deref()) {
-        (Some(i), Some(client_name)) if backend.deployment_name(client_name) != client_name => {
-            Cow::Owned(replace_segment(
-                rest,
-                i,
-                &encode_segment(backend.deployment_name(client_name)),
-            ))
-        }
-        _ => Cow::Borrowed(rest),
-    };
     let forwarded_query = query::without(raw_query, QUERY_PARAM);
-    upstream::forward(
-        client,
-        backend,
-        Outgoing {
-            method: req.method(),
-            headers: req.headers(),
-            path: &upstream_path,
-            query: &forwarded_query,
-            body,
-        },
-    )
-    .await
+    loop {
+        trace.backend = Some(&backend.name);
+        let upstream_path = match (matched.deployment_segment, deployment.as_deref()) {
+            (Some(i), Some(client_name)) if backend.deployment_name(client_name) != client_name => {
+                Cow::Owned(replace_segment(
+                    rest,
+                    i,
+                    &encode_segment(backend.deployment_name(client_name)),
+                ))
+            }
+            _ => Cow::Borrowed(rest),
+        };
+        let result = upstream::forward(
+            client,
+            backend,
+            Outgoing {
+                method: req.method(),
+                headers: req.headers(),
+                path: &upstream_path,
+                query: &forwarded_query,
+                body: body.clone(),
+            },
+        )
+        .await;
+        match (
+            failover::judge(&result, &gw.failover),
+            deployment.as_deref(),
+        ) {
+            (Verdict::Answer, _) => return result,
+            (Verdict::Unreachable { rest }, _) => gw.balancer.rest_backend(index, rest),
+            (Verdict::DeploymentRefused { rest: Some(rest) }, Some(name)) => {
+                gw.balancer.rest_deployment(index, name, rest)
+            }
+            (Verdict::DeploymentRefused { .. }, _) => {}
+        }
+        // Stored objects live on one backend: there is nowhere else to go.
+        if deployment.is_none() {
+            return result;
+        }
+        tried.push(index);
+        if tried.len() >= gw.failover.attempts {
+            return result;
+        }
+        let Some(next) = gw.balancer.pick(version, deployment.as_deref(), &tried) else {
+            return result;
+        };
+        log::info!(
+            "{} {}: backend {} answered {}; trying {}",
+            req.method(),
+            req.path(),
+            backend.name,
+            match &result {
+                Ok(reply) => reply.status().as_u16().to_string(),
+                Err(error) => error.internal(),
+            },
+            next.1.name
+        );
+        (index, backend) = next;
+    }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes before reading them where the client

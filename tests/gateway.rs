@@ -489,6 +489,89 @@ fn unreachable_and_slow_backends_give_502_and_504_without_leaking_addresses() {
 }
 
 #[test]
+fn a_backend_over_its_quota_hands_the_call_on_and_rests_for_its_retry_after() {
+    run(async {
+        // East US serves `gpt` from a deployment that is over its quota (429, retry-after 7 s).
+        let mut east = Backend::new("eastus", "East US");
+        east.deployment_map
+            .insert("gpt".into(), "rate-limited".into());
+        let gw = start(Setup {
+            backends: vec![east, Backend::new("westeurope", "West Europe")],
+            ..Setup::default()
+        })
+        .await;
+        let path = "/openai/deployments/gpt/chat/completions?api-version=2024-10-21";
+        for _ in 0..4 {
+            let (status, headers, _) = gw.post_json(path, HELLO).await;
+            assert_eq!(status, 200);
+            assert_eq!(headers["x-ms-region"], "West Europe");
+            assert_eq!(headers["x-aoai-gateway-backend"], "westeurope");
+        }
+        // Tried once, then left alone while it rests; the client's bytes went to both.
+        assert_eq!(gw.sims[0].recorded().len(), 1);
+        assert_eq!(gw.sims[1].recorded().len(), 4);
+        assert_eq!(gw.sims[0].recorded()[0].body, HELLO.as_bytes());
+        // Quotas are per deployment: East US still takes its turn for the others.
+        let mut regions = Vec::new();
+        for _ in 0..2 {
+            let (status, headers, _) = gw.post_json(CHAT, HELLO).await;
+            assert_eq!(status, 200);
+            regions.push(headers["x-ms-region"].clone());
+        }
+        regions.sort();
+        assert_eq!(regions, ["East US", "West Europe"]);
+
+        // When every backend is over its quota the client gets Azure's own 429, after one try
+        // on each backend.
+        let gw = start(Setup::default()).await;
+        let (status, headers, _) = gw
+            .post_json(
+                "/openai/deployments/rate-limited/chat/completions?api-version=2024-10-21",
+                HELLO,
+            )
+            .await;
+        assert_eq!((status, headers["retry-after"].as_str()), (429, "7"));
+        assert_eq!(gw.all_recorded().len(), 2);
+    });
+}
+
+#[test]
+fn an_unreachable_backend_is_skipped_and_a_timeout_is_not_retried() {
+    run(async {
+        let dead = Backend {
+            dead: true,
+            ..Backend::new("dead", "Nowhere")
+        };
+        let gw = start(Setup {
+            backends: vec![dead, Backend::new("eastus", "East US")],
+            response_ms: 300,
+            ..Setup::default()
+        })
+        .await;
+        for _ in 0..3 {
+            let (status, headers, _) = gw.post_json(CHAT, HELLO).await;
+            assert_eq!(status, 200);
+            assert_eq!(headers["x-aoai-gateway-backend"], "eastus");
+        }
+
+        // A backend that timed out may still be working on the call, and billing it.
+        let gw = start(Setup {
+            response_ms: 300,
+            ..Setup::default()
+        })
+        .await;
+        let (status, _, _) = gw
+            .post_json(
+                "/openai/deployments/slow/chat/completions?api-version=2024-10-21",
+                HELLO,
+            )
+            .await;
+        assert_eq!(status, 504);
+        assert_eq!(gw.all_recorded().len(), 1);
+    });
+}
+
+#[test]
 fn azure_answers_pass_through_with_their_headers() {
     run(async {
         let gw = start(Setup::default()).await;
