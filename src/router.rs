@@ -103,17 +103,41 @@ impl Router {
     }
 }
 
+/// Request paths with up to this many segments are split on the stack; longer ones (which no
+/// shipped route has) on the heap.
+const STACK_SEGMENTS: usize = 16;
+
+/// `rest` split at `/` into `stack`, or `None` when it has more segments than fit.
+fn split_on_stack<'p, 's>(rest: &'p str, stack: &'s mut [&'p str]) -> Option<&'s [&'p str]> {
+    let mut count = 0;
+    for part in rest.split('/') {
+        *stack.get_mut(count)? = part;
+        count += 1;
+    }
+    Some(&stack[..count])
+}
+
 impl VersionTable {
     /// `path` is relative to the base path and starts with `/`.
     pub fn find<'p>(&self, method: &str, path: &'p str) -> Result<Matched<'p>, GatewayError> {
         let Some(rest) = path.strip_prefix('/') else {
             return Err(GatewayError::NotFound);
         };
+        // Split once rather than once per candidate route.
+        let mut stack = [""; STACK_SEGMENTS];
+        let heap: Vec<&str>;
+        let parts = match split_on_stack(rest, &mut stack) {
+            Some(parts) => parts,
+            None => {
+                heap = rest.split('/').collect();
+                &heap
+            }
+        };
         let method = Method::parse(method);
         let mut best: Option<&CompiledRoute> = None;
         let mut allowed: Vec<Method> = Vec::new();
         for candidate in &self.routes {
-            if !matches_path(&candidate.segments, rest) {
+            if !matches_path(&candidate.segments, parts) {
                 continue;
             }
             if Some(candidate.route.method) == method {
@@ -133,9 +157,9 @@ impl VersionTable {
         };
         let mut params = Vec::new();
         let mut deployment_segment = None;
-        for (i, (segment, value)) in found.segments.iter().zip(rest.split('/')).enumerate() {
+        for (i, (segment, value)) in found.segments.iter().zip(parts).enumerate() {
             if let Segment::Param(name) = segment {
-                params.push((*name, value));
+                params.push((*name, *value));
                 if *name == DEPLOYMENT_PARAM {
                     deployment_segment = Some(i);
                 }
@@ -149,19 +173,15 @@ impl VersionTable {
     }
 }
 
-fn matches_path(segments: &[Segment], rest: &str) -> bool {
-    let mut parts = rest.split('/');
-    for segment in segments {
-        let Some(part) = parts.next() else {
-            return false;
-        };
-        match segment {
-            Segment::Literal(l) if *l != part => return false,
-            Segment::Param(_) if part.is_empty() => return false,
-            _ => {}
-        }
-    }
-    parts.next().is_none()
+fn matches_path(segments: &[Segment], parts: &[&str]) -> bool {
+    segments.len() == parts.len()
+        && segments
+            .iter()
+            .zip(parts)
+            .all(|(segment, part)| match segment {
+                Segment::Literal(l) => l == part,
+                Segment::Param(_) => !part.is_empty(),
+            })
 }
 
 #[cfg(test)]
@@ -212,6 +232,10 @@ mod tests {
             v.find("POST", "/assistants"),
             Err(GatewayError::NotFound)
         ));
+        let long = "/deployments/x/chat/completions".repeat(8);
+        assert!(matches!(v.find("POST", &long), Err(GatewayError::NotFound)));
+        assert_eq!(split_on_stack("a/b", &mut [""; 2]), Some(&["a", "b"][..]));
+        assert_eq!(split_on_stack("a/b/c", &mut [""; 2]), None);
         assert_eq!(router.supported(), ["2024-09-01-preview", "2024-10-21"]);
     }
 }
