@@ -86,6 +86,25 @@ fn is_hop_by_hop(name: &HeaderName, tokens: &[String]) -> bool {
     HOP_BY_HOP.contains(&name) || tokens.iter().any(|t| t == name)
 }
 
+/// Drops from a backend's response headers what is not the client's: hop-by-hop headers, the
+/// length (the client's connection frames the body itself) and any `api-key`.
+fn trim_response_headers(headers: &mut HeaderMap) {
+    // Looking for what is there costs less than removing every name that might be.
+    let tokens = connection_tokens(headers);
+    let unwanted: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            *name == header::CONTENT_LENGTH
+                || is_hop_by_hop(name, &tokens)
+                || name.as_str() == API_KEY_HEADER
+        })
+        .cloned()
+        .collect();
+    for name in unwanted {
+        headers.remove(name);
+    }
+}
+
 /// What goes to the backend.
 pub struct Outgoing<'a> {
     pub method: &'a Method,
@@ -145,22 +164,17 @@ pub async fn forward(
     })?;
 
     let status = response.status();
-    let length = response
-        .headers()
+    // The backend's header map is taken, not copied, and trimmed in place.
+    let mut headers = HeaderMap::new();
+    let response = response.map_body(|head, payload| {
+        headers = std::mem::take(&mut head.headers);
+        payload
+    });
+    let length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let mut headers = HeaderMap::with_capacity(response.headers().len() + 1);
-    let tokens = connection_tokens(response.headers());
-    for (name, value) in response.headers() {
-        if name == header::CONTENT_LENGTH
-            || is_hop_by_hop(name, &tokens)
-            || name.as_str() == API_KEY_HEADER
-        {
-            continue;
-        }
-        headers.append(name.clone(), value.clone());
-    }
+    trim_response_headers(&mut headers);
     headers.insert(
         HeaderName::from_static(BACKEND_HEADER),
         backend.name_header.clone(),
@@ -172,4 +186,35 @@ pub async fn forward(
     };
     *reply.headers_mut() = headers;
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    #[test]
+    fn response_headers_lose_hop_by_hop_length_and_keys_only() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "dropped"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("content-length", "12"),
+            ("api-key", "leaked"),
+            ("x-ms-region", "East US"),
+            ("retry-after", "7"),
+            ("content-type", "application/json"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        trim_response_headers(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort();
+        assert_eq!(left, ["content-type", "retry-after", "x-ms-region"]);
+    }
 }
