@@ -71,8 +71,9 @@ impl Auth {
         None
     }
 
-    /// Whether the docs may be read: with no key required, always.
-    pub fn allows_docs(
+    /// Whether a page of the gateway's own (docs, metrics) may be read: with no key required,
+    /// always.
+    pub fn allows_page(
         &self,
         required: bool,
         headers: &HeaderMap,

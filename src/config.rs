@@ -64,6 +64,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub docs: DocsConfig,
     #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
     pub backends: Vec<BackendConfig>,
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,
@@ -122,6 +124,33 @@ impl Default for Timeouts {
         Timeouts {
             connect_ms: default_connect_ms(),
             response_ms: default_response_ms(),
+        }
+    }
+}
+
+/// `/metrics`, in Prometheus' text format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_metrics_path")]
+    pub path: String,
+    /// Ask for a subscription key to read the metrics, which name subscriptions and backends.
+    #[serde(default)]
+    pub require_key: bool,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            path: default_metrics_path(),
+            require_key: false,
         }
     }
 }
@@ -447,8 +476,31 @@ pub struct Settings {
     pub failover: Failover,
     pub auth: AuthConfig,
     pub docs: DocsConfig,
+    pub metrics: MetricsConfig,
     pub backends: Vec<Backend>,
     pub subscriptions: Vec<Subscription>,
+}
+
+/// `path` for a page of the gateway's own, trimmed, unless it is not a path or overlaps one of
+/// `taken`.
+fn check_page_path(path: &str, taken: &[String]) -> Result<String, String> {
+    let trimmed = path.trim_end_matches('/');
+    if !path.starts_with('/') || trimmed.is_empty() || path.contains(['?', '#']) {
+        return Err(format!(
+            "`{path}` must be a path starting with `/`, such as /docs"
+        ));
+    }
+    let under =
+        |path: &str, prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    match taken
+        .iter()
+        .find(|t| under(trimmed, t) || under(t, trimmed))
+    {
+        Some(other) => Err(format!(
+            "`{trimmed}` overlaps `{other}`, which the gateway already serves; pick another"
+        )),
+        None => Ok(trimmed.to_string()),
+    }
 }
 
 /// [`FailoverConfig`], checked.
@@ -519,31 +571,16 @@ impl FileConfig {
                 format!("{} is not between 1 and 10", self.failover.attempts),
             ));
         }
-        if self.docs.enabled && (!self.docs.path.starts_with('/') || self.docs.path.len() < 2) {
-            return Err(error(
-                "docs.path",
-                format!(
-                    "`{}` must be a path starting with `/`, such as /docs",
-                    self.docs.path
-                ),
-            ));
-        }
-        if self.docs.enabled {
-            let docs = self.docs.path.trim_end_matches('/');
-            let under = |path: &str, prefix: &str| {
-                path == prefix || path.starts_with(&format!("{prefix}/"))
-            };
-            let reserved = ["/openapi", "/healthz"];
-            if under(docs, &base_path)
-                || under(&base_path, docs)
-                || reserved.iter().any(|r| under(docs, r) || under(r, docs))
-            {
-                return Err(error(
-                    "docs.path",
-                    format!(
-                        "`{docs}` overlaps the base path `{base_path}`, /openapi or /healthz; pick another, such as /docs"
-                    ),
-                ));
+        // Pages the gateway serves itself must not hide routes, nor each other.
+        let mut taken = vec![base_path.clone(), "/openapi".into(), "/healthz".into()];
+        let pages = [
+            ("docs.path", self.docs.enabled, &self.docs.path),
+            ("metrics.path", self.metrics.enabled, &self.metrics.path),
+        ];
+        for (key, enabled, path) in pages {
+            if enabled {
+                let path = check_page_path(path, &taken).map_err(|reason| error(key, reason))?;
+                taken.push(path);
             }
         }
         if self.backends.is_empty() {
@@ -682,6 +719,10 @@ impl FileConfig {
             docs: DocsConfig {
                 path: self.docs.path.trim_end_matches('/').to_string(),
                 ..self.docs.clone()
+            },
+            metrics: MetricsConfig {
+                path: self.metrics.path.trim_end_matches('/').to_string(),
+                ..self.metrics.clone()
             },
             backends,
             subscriptions,
@@ -842,6 +883,16 @@ key_env = "TEAM_A_KEY"
             .check("gw.toml", &keys(), &[])
             .unwrap_err();
         assert_eq!(err.key, "docs.path");
+
+        let bad = format!("{CONFIG}\n[metrics]\npath = \"/docs/metrics\"\n");
+        let err = parse(&bad, "gw.toml", &HashMap::new())
+            .unwrap()
+            .check("gw.toml", &keys(), &[])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "gw.toml: metrics.path: `/docs/metrics` overlaps `/docs`, which the gateway already serves; pick another"
+        );
 
         let bad = format!("{CONFIG}\n[failover]\nattempts = 0\n");
         let err = parse(&bad, "gw.toml", &HashMap::new())

@@ -76,6 +76,7 @@ pub async fn run(listen: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let base = settings.base_path.clone();
     let docs = settings.docs.path.clone();
+    let metrics = settings.metrics.path.clone();
     let (gateway, addr) = server::start(Arc::new(Gateway::new(settings)), listener, true)
         .map_err(|e| e.to_string())?;
     let latest_stable = versions
@@ -108,7 +109,8 @@ Or with the openai SDK (pip install openai):
           messages=[{{"role": "user", "content": "Hello!"}}]):
       print(chunk.choices[0].delta.content or "" if chunk.choices else "", end="", flush=True)
 
-Route docs: http://{addr}{docs}    Compiled api-versions: {versions}
+Route docs: http://{addr}{docs}    Metrics: http://{addr}{metrics}
+Compiled api-versions: {versions}
 Ctrl-C stops the demo."#,
         east = simulators[0],
         west = simulators[1],

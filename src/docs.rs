@@ -76,7 +76,7 @@ impl Docs {
         if path != self.path && page.is_none() && spec.is_none() {
             return Ok(None);
         }
-        auth.allows_docs(self.require_key, req.headers(), req.query_string())?;
+        auth.allows_page(self.require_key, req.headers(), req.query_string())?;
         if let Some(version) = spec {
             let spec = self.specs.get(version).ok_or(GatewayError::NotFound)?;
             return Ok(Some(

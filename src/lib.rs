@@ -17,6 +17,7 @@ pub mod demo;
 pub mod docs;
 pub mod error;
 pub mod failover;
+pub mod metrics;
 pub mod multipart;
 pub mod query;
 pub mod router;

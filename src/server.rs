@@ -11,7 +11,7 @@
 //! 7. the request goes to that backend and its answer streams back (502, 504); a backend over
 //!    its quota, failing or unreachable hands the call to the next one ([`failover`]).
 //!
-//! `/healthz`, the route docs and the served specs are answered before all this.
+//! `/healthz`, `/metrics`, the route docs and the served specs are answered before all this.
 //!
 //! Each request is logged once, without its query string (which may hold a subscription key).
 
@@ -27,10 +27,11 @@ use futures_util::StreamExt;
 
 use crate::auth::{Auth, QUERY_PARAM};
 use crate::balancer::Balancer;
-use crate::config::{Failover, Settings};
+use crate::config::{Failover, MetricsConfig, Settings};
 use crate::docs::Docs;
 use crate::error::GatewayError;
 use crate::failover::{self, Verdict};
+use crate::metrics::Metrics;
 use crate::router::Router;
 use crate::upstream::{self, Outgoing};
 use crate::{query, validate};
@@ -47,12 +48,20 @@ pub struct Gateway {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub failover: Failover,
+    pub metrics: Metrics,
+    pub metrics_page: MetricsConfig,
     pub workers: Option<usize>,
 }
 
 impl Gateway {
     pub fn new(settings: Settings) -> Gateway {
+        let metrics = Metrics::new(
+            settings.subscriptions.iter().map(|s| s.name.as_str()),
+            settings.backends.iter().map(|b| b.name.as_str()),
+        );
         Gateway {
+            metrics,
+            metrics_page: settings.metrics,
             docs: Docs::new(&settings.docs, &settings.base_path),
             router: Router::new(crate::generated::API_VERSIONS),
             auth: Auth::new(settings.auth, settings.subscriptions),
@@ -98,6 +107,9 @@ pub fn start(
 /// What the access log says about a request besides method, path and status.
 #[derive(Default)]
 struct Trace<'g> {
+    /// Whether the request was for the API, so the metrics count it; not for the gateway's own
+    /// pages.
+    api: bool,
     subscription: Option<&'g str>,
     backend: Option<&'g str>,
     operation: Option<&'static str>,
@@ -120,6 +132,10 @@ async fn handle(
             error.error_response()
         }
     };
+    if trace.api {
+        gw.metrics
+            .request(trace.subscription, response.status().as_u16());
+    }
     log::info!(
         "{} {} {} {:.1}ms op={} subscription={} backend={}",
         req.method(),
@@ -149,6 +165,17 @@ async fn route<'g>(
     {
         return Ok(reply);
     }
+    if gw.metrics_page.enabled && path == gw.metrics_page.path {
+        gw.auth.allows_page(
+            gw.metrics_page.require_key,
+            req.headers(),
+            req.query_string(),
+        )?;
+        return Ok(HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(gw.metrics.render()));
+    }
+    trace.api = true;
     let rest = path
         .strip_prefix(gw.base_path.as_str())
         .filter(|r| r.starts_with('/'))
@@ -205,6 +232,7 @@ async fn route<'g>(
             }
             _ => Cow::Borrowed(rest),
         };
+        let sent = Instant::now();
         let result = upstream::forward(
             client,
             backend,
@@ -217,6 +245,13 @@ async fn route<'g>(
             },
         )
         .await;
+        let answer = result.as_ref().ok();
+        gw.metrics.backend_call(
+            index,
+            answer.map(|r| r.status().as_u16()),
+            sent.elapsed(),
+            answer.map(HttpResponse::headers),
+        );
         match (
             failover::judge(&result, &gw.failover),
             deployment.as_deref(),
@@ -239,6 +274,7 @@ async fn route<'g>(
         let Some(next) = gw.balancer.pick(version, deployment.as_deref(), &tried) else {
             return result;
         };
+        gw.metrics.handed_on(index);
         log::info!(
             "{} {}: backend {} answered {}; trying {}",
             req.method(),

@@ -572,6 +572,54 @@ fn an_unreachable_backend_is_skipped_and_a_timeout_is_not_retried() {
 }
 
 #[test]
+fn metrics_count_requests_backend_calls_and_hand_ons() {
+    run(async {
+        let mut east = Backend::new("eastus", "East US");
+        east.deployment_map
+            .insert("gpt".into(), "rate-limited".into());
+        let gw = start(Setup {
+            backends: vec![east, Backend::new("westeurope", "West Europe")],
+            ..Setup::default()
+        })
+        .await;
+        let path = "/openai/deployments/gpt/chat/completions?api-version=2024-10-21";
+        assert_eq!(gw.post_json(path, HELLO).await.0, 200);
+        assert_eq!(gw.post_json(CHAT, r#"{"messages": 5}"#).await.0, 400);
+        let unauthorized = gw
+            .client
+            .post(gw.url(CHAT))
+            .send_body(HELLO)
+            .await
+            .expect("gateway answers");
+        assert_eq!(unauthorized.status().as_u16(), 401);
+
+        let (status, headers, body) = gw.get("/metrics").await;
+        assert_eq!(status, 200);
+        assert!(headers["content-type"].starts_with("text/plain; version=0.0.4"));
+        let text = String::from_utf8_lossy(&body);
+        for line in [
+            r#"aoai_gateway_requests_total{subscription="team-a",code="200"} 1"#,
+            r#"aoai_gateway_requests_total{subscription="team-a",code="400"} 1"#,
+            r#"aoai_gateway_requests_total{subscription="-",code="401"} 1"#,
+            r#"aoai_gateway_backend_calls_total{backend="eastus",code="429"} 1"#,
+            r#"aoai_gateway_backend_calls_total{backend="westeurope",code="200"} 1"#,
+            r#"aoai_gateway_backend_handed_on_total{backend="eastus"} 1"#,
+            r#"aoai_gateway_backend_handed_on_total{backend="westeurope"} 0"#,
+            r#"aoai_gateway_backend_ratelimit_remaining_tokens{backend="eastus"} 0"#,
+            r#"aoai_gateway_backend_response_seconds_count{backend="eastus"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        // The gateway's own pages are not API requests; the metrics hold no key.
+        assert!(!text.contains("code=\"404\""));
+        for key in &gw.keys {
+            assert!(!text.contains(key.as_str()));
+        }
+        assert!(!text.contains(CLIENT_KEY));
+    });
+}
+
+#[test]
 fn azure_answers_pass_through_with_their_headers() {
     run(async {
         let gw = start(Setup::default()).await;

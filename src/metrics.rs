@@ -1,0 +1,329 @@
+//! Counters for `/metrics`, in Prometheus' text format.
+//!
+//! Everything is a fixed array of atomics laid out at start-up (subscriptions and backends are
+//! known then, status codes are 100 to 599), so counting a request takes no lock and allocates
+//! nothing; only a scrape walks the arrays and skips what is zero.
+//!
+//! What is counted: requests per subscription and status (the gateway's own refusals included,
+//! under `subscription="-"` when no key matched); calls per backend and status with the time to
+//! the backend's response headers; calls handed on to another backend; and the rate-limit
+//! headroom each backend last reported (`x-ratelimit-remaining-tokens` and `-requests`), which
+//! is what a dashboard needs to see a region filling up.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::HeaderMap;
+
+/// Status codes 100..=599, plus slot 0 for "no answer" (unreachable, timed out).
+const CODES: usize = 501;
+/// Upper bounds, in seconds, of the response-time histogram buckets; the last bucket is +Inf.
+const BUCKETS: [f64; 13] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+fn slot(code: Option<u16>) -> usize {
+    match code {
+        Some(code @ 100..=599) => usize::from(code) - 99,
+        _ => 0,
+    }
+}
+
+fn code_of(slot: usize) -> String {
+    if slot == 0 {
+        "none".into()
+    } else {
+        (slot + 99).to_string()
+    }
+}
+
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new() -> Histogram {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        for (i, count) in self.buckets.iter().enumerate() {
+            cumulative += count.load(Ordering::Relaxed);
+            let le = BUCKETS
+                .get(i)
+                .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
+    }
+}
+
+struct BackendCounters {
+    label: String,
+    calls: Box<[AtomicU64]>,
+    response_time: Histogram,
+    handed_on: AtomicU64,
+    /// Last reported headroom; -1 until a backend reports it.
+    remaining_tokens: AtomicI64,
+    remaining_requests: AtomicI64,
+}
+
+pub struct Metrics {
+    started: Instant,
+    subscriptions: Vec<String>,
+    /// `subscriptions.len() + 1` rows of `CODES`; the last row is "no subscription".
+    requests: Box<[AtomicU64]>,
+    backends: Vec<BackendCounters>,
+}
+
+fn zeros(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+/// A label value as Prometheus wants it quoted.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header_number(headers: &HeaderMap, name: &str) -> Option<i64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+impl Metrics {
+    /// `subscriptions` and `backends` are names, in the order the gateway indexes them.
+    pub fn new<'a>(
+        subscriptions: impl IntoIterator<Item = &'a str>,
+        backends: impl IntoIterator<Item = &'a str>,
+    ) -> Metrics {
+        let subscriptions: Vec<String> = subscriptions.into_iter().map(str::to_string).collect();
+        Metrics {
+            started: Instant::now(),
+            requests: zeros((subscriptions.len() + 1) * CODES),
+            subscriptions,
+            backends: backends
+                .into_iter()
+                .map(|name| BackendCounters {
+                    label: escape(name),
+                    calls: zeros(CODES),
+                    response_time: Histogram::new(),
+                    handed_on: AtomicU64::new(0),
+                    remaining_tokens: AtomicI64::new(-1),
+                    remaining_requests: AtomicI64::new(-1),
+                })
+                .collect(),
+        }
+    }
+
+    /// A request answered with `status`; `subscription` is the name that authenticated it.
+    pub fn request(&self, subscription: Option<&str>, status: u16) {
+        let row = subscription
+            .and_then(|name| self.subscriptions.iter().position(|s| s == name))
+            .unwrap_or(self.subscriptions.len());
+        self.requests[row * CODES + slot(Some(status))].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call to backend `index` that answered `status` (`None`: no answer) after `took`, with
+    /// the answer's headers when there was one.
+    pub fn backend_call(
+        &self,
+        index: usize,
+        status: Option<u16>,
+        took: Duration,
+        headers: Option<&HeaderMap>,
+    ) {
+        let Some(backend) = self.backends.get(index) else {
+            return;
+        };
+        backend.calls[slot(status)].fetch_add(1, Ordering::Relaxed);
+        backend.response_time.observe(took);
+        if let Some(headers) = headers {
+            if let Some(n) = header_number(headers, "x-ratelimit-remaining-tokens") {
+                backend.remaining_tokens.store(n, Ordering::Relaxed);
+            }
+            if let Some(n) = header_number(headers, "x-ratelimit-remaining-requests") {
+                backend.remaining_requests.store(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A call that backend `index` refused or could not take, handed on to another backend.
+    pub fn handed_on(&self, index: usize) {
+        if let Some(backend) = self.backends.get(index) {
+            backend.handed_on.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let help = |out: &mut String, name: &str, kind: &str, text: &str| {
+            let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
+        };
+
+        let name = "aoai_gateway_requests_total";
+        help(
+            &mut out,
+            name,
+            "counter",
+            "Requests answered, by subscription (\"-\": none matched) and status code.",
+        );
+        for (row, counts) in self.requests.chunks(CODES).enumerate() {
+            let subscription = self.subscriptions.get(row).map_or("-", String::as_str);
+            for (slot, count) in counts.iter().enumerate() {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{subscription=\"{}\",code=\"{}\"}} {count}",
+                        escape(subscription),
+                        code_of(slot)
+                    );
+                }
+            }
+        }
+
+        let name = "aoai_gateway_backend_calls_total";
+        help(
+            &mut out,
+            name,
+            "counter",
+            "Calls sent to each backend, by the status it answered (\"none\": no answer).",
+        );
+        for b in &self.backends {
+            for (slot, count) in b.calls.iter().enumerate() {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{backend=\"{}\",code=\"{}\"}} {count}",
+                        b.label,
+                        code_of(slot)
+                    );
+                }
+            }
+        }
+
+        let name = "aoai_gateway_backend_response_seconds";
+        help(
+            &mut out,
+            name,
+            "histogram",
+            "Time from sending a call to a backend to its response headers (or to giving up).",
+        );
+        for b in &self.backends {
+            b.response_time
+                .render(&mut out, name, &format!("backend=\"{}\"", b.label));
+        }
+
+        let name = "aoai_gateway_backend_handed_on_total";
+        help(
+            &mut out,
+            name,
+            "counter",
+            "Calls a backend refused (429, 5xx) or could not take, handed on to another backend.",
+        );
+        for b in &self.backends {
+            let count = b.handed_on.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{backend=\"{}\"}} {count}", b.label);
+        }
+
+        for (name, text, pick) in [
+            (
+                "aoai_gateway_backend_ratelimit_remaining_tokens",
+                "The backend's x-ratelimit-remaining-tokens in its latest answer that had it.",
+                (|b: &BackendCounters| &b.remaining_tokens) as fn(&BackendCounters) -> &AtomicI64,
+            ),
+            (
+                "aoai_gateway_backend_ratelimit_remaining_requests",
+                "The backend's x-ratelimit-remaining-requests in its latest answer that had it.",
+                |b: &BackendCounters| &b.remaining_requests,
+            ),
+        ] {
+            help(&mut out, name, "gauge", text);
+            for b in &self.backends {
+                let value = pick(b).load(Ordering::Relaxed);
+                if value >= 0 {
+                    let _ = writeln!(out, "{name}{{backend=\"{}\"}} {value}", b.label);
+                }
+            }
+        }
+
+        let name = "aoai_gateway_uptime_seconds";
+        help(
+            &mut out,
+            name,
+            "gauge",
+            "Seconds since the gateway started.",
+        );
+        let _ = writeln!(out, "{name} {}", self.started.elapsed().as_secs());
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    #[test]
+    fn counts_render_as_prometheus_text() {
+        let m = Metrics::new(["team-a", "team \"b\""], ["eastus", "westus"]);
+        m.request(Some("team-a"), 200);
+        m.request(Some("team-a"), 200);
+        m.request(Some("team \"b\""), 429);
+        m.request(None, 401);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static("x-ratelimit-remaining-tokens"),
+            HeaderValue::from_static("1200"),
+        );
+        m.backend_call(0, Some(200), Duration::from_millis(30), Some(&headers));
+        m.backend_call(1, None, Duration::from_secs(90), None);
+        m.handed_on(1);
+        let text = m.render();
+        for line in [
+            "aoai_gateway_requests_total{subscription=\"team-a\",code=\"200\"} 2",
+            "aoai_gateway_requests_total{subscription=\"team \\\"b\\\"\",code=\"429\"} 1",
+            "aoai_gateway_requests_total{subscription=\"-\",code=\"401\"} 1",
+            "aoai_gateway_backend_calls_total{backend=\"eastus\",code=\"200\"} 1",
+            "aoai_gateway_backend_calls_total{backend=\"westus\",code=\"none\"} 1",
+            "aoai_gateway_backend_response_seconds_bucket{backend=\"eastus\",le=\"0.025\"} 0",
+            "aoai_gateway_backend_response_seconds_bucket{backend=\"eastus\",le=\"0.05\"} 1",
+            "aoai_gateway_backend_response_seconds_bucket{backend=\"westus\",le=\"60\"} 0",
+            "aoai_gateway_backend_response_seconds_bucket{backend=\"westus\",le=\"+Inf\"} 1",
+            "aoai_gateway_backend_response_seconds_sum{backend=\"eastus\"} 0.03",
+            "aoai_gateway_backend_response_seconds_count{backend=\"westus\"} 1",
+            "aoai_gateway_backend_handed_on_total{backend=\"westus\"} 1",
+            "aoai_gateway_backend_ratelimit_remaining_tokens{backend=\"eastus\"} 1200",
+            "# TYPE aoai_gateway_backend_response_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        assert!(!text.contains("remaining_tokens{backend=\"westus\"}"));
+        assert!(!text.contains("code=\"500\""));
+    }
+}
