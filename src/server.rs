@@ -27,7 +27,7 @@ use futures_util::StreamExt;
 
 use crate::auth::{Auth, QUERY_PARAM};
 use crate::balancer::Balancer;
-use crate::config::{Failover, MetricsConfig, Settings};
+use crate::config::{Backend, Failover, MetricsConfig, Settings};
 use crate::docs::Docs;
 use crate::error::GatewayError;
 use crate::failover::{self, Verdict};
@@ -210,38 +210,71 @@ async fn route<'g>(
         .deployment_segment
         .and_then(|i| rest[1..].split('/').nth(i))
         .map(query::decode_path);
-    let version = table.api.version;
+    let call = Call {
+        req,
+        version: table.api.version,
+        rest,
+        deployment_segment: matched.deployment_segment,
+        deployment: deployment.as_deref(),
+        query: query::without(raw_query, QUERY_PARAM),
+        body,
+    };
+    dispatch(&call, gw, client, trace).await
+}
+
+/// A checked call, ready for a backend.
+struct Call<'r> {
+    req: &'r HttpRequest,
+    version: &'static str,
+    /// The path below the base path, with the client's deployment name at `deployment_segment`.
+    rest: &'r str,
+    deployment_segment: Option<usize>,
+    /// The client's deployment name, decoded; `None` for operations on stored objects.
+    deployment: Option<&'r str>,
+    /// Without the client's subscription key.
+    query: Cow<'r, str>,
+    body: Bytes,
+}
+
+impl Call<'_> {
+    /// The path for `backend`, with its own name for the deployment.
+    fn path_for(&self, backend: &Backend) -> Cow<'_, str> {
+        match (self.deployment_segment, self.deployment) {
+            (Some(i), Some(name)) if backend.deployment_name(name) != name => Cow::Owned(
+                replace_segment(self.rest, i, &encode_segment(backend.deployment_name(name))),
+            ),
+            _ => Cow::Borrowed(self.rest),
+        }
+    }
+}
+
+/// Sends the call to a backend and, while backends refuse it, to the next (see [`failover`]).
+async fn dispatch<'g>(
+    call: &Call<'_>,
+    gw: &'g Gateway,
+    client: &awc::Client,
+    trace: &mut Trace<'g>,
+) -> Result<HttpResponse, GatewayError> {
     let mut tried: Vec<usize> = Vec::new();
     let (mut index, mut backend) = gw
         .balancer
-        .pick(version, deployment.as_deref(), &tried)
+        .pick(call.version, call.deployment, &tried)
         .ok_or_else(|| GatewayError::NoBackend {
-            deployment: deployment.as_deref().map(str::to_string),
-            version: version.to_string(),
+            deployment: call.deployment.map(str::to_string),
+            version: call.version.to_string(),
         })?;
-    let forwarded_query = query::without(raw_query, QUERY_PARAM);
     loop {
         trace.backend = Some(&backend.name);
-        let upstream_path = match (matched.deployment_segment, deployment.as_deref()) {
-            (Some(i), Some(client_name)) if backend.deployment_name(client_name) != client_name => {
-                Cow::Owned(replace_segment(
-                    rest,
-                    i,
-                    &encode_segment(backend.deployment_name(client_name)),
-                ))
-            }
-            _ => Cow::Borrowed(rest),
-        };
         let sent = Instant::now();
         let result = upstream::forward(
             client,
             backend,
             Outgoing {
-                method: req.method(),
-                headers: req.headers(),
-                path: &upstream_path,
-                query: &forwarded_query,
-                body: body.clone(),
+                method: call.req.method(),
+                headers: call.req.headers(),
+                path: &call.path_for(backend),
+                query: &call.query,
+                body: call.body.clone(),
             },
         )
         .await;
@@ -252,10 +285,7 @@ async fn route<'g>(
             sent.elapsed(),
             answer.map(HttpResponse::headers),
         );
-        match (
-            failover::judge(&result, &gw.failover),
-            deployment.as_deref(),
-        ) {
+        match (failover::judge(&result, &gw.failover), call.deployment) {
             (Verdict::Answer, _) => return result,
             (Verdict::Unreachable { rest }, _) => gw.balancer.rest_backend(index, rest),
             (Verdict::DeploymentRefused { rest: Some(rest) }, Some(name)) => {
@@ -264,21 +294,21 @@ async fn route<'g>(
             (Verdict::DeploymentRefused { .. }, _) => {}
         }
         // Stored objects live on one backend: there is nowhere else to go.
-        if deployment.is_none() {
+        if call.deployment.is_none() {
             return result;
         }
         tried.push(index);
         if tried.len() >= gw.failover.attempts {
             return result;
         }
-        let Some(next) = gw.balancer.pick(version, deployment.as_deref(), &tried) else {
+        let Some(next) = gw.balancer.pick(call.version, call.deployment, &tried) else {
             return result;
         };
         gw.metrics.handed_on(index);
         log::info!(
             "{} {}: backend {} answered {}; trying {}",
-            req.method(),
-            req.path(),
+            call.req.method(),
+            call.req.path(),
             backend.name,
             match &result {
                 Ok(reply) => reply.status().as_u16().to_string(),
