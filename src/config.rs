@@ -483,11 +483,11 @@ pub struct Settings {
 
 /// `path` for a page of the gateway's own, trimmed, unless it is not a path or overlaps one of
 /// `taken`.
-fn check_page_path(path: &str, taken: &[String]) -> Result<String, String> {
+fn check_page_path(path: &str, example: &str, taken: &[String]) -> Result<String, String> {
     let trimmed = path.trim_end_matches('/');
     if !path.starts_with('/') || trimmed.is_empty() || path.contains(['?', '#']) {
         return Err(format!(
-            "`{path}` must be a path starting with `/`, such as /docs"
+            "`{path}` must be a path starting with `/`, such as {example}"
         ));
     }
     let under =
@@ -574,12 +574,18 @@ impl FileConfig {
         // Pages the gateway serves itself must not hide routes, nor each other.
         let mut taken = vec![base_path.clone(), "/openapi".into(), "/healthz".into()];
         let pages = [
-            ("docs.path", self.docs.enabled, &self.docs.path),
-            ("metrics.path", self.metrics.enabled, &self.metrics.path),
+            ("docs.path", self.docs.enabled, &self.docs.path, "/docs"),
+            (
+                "metrics.path",
+                self.metrics.enabled,
+                &self.metrics.path,
+                "/metrics",
+            ),
         ];
-        for (key, enabled, path) in pages {
+        for (key, enabled, path, example) in pages {
             if enabled {
-                let path = check_page_path(path, &taken).map_err(|reason| error(key, reason))?;
+                let path =
+                    check_page_path(path, example, &taken).map_err(|reason| error(key, reason))?;
                 taken.push(path);
             }
         }
