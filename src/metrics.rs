@@ -5,10 +5,11 @@
 //! nothing; only a scrape walks the arrays and skips what is zero.
 //!
 //! What is counted: requests per subscription and status (the gateway's own refusals included,
-//! under `subscription="-"` when no key matched); calls per backend and status with the time to
-//! the backend's response headers; calls handed on to another backend; and the rate-limit
-//! headroom each backend last reported (`x-ratelimit-remaining-tokens` and `-requests`), which
-//! is what a dashboard needs to see a region filling up.
+//! under `subscription="-"` when none was identified: no key, a wrong key, or a request refused
+//! before its key is checked, such as one without an api-version); calls per backend and status
+//! with the time to the backend's response headers; calls handed on to another backend; and the
+//! rate-limit headroom each backend last reported (`x-ratelimit-remaining-tokens` and
+//! `-requests`), which is what a dashboard needs to see a region filling up.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -189,7 +190,7 @@ impl Metrics {
             &mut out,
             name,
             "counter",
-            "Requests answered, by subscription (\"-\": none matched) and status code.",
+            "Requests answered, by subscription (\"-\": none identified) and status code.",
         );
         for (row, counts) in self.requests.chunks(CODES).enumerate() {
             let subscription = self.subscriptions.get(row).map_or("-", String::as_str);
