@@ -29,16 +29,20 @@ impl Auth {
         }
     }
 
-    /// The subscription the request's key belongs to.
-    pub fn authenticate(&self, headers: &HeaderMap, raw_query: &str) -> Result<&str, GatewayError> {
+    /// The subscription the request's key belongs to: its index in the config and its name.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        raw_query: &str,
+    ) -> Result<(usize, &str), GatewayError> {
         let key = self
             .presented_key(headers, raw_query)
             .ok_or(GatewayError::Unauthorized)?;
         let digest = sha256(&key);
         let mut found = None;
-        for s in &self.subscriptions {
+        for (i, s) in self.subscriptions.iter().enumerate() {
             if bool::from(s.key_sha256.ct_eq(&digest)) && found.is_none() {
-                found = Some(s.name.as_str());
+                found = Some((i, s.name.as_str()));
             }
         }
         found.ok_or(GatewayError::Unauthorized)
@@ -120,17 +124,21 @@ mod tests {
     fn accepts_each_place_and_names_the_subscription() {
         let a = auth(AuthConfig::default());
         assert_eq!(
-            a.authenticate(&headers(&[("api-key", "k2")]), "").unwrap(),
+            a.authenticate(&headers(&[("api-key", "k2")]), "")
+                .unwrap()
+                .1,
             "b"
         );
         assert_eq!(
             a.authenticate(&headers(&[("ocp-apim-subscription-key", "k1")]), "")
-                .unwrap(),
+                .unwrap()
+                .1,
             "a"
         );
         assert_eq!(
             a.authenticate(&headers(&[]), "api-version=1&subscription-key=k1")
-                .unwrap(),
+                .unwrap()
+                .1,
             "a"
         );
         assert!(

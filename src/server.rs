@@ -110,7 +110,8 @@ struct Trace<'g> {
     /// Whether the request was for the API, so the metrics count it; not for the gateway's own
     /// pages.
     api: bool,
-    subscription: Option<&'g str>,
+    /// Index in the config and name.
+    subscription: Option<(usize, &'g str)>,
     backend: Option<&'g str>,
     operation: Option<&'static str>,
 }
@@ -133,8 +134,10 @@ async fn handle(
         }
     };
     if trace.api {
-        gw.metrics
-            .request(trace.subscription, response.status().as_u16());
+        gw.metrics.request(
+            trace.subscription.map(|(i, _)| i),
+            response.status().as_u16(),
+        );
     }
     log::info!(
         "{} {} {} {:.1}ms op={} subscription={} backend={}",
@@ -143,7 +146,7 @@ async fn handle(
         response.status().as_u16(),
         started.elapsed().as_secs_f64() * 1000.0,
         trace.operation.unwrap_or("-"),
-        trace.subscription.unwrap_or("-"),
+        trace.subscription.map_or("-", |(_, name)| name),
         trace.backend.unwrap_or("-"),
     );
     response
