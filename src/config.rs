@@ -804,6 +804,14 @@ key_env = "TEAM_A_KEY"
         ])
     }
 
+    /// The error checking `text` gives, with every key set.
+    fn check_error(text: &str) -> ConfigError {
+        parse(text, "gw.toml", &HashMap::new())
+            .unwrap()
+            .check("gw.toml", &keys(), &[])
+            .unwrap_err()
+    }
+
     #[test]
     fn reads_and_checks_a_config() {
         let c = parse(CONFIG, "gw.toml", &HashMap::new()).unwrap();
@@ -867,44 +875,29 @@ key_env = "TEAM_A_KEY"
         );
 
         let bad = CONFIG.replace("https://contoso-eastus.openai.azure.com/", "ftp://x");
-        let err = parse(&bad, "gw.toml", &HashMap::new())
-            .unwrap()
-            .check("gw.toml", &keys(), &[])
-            .unwrap_err();
+        let err = check_error(&bad);
         assert_eq!(err.key, "backends[0].endpoint");
 
         let bad = CONFIG.replace("key_env = \"TEAM_A_KEY\"", "key_sha256 = \"abc\"");
-        let err = parse(&bad, "gw.toml", &HashMap::new())
-            .unwrap()
-            .check("gw.toml", &keys(), &[])
-            .unwrap_err();
+        let err = check_error(&bad);
         assert_eq!(
             err.to_string(),
             "gw.toml: subscriptions[0].key_sha256: must be 64 hex digits (a SHA-256)"
         );
 
         let bad = format!("{CONFIG}\n[docs]\npath = \"/openai/docs\"\n");
-        let err = parse(&bad, "gw.toml", &HashMap::new())
-            .unwrap()
-            .check("gw.toml", &keys(), &[])
-            .unwrap_err();
+        let err = check_error(&bad);
         assert_eq!(err.key, "docs.path");
 
         let bad = format!("{CONFIG}\n[metrics]\npath = \"/docs/metrics\"\n");
-        let err = parse(&bad, "gw.toml", &HashMap::new())
-            .unwrap()
-            .check("gw.toml", &keys(), &[])
-            .unwrap_err();
+        let err = check_error(&bad);
         assert_eq!(
             err.to_string(),
             "gw.toml: metrics.path: `/docs/metrics` overlaps `/docs`, which the gateway already serves; pick another"
         );
 
         let bad = format!("{CONFIG}\n[failover]\nattempts = 0\n");
-        let err = parse(&bad, "gw.toml", &HashMap::new())
-            .unwrap()
-            .check("gw.toml", &keys(), &[])
-            .unwrap_err();
+        let err = check_error(&bad);
         assert_eq!(
             err.to_string(),
             "gw.toml: failover.attempts: 0 is not between 1 and 10"

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, CHAT, CLIENT_KEY, Setup, collect, error_code, run, start};
+use common::{Backend, CHAT, CLIENT_KEY, Running, Setup, collect, error_code, run, start};
 use futures_util::StreamExt;
 
 const HELLO: &str = r#"{ "messages" : [ {"role":"user",   "content":"Hello!"} ], "x_future_field": {"kept": true} }"#;
@@ -488,21 +488,27 @@ fn unreachable_and_slow_backends_give_502_and_504_without_leaking_addresses() {
     });
 }
 
+const GPT: &str = "/openai/deployments/gpt/chat/completions?api-version=2024-10-21";
+
+/// East US and West Europe; East US serves [`GPT`] from a deployment over its quota (429,
+/// retry-after 7 s).
+async fn start_with_gpt_over_quota_in_east_us() -> Running {
+    let mut east = Backend::new("eastus", "East US");
+    east.deployment_map
+        .insert("gpt".into(), "rate-limited".into());
+    start(Setup {
+        backends: vec![east, Backend::new("westeurope", "West Europe")],
+        ..Setup::default()
+    })
+    .await
+}
+
 #[test]
 fn a_backend_over_its_quota_hands_the_call_on_and_rests_for_its_retry_after() {
     run(async {
-        // East US serves `gpt` from a deployment that is over its quota (429, retry-after 7 s).
-        let mut east = Backend::new("eastus", "East US");
-        east.deployment_map
-            .insert("gpt".into(), "rate-limited".into());
-        let gw = start(Setup {
-            backends: vec![east, Backend::new("westeurope", "West Europe")],
-            ..Setup::default()
-        })
-        .await;
-        let path = "/openai/deployments/gpt/chat/completions?api-version=2024-10-21";
+        let gw = start_with_gpt_over_quota_in_east_us().await;
         for _ in 0..4 {
-            let (status, headers, _) = gw.post_json(path, HELLO).await;
+            let (status, headers, _) = gw.post_json(GPT, HELLO).await;
             assert_eq!(status, 200);
             assert_eq!(headers["x-ms-region"], "West Europe");
             assert_eq!(headers["x-aoai-gateway-backend"], "westeurope");
@@ -574,16 +580,8 @@ fn an_unreachable_backend_is_skipped_and_a_timeout_is_not_retried() {
 #[test]
 fn metrics_count_requests_backend_calls_and_hand_ons() {
     run(async {
-        let mut east = Backend::new("eastus", "East US");
-        east.deployment_map
-            .insert("gpt".into(), "rate-limited".into());
-        let gw = start(Setup {
-            backends: vec![east, Backend::new("westeurope", "West Europe")],
-            ..Setup::default()
-        })
-        .await;
-        let path = "/openai/deployments/gpt/chat/completions?api-version=2024-10-21";
-        assert_eq!(gw.post_json(path, HELLO).await.0, 200);
+        let gw = start_with_gpt_over_quota_in_east_us().await;
+        assert_eq!(gw.post_json(GPT, HELLO).await.0, 200);
         assert_eq!(gw.post_json(CHAT, r#"{"messages": 5}"#).await.0, 400);
         let unauthorized = gw
             .client
