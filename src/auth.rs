@@ -75,6 +75,11 @@ impl Auth {
         None
     }
 
+    /// The name of subscription `index`, for logs.
+    pub fn subscription_name(&self, index: usize) -> Option<&str> {
+        self.subscriptions.get(index).map(|s| s.name.as_str())
+    }
+
     /// Whether a page of the gateway's own (docs, metrics) may be read: with no key required,
     /// always.
     pub fn allows_page(

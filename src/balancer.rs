@@ -1,14 +1,28 @@
-//! Picks the backend for a request.
+//! Picks the backend for a request, and keeps track of which backends are fit to take one.
 //!
 //! Calls to a deployment rotate round-robin over the backends that serve that deployment and
 //! api-version: one shared counter, so with two eligible regions consecutive calls alternate.
-//! Picking allocates nothing: it counts the eligible backends, then walks to the chosen one.
+//! A call that fails over does not take a turn of the rotation: it moves on to the next backend
+//! after the one that failed, so the rotation itself moves past a failing backend instead of
+//! starting every call there.
 //!
-//! A deployment over its quota (429 with `retry-after`) is left out of the rotation on that
-//! backend for a while, its *rest*; Azure's quotas are per deployment, so the backend's other
-//! deployments stay in. A backend that cannot be reached rests as a whole. While every eligible
-//! backend rests, a first attempt still goes to one of them, so the client gets a real answer
-//! (with Azure's own `retry-after`) rather than the gateway's guess; a failover attempt does not.
+//! A backend out of the rotation *rests*:
+//! - a deployment that answered with `retry-after` rests for that long on that backend (Azure's
+//!   quotas are per deployment, so the backend's other deployments stay in); a backend that
+//!   could not be reached rests as a whole for `failover.unreachable_rest_ms`;
+//! - a circuit breaker: `failover.circuit_failures` failures within `circuit_window_ms` (429s and
+//!   5xx without `retry-after` or answers not in time, of one deployment; connection failures of
+//!   the whole backend) open its circuit, and
+//!   it rests for `circuit_cooldown_ms`. Then exactly one call is let through as a trial: if it
+//!   succeeds the circuit closes, if it fails the circuit opens again. A trial that never
+//!   reports (its client went away) gives way to another after `trial_timeout`.
+//!
+//! While every eligible backend rests, a first attempt still goes to the one whose rest ends
+//! first, so the client gets a real answer (with Azure's own `retry-after`) rather than the
+//! gateway's guess; a failover attempt does not.
+//!
+//! The common case, a healthy backend, costs one atomic load: the health record behind its lock
+//! is only read while something is wrong with the backend.
 //!
 //! Operations on stored objects (assistants, threads, vector stores, files, batches) have no
 //! deployment in their path, and what they create lives in one Azure resource; rotating them
@@ -16,63 +30,235 @@
 //! serves the api-version and allows such operations.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::config::Backend;
+use crate::config::{Backend, Failover};
+
+/// What a call taught us about the backend it went to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It answered (any status but those below).
+    Answered,
+    /// The deployment refused or failed the call (429, 5xx) or did not answer in time;
+    /// `rest`: how long it asked to be left alone.
+    DeploymentFailed { rest: Option<Duration> },
+    /// The backend could not be reached at all.
+    Unreachable { rest: Duration },
+}
+
+/// The circuit breaker's settings, from [`Failover`].
+#[derive(Debug, Clone, Copy)]
+struct Breaker {
+    failures: u32,
+    window: u64,
+    cooldown: u64,
+    trial_timeout: u64,
+}
+
+/// The health of a backend as a whole, or of one deployment on it. Times are milliseconds
+/// since the balancer's epoch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Circuit {
+    /// Out of the rotation until then.
+    rest_until: u64,
+    /// Failures in the window that opened at `window_start`.
+    failures: u32,
+    window_start: u64,
+    /// The circuit opened: when the rest is over, one trial call decides.
+    open: bool,
+    /// A trial call is out, and counts as such until then.
+    trial_until: u64,
+}
+
+/// Whether a backend may take a call now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fitness {
+    Fit,
+    /// Its circuit is open and its rest over: it may take one trial call.
+    Trial,
+    Resting {
+        until: u64,
+    },
+}
+
+impl Fitness {
+    fn is_resting(self) -> bool {
+        matches!(self, Fitness::Resting { .. })
+    }
+}
+
+impl Circuit {
+    /// Forgets a rest that is over when nothing else is recorded; `true` when clear.
+    fn settle(&mut self, now: u64) -> bool {
+        if !self.open && self.failures == 0 && self.rest_until <= now {
+            *self = Circuit::default();
+        }
+        *self == Circuit::default()
+    }
+
+    fn fitness(&self, now: u64) -> Fitness {
+        if self.rest_until > now {
+            return Fitness::Resting {
+                until: self.rest_until,
+            };
+        }
+        if self.open {
+            return if self.trial_until > now {
+                Fitness::Resting {
+                    until: self.trial_until,
+                }
+            } else {
+                Fitness::Trial
+            };
+        }
+        Fitness::Fit
+    }
+
+    fn rest(&mut self, until: u64) {
+        self.rest_until = self.rest_until.max(until);
+    }
+
+    fn failed(&mut self, now: u64, breaker: &Breaker) {
+        self.trial_until = 0;
+        if self.open {
+            // The trial failed: open again.
+            self.rest(now.saturating_add(breaker.cooldown));
+            return;
+        }
+        if self.failures == 0 || now.saturating_sub(self.window_start) > breaker.window {
+            self.window_start = now;
+            self.failures = 0;
+        }
+        self.failures += 1;
+        if breaker.failures > 0 && self.failures >= breaker.failures {
+            self.open = true;
+            self.failures = 0;
+            self.rest(now.saturating_add(breaker.cooldown));
+        }
+    }
+
+    fn succeeded(&mut self, now: u64) {
+        self.failures = 0;
+        self.open = false;
+        self.trial_until = 0;
+        if self.rest_until <= now {
+            self.rest_until = 0;
+        }
+    }
+}
+
+/// One backend's health: the backend as a whole and each deployment that had trouble, by the
+/// client's deployment name.
+#[derive(Default)]
+struct Health {
+    /// Whether `state` holds anything but clear circuits; read without the lock.
+    troubled: AtomicBool,
+    state: Mutex<HealthState>,
+}
+
+#[derive(Default)]
+struct HealthState {
+    backend: Circuit,
+    deployments: HashMap<String, Circuit>,
+}
+
+impl HealthState {
+    fn fitness(&self, deployment: Option<&str>, now: u64) -> Fitness {
+        let whole = self.backend.fitness(now);
+        let part = deployment
+            .and_then(|d| self.deployments.get(d))
+            .map_or(Fitness::Fit, |c| c.fitness(now));
+        match (whole, part) {
+            (Fitness::Resting { until: a }, Fitness::Resting { until: b }) => {
+                Fitness::Resting { until: a.max(b) }
+            }
+            (resting @ Fitness::Resting { .. }, _) | (_, resting @ Fitness::Resting { .. }) => {
+                resting
+            }
+            (Fitness::Trial, _) | (_, Fitness::Trial) => Fitness::Trial,
+            _ => Fitness::Fit,
+        }
+    }
+
+    /// Drops what is over; `true` when nothing is left.
+    fn tidy(&mut self, now: u64) -> bool {
+        self.deployments.retain(|_, c| !c.settle(now));
+        self.backend.settle(now) && self.deployments.is_empty()
+    }
+}
+
+impl Health {
+    fn state(&self) -> MutexGuard<'_, HealthState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn fitness(&self, deployment: Option<&str>, now: u64) -> Fitness {
+        if !self.troubled.load(Ordering::Acquire) {
+            return Fitness::Fit;
+        }
+        self.state().fitness(deployment, now)
+    }
+
+    /// Takes the trial call if the backend is due one; `false` if another call took it first.
+    fn claim(&self, deployment: Option<&str>, now: u64, trial_timeout: u64) -> bool {
+        if !self.troubled.load(Ordering::Acquire) {
+            return true;
+        }
+        let mut state = self.state();
+        match state.fitness(deployment, now) {
+            Fitness::Fit => true,
+            Fitness::Resting { .. } => false,
+            Fitness::Trial => {
+                let until = now.saturating_add(trial_timeout);
+                if state.backend.open && state.backend.fitness(now) == Fitness::Trial {
+                    state.backend.trial_until = until;
+                }
+                if let Some(c) = deployment.and_then(|d| state.deployments.get_mut(d))
+                    && c.fitness(now) == Fitness::Trial
+                {
+                    c.trial_until = until;
+                }
+                true
+            }
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut HealthState), now: u64) {
+        let mut state = self.state();
+        f(&mut state);
+        let clear = state.tidy(now);
+        self.troubled.store(!clear, Ordering::Release);
+    }
+}
 
 pub struct Balancer {
     backends: Vec<Backend>,
     next: AtomicUsize,
-    /// Per backend, when its rests end, in milliseconds since `epoch`.
-    rests: Vec<Rests>,
+    health: Vec<Health>,
+    breaker: Breaker,
     epoch: Instant,
 }
 
-#[derive(Default)]
-struct Rests {
-    /// The whole backend; 0 when it is not resting.
-    backend: AtomicU64,
-    /// Single deployments, by the client's deployment name. Rarely written, so a lock is fine;
-    /// `any` spares the common case, no deployment resting, from taking it.
-    deployments: RwLock<HashMap<String, u64>>,
-    any: AtomicUsize,
-}
-
-impl Rests {
-    fn resting(&self, deployment: &str, now: u64) -> bool {
-        if self.backend.load(Ordering::Relaxed) > now {
-            return true;
-        }
-        if self.any.load(Ordering::Relaxed) == 0 {
-            return false;
-        }
-        let deployments = self
-            .deployments
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        deployments.get(deployment).is_some_and(|&end| end > now)
-    }
-
-    fn rest_deployment(&self, deployment: &str, end: u64, now: u64) {
-        let mut deployments = self
-            .deployments
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        deployments.retain(|_, &mut until| until > now);
-        let until = deployments.entry(deployment.to_string()).or_insert(0);
-        *until = (*until).max(end);
-        self.any.store(deployments.len(), Ordering::Relaxed);
-    }
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Balancer {
-    pub fn new(backends: Vec<Backend>) -> Balancer {
+    /// `trial_timeout`: how long a trial call may take before another may be let through; the
+    /// longest a call can wait for its answer's headers is a good value.
+    pub fn new(backends: Vec<Backend>, failover: &Failover, trial_timeout: Duration) -> Balancer {
         Balancer {
-            rests: backends.iter().map(|_| Rests::default()).collect(),
+            health: backends.iter().map(|_| Health::default()).collect(),
             backends,
             next: AtomicUsize::new(0),
+            breaker: Breaker {
+                failures: failover.circuit_failures,
+                window: millis(failover.circuit_window),
+                cooldown: millis(failover.circuit_cooldown),
+                trial_timeout: millis(trial_timeout),
+            },
             epoch: Instant::now(),
         }
     }
@@ -82,70 +268,121 @@ impl Balancer {
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        millis(self.epoch.elapsed())
     }
 
-    fn end_of(&self, rest: Duration) -> (u64, u64) {
-        let now = self.now_ms();
-        let rest = u64::try_from(rest.as_millis()).unwrap_or(u64::MAX);
-        (now.saturating_add(rest), now)
+    /// Records what a call to backend `index` taught us. `deployment` is the client's
+    /// deployment name; `None` for operations on stored objects.
+    pub fn record(&self, index: usize, deployment: Option<&str>, outcome: Outcome) {
+        self.record_at(index, deployment, outcome, self.now_ms());
     }
 
-    /// Leaves backend `index` out of the rotation for `rest`, for every deployment; a longer
-    /// rest already running is kept.
-    pub fn rest_backend(&self, index: usize, rest: Duration) {
-        if let Some(rests) = self.rests.get(index) {
-            let (end, _) = self.end_of(rest);
-            rests.backend.fetch_max(end, Ordering::Relaxed);
-        }
-    }
-
-    /// Leaves `deployment` (the client's name) on backend `index` out of the rotation for
-    /// `rest`; a longer rest already running is kept.
-    pub fn rest_deployment(&self, index: usize, deployment: &str, rest: Duration) {
-        if let Some(rests) = self.rests.get(index) {
-            let (end, now) = self.end_of(rest);
-            rests.rest_deployment(deployment, end, now);
+    fn record_at(&self, index: usize, deployment: Option<&str>, outcome: Outcome, now: u64) {
+        let Some(health) = self.health.get(index) else {
+            return;
+        };
+        let breaker = self.breaker;
+        match outcome {
+            Outcome::Answered => {
+                if health.troubled.load(Ordering::Acquire) {
+                    health.update(
+                        |s| {
+                            s.backend.succeeded(now);
+                            if let Some(c) = deployment.and_then(|d| s.deployments.get_mut(d)) {
+                                c.succeeded(now);
+                            }
+                        },
+                        now,
+                    );
+                }
+            }
+            Outcome::Unreachable { rest } => health.update(
+                |s| {
+                    s.backend.rest(now.saturating_add(millis(rest)));
+                    s.backend.failed(now, &breaker);
+                },
+                now,
+            ),
+            Outcome::DeploymentFailed { rest } => health.update(
+                |s| {
+                    // Operations on stored objects have no deployment: their backend answers
+                    // for itself.
+                    let circuit = match deployment {
+                        Some(d) => s.deployments.entry(d.to_string()).or_default(),
+                        None => &mut s.backend,
+                    };
+                    // A refusal that says how long to wait (a quota's `retry-after`) rests
+                    // exactly that long; only failures without one count toward the circuit.
+                    match rest {
+                        Some(rest) => circuit.rest(now.saturating_add(millis(rest))),
+                        None => circuit.failed(now, &breaker),
+                    }
+                },
+                now,
+            ),
         }
     }
 
     /// The next backend for a call and its index. `deployment` is the client's deployment name,
     /// decoded; `None` for operations on stored objects. `tried` holds the indexes of backends
-    /// this call has already been to: non-empty means a failover attempt.
+    /// this call has already been to, in order: non-empty means a failover attempt.
     pub fn pick(
         &self,
         version: &str,
         deployment: Option<&str>,
         tried: &[usize],
     ) -> Option<(usize, &Backend)> {
-        let Some(deployment) = deployment else {
+        self.pick_at(version, deployment, tried, self.now_ms())
+    }
+
+    fn pick_at(
+        &self,
+        version: &str,
+        deployment: Option<&str>,
+        tried: &[usize],
+        now: u64,
+    ) -> Option<(usize, &Backend)> {
+        let Some(name) = deployment else {
             return self
                 .backends
                 .iter()
                 .enumerate()
                 .find(|(_, b)| b.resources && b.serves_version(version));
         };
-        let now = self.now_ms();
         let eligible = |(i, b): &(usize, &Backend)| {
-            b.serves_version(version) && b.serves_deployment(deployment) && !tried.contains(i)
+            b.serves_version(version) && b.serves_deployment(name) && !tried.contains(i)
         };
-        let awake = |entry: &(usize, &Backend)| {
-            eligible(entry) && !self.rests[entry.0].resting(deployment, now)
+        let fit = |entry: &(usize, &Backend)| {
+            eligible(entry) && !self.health[entry.0].fitness(deployment, now).is_resting()
         };
         let candidates = self.backends.iter().enumerate();
-        let count = candidates.clone().filter(awake).count();
-        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        let count = candidates.clone().filter(|e| fit(e)).count();
         if count > 0 {
-            return candidates.filter(awake).nth(turn % count);
+            // A first attempt takes its turn of the rotation; a failover attempt carries on
+            // from the backend that just failed.
+            let start = match tried.last() {
+                None => self.next.fetch_add(1, Ordering::Relaxed) % count,
+                Some(&last) => candidates.clone().filter(|e| fit(e) && e.0 < last).count() % count,
+            };
+            // A backend due a trial call lets one through; if another call took it first, the
+            // next fit one takes this call.
+            let order = candidates.clone().filter(|e| fit(e));
+            for (i, backend) in order.clone().skip(start).chain(order.take(start)) {
+                if self.health[i].claim(deployment, now, self.breaker.trial_timeout) {
+                    return Some((i, backend));
+                }
+            }
         }
         if !tried.is_empty() {
             return None;
         }
-        let count = candidates.clone().filter(eligible).count();
-        if count == 0 {
-            return None;
-        }
-        candidates.filter(eligible).nth(turn % count)
+        // Every eligible backend rests: the one that wakes first.
+        candidates.filter(|e| eligible(e)).min_by_key(|(i, _)| {
+            match self.health[*i].fitness(deployment, now) {
+                Fitness::Resting { until } => until,
+                _ => 0,
+            }
+        })
     }
 }
 
@@ -171,20 +408,39 @@ mod tests {
         }
     }
 
+    const FAILOVER: Failover = Failover {
+        attempts: 3,
+        unreachable_rest: Duration::from_secs(5),
+        max_rest: Duration::from_secs(60),
+        circuit_failures: 3,
+        circuit_window: Duration::from_secs(10),
+        circuit_cooldown: Duration::from_secs(30),
+    };
+
+    fn balancer(backends: Vec<Backend>) -> Balancer {
+        Balancer::new(backends, &FAILOVER, Duration::from_secs(5))
+    }
+
+    fn names(b: &Balancer, n: usize, deployment: &str, now: u64) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                b.pick_at("v", Some(deployment), &[], now)
+                    .map_or("-".into(), |(_, x)| x.name.clone())
+            })
+            .collect()
+    }
+
     #[test]
     fn rotates_over_eligible_backends_only() {
-        let b = Balancer::new(vec![
+        let b = balancer(vec![
             backend("a", None, false),
             backend("b", Some(&["embed"]), true),
             backend("c", None, true),
         ]);
-        let picks: Vec<&str> = (0..4)
-            .map(|_| b.pick("v", Some("gpt"), &[]).unwrap().1.name.as_str())
-            .collect();
-        assert_eq!(picks, ["a", "c", "a", "c"]);
+        assert_eq!(names(&b, 4, "gpt", 0), ["a", "c", "a", "c"]);
         assert!(b.pick("v", Some("embed"), &[]).is_some());
         assert!(
-            Balancer::new(vec![backend("b", Some(&["embed"]), true)])
+            balancer(vec![backend("b", Some(&["embed"]), true)])
                 .pick("v", Some("gpt"), &[])
                 .is_none()
         );
@@ -192,7 +448,7 @@ mod tests {
 
     #[test]
     fn stored_objects_stay_on_one_backend() {
-        let b = Balancer::new(vec![
+        let b = balancer(vec![
             backend("a", None, false),
             backend("b", None, true),
             backend("c", None, true),
@@ -203,41 +459,104 @@ mod tests {
     }
 
     #[test]
-    fn resting_backends_are_skipped_until_all_rest() {
-        let b = Balancer::new(vec![
+    fn a_failover_attempt_carries_on_after_the_backend_that_failed() {
+        let b = balancer(vec![
             backend("a", None, false),
             backend("b", None, false),
             backend("c", None, false),
         ]);
-        b.rest_backend(0, Duration::from_secs(60));
-        let picks: Vec<&str> = (0..4)
-            .map(|_| b.pick("v", Some("gpt"), &[]).unwrap().1.name.as_str())
-            .collect();
-        assert_eq!(picks, ["b", "c", "b", "c"]);
-        // A failover attempt skips what it tried and what rests.
-        assert_eq!(b.pick("v", Some("gpt"), &[1]).unwrap().1.name, "c");
-        assert!(b.pick("v", Some("gpt"), &[1, 2]).is_none());
-        // When every backend rests, a first attempt still goes somewhere.
-        b.rest_backend(1, Duration::from_secs(60));
-        b.rest_backend(2, Duration::from_secs(60));
-        assert!(b.pick("v", Some("gpt"), &[]).is_some());
+        assert_eq!(b.pick_at("v", Some("gpt"), &[1], 0).unwrap().1.name, "c");
+        assert_eq!(b.pick_at("v", Some("gpt"), &[2], 0).unwrap().1.name, "a");
+        assert_eq!(b.pick_at("v", Some("gpt"), &[2, 0], 0).unwrap().1.name, "b");
+        assert!(b.pick_at("v", Some("gpt"), &[2, 0, 1], 0).is_none());
+        // Failover attempts took no turn: the rotation starts where it was.
+        assert_eq!(names(&b, 3, "gpt", 0), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn resting_backends_are_skipped_and_when_all_rest_the_first_to_wake_is_tried() {
+        let b = balancer(vec![
+            backend("a", None, false),
+            backend("b", None, false),
+            backend("c", None, false),
+        ]);
+        let unreachable = |s| Outcome::Unreachable {
+            rest: Duration::from_secs(s),
+        };
+        b.record_at(0, Some("gpt"), unreachable(60), 0);
+        assert_eq!(names(&b, 4, "gpt", 0), ["b", "c", "b", "c"]);
+        assert!(b.pick_at("v", Some("gpt"), &[1, 2], 0).is_none());
+        b.record_at(1, Some("gpt"), unreachable(20), 0);
+        b.record_at(2, Some("gpt"), unreachable(40), 0);
+        assert_eq!(names(&b, 3, "gpt", 0), ["b", "b", "b"]);
+        // Rests end.
+        assert_eq!(names(&b, 2, "gpt", 45_000), ["b", "c"]);
+        assert_eq!(names(&b, 3, "gpt", 61_000), ["a", "b", "c"]);
     }
 
     #[test]
     fn a_deployment_rests_alone_and_rests_end() {
-        let b = Balancer::new(vec![backend("a", None, false), backend("b", None, false)]);
-        b.rest_deployment(0, "busy", Duration::from_secs(60));
-        for _ in 0..3 {
-            assert_eq!(b.pick("v", Some("busy"), &[]).unwrap().1.name, "b");
+        let b = balancer(vec![backend("a", None, false), backend("b", None, false)]);
+        let over_quota = Outcome::DeploymentFailed {
+            rest: Some(Duration::from_secs(7)),
+        };
+        b.record_at(0, Some("busy"), over_quota, 0);
+        assert_eq!(names(&b, 3, "busy", 0), ["b", "b", "b"]);
+        let other = names(&b, 2, "gpt", 0);
+        assert!(other.contains(&"a".into()) && other.contains(&"b".into()));
+        let mut after = names(&b, 2, "busy", 7_001);
+        after.sort();
+        assert_eq!(after, ["a", "b"]);
+    }
+
+    #[test]
+    fn repeated_failures_open_the_circuit_until_a_trial_call_succeeds() {
+        let b = balancer(vec![backend("a", None, false), backend("b", None, false)]);
+        let failed = Outcome::DeploymentFailed { rest: None };
+        // Two failures: still in the rotation.
+        b.record_at(0, Some("gpt"), failed, 0);
+        b.record_at(0, Some("gpt"), failed, 1_000);
+        assert_eq!(names(&b, 2, "gpt", 1_000), ["a", "b"]);
+        // Failures outside the window start a new count.
+        b.record_at(0, Some("gpt"), failed, 12_000);
+        assert_eq!(names(&b, 2, "gpt", 12_000), ["a", "b"]);
+        b.record_at(0, Some("gpt"), failed, 13_000);
+        b.record_at(0, Some("gpt"), failed, 14_000);
+        // Third in the window: open for the cool-down.
+        assert_eq!(names(&b, 4, "gpt", 14_000), ["b", "b", "b", "b"]);
+        assert_eq!(names(&b, 2, "gpt", 43_999), ["b", "b"]);
+        // Cool-down over: one trial call, and only one while it is out.
+        let picks = names(&b, 4, "gpt", 44_000);
+        assert_eq!(picks.iter().filter(|n| *n == "a").count(), 1, "{picks:?}");
+        // The trial fails: open again.
+        b.record_at(0, Some("gpt"), failed, 44_100);
+        assert_eq!(names(&b, 4, "gpt", 44_100), ["b", "b", "b", "b"]);
+        // Next trial succeeds: back in the rotation.
+        let picks = names(&b, 2, "gpt", 74_100);
+        assert!(picks.contains(&"a".into()), "{picks:?}");
+        b.record_at(0, Some("gpt"), Outcome::Answered, 74_200);
+        assert_eq!(names(&b, 4, "gpt", 74_200), ["a", "b", "a", "b"]);
+        assert!(!b.health[0].troubled.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_trial_that_never_reports_gives_way_to_another() {
+        let b = balancer(vec![backend("a", None, false), backend("b", None, false)]);
+        for t in 0..3 {
+            b.record_at(
+                0,
+                None,
+                Outcome::Unreachable {
+                    rest: Duration::ZERO,
+                },
+                t,
+            );
         }
-        let other: Vec<&str> = (0..2)
-            .map(|_| b.pick("v", Some("gpt"), &[]).unwrap().1.name.as_str())
-            .collect();
-        assert!(other.contains(&"a") && other.contains(&"b"), "{other:?}");
-        // A rest that is over is dropped when the next one is recorded.
-        b.rest_deployment(1, "gpt", Duration::ZERO);
-        b.rest_deployment(1, "other", Duration::from_secs(60));
-        assert_eq!(b.rests[1].deployments.read().unwrap().len(), 1);
-        assert_eq!(b.pick("v", Some("gpt"), &[0]).unwrap().1.name, "b");
+        assert_eq!(names(&b, 2, "gpt", 10_000), ["b", "b"]);
+        let trial = names(&b, 2, "gpt", 30_002);
+        assert_eq!(trial.iter().filter(|n| *n == "a").count(), 1);
+        assert_eq!(names(&b, 2, "gpt", 31_000), ["b", "b"]);
+        let again = names(&b, 2, "gpt", 35_003);
+        assert_eq!(again.iter().filter(|n| *n == "a").count(), 1);
     }
 }

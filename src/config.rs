@@ -170,6 +170,29 @@ pub struct FailoverConfig {
     pub unreachable_rest_ms: u64,
     #[serde(default = "default_max_rest_ms")]
     pub max_rest_ms: u64,
+    /// Failures of one deployment on a backend (429 or 5xx without `retry-after`, no answer in
+    /// time), or connection
+    /// failures of the whole backend, within `circuit_window_ms` that open its circuit: it then
+    /// rests for `circuit_cooldown_ms`, after which one trial call decides whether it rejoins.
+    /// 0 turns the circuit breaker off.
+    #[serde(default = "default_circuit_failures")]
+    pub circuit_failures: u32,
+    #[serde(default = "default_circuit_window_ms")]
+    pub circuit_window_ms: u64,
+    #[serde(default = "default_circuit_cooldown_ms")]
+    pub circuit_cooldown_ms: u64,
+}
+
+fn default_circuit_failures() -> u32 {
+    5
+}
+
+fn default_circuit_window_ms() -> u64 {
+    10_000
+}
+
+fn default_circuit_cooldown_ms() -> u64 {
+    30_000
 }
 
 fn default_attempts() -> usize {
@@ -190,6 +213,9 @@ impl Default for FailoverConfig {
             attempts: default_attempts(),
             unreachable_rest_ms: default_unreachable_rest_ms(),
             max_rest_ms: default_max_rest_ms(),
+            circuit_failures: default_circuit_failures(),
+            circuit_window_ms: default_circuit_window_ms(),
+            circuit_cooldown_ms: default_circuit_cooldown_ms(),
         }
     }
 }
@@ -509,6 +535,9 @@ pub struct Failover {
     pub attempts: usize,
     pub unreachable_rest: Duration,
     pub max_rest: Duration,
+    pub circuit_failures: u32,
+    pub circuit_window: Duration,
+    pub circuit_cooldown: Duration,
 }
 
 pub fn sha256(key: &str) -> [u8; 32] {
@@ -720,6 +749,9 @@ impl FileConfig {
                 attempts: self.failover.attempts,
                 unreachable_rest: Duration::from_millis(self.failover.unreachable_rest_ms),
                 max_rest: Duration::from_millis(self.failover.max_rest_ms),
+                circuit_failures: self.failover.circuit_failures,
+                circuit_window: Duration::from_millis(self.failover.circuit_window_ms),
+                circuit_cooldown: Duration::from_millis(self.failover.circuit_cooldown_ms),
             },
             auth: self.auth.clone(),
             docs: DocsConfig {

@@ -5,39 +5,69 @@
 //! not be connected to, so never saw it. A response timeout is not retried: the backend may
 //! still be generating, and billing, the first answer. Nothing has reached the client when the
 //! choice is made, because it is made on the backend's status line and headers.
+//!
+//! Whether or not the call moves on, what happened is the backend's record for the balancer
+//! ([`Outcome`]): a timeout is not retried, but it counts against the backend's circuit.
 
 use std::time::Duration;
 
-use actix_web::HttpResponse;
 use actix_web::http::header::HeaderMap;
 
+use crate::balancer::Outcome;
 use crate::config::Failover;
 use crate::error::GatewayError;
+use crate::upstream::Answer;
 
 /// Statuses after which another backend may take the call.
 const MOVE_ON: [u16; 5] = [429, 500, 502, 503, 504];
 
-/// What to do with one backend's answer.
+/// What to do with one backend's answer, and what it says about the backend.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Hand it to the client.
-    Answer,
-    /// Try another backend; the deployment on this one rests for the time its answer asked for,
-    /// if it did (Azure's quotas are per deployment).
-    DeploymentRefused { rest: Option<Duration> },
-    /// Try another backend; this one rests as a whole.
-    Unreachable { rest: Duration },
+pub struct Verdict {
+    /// Try another backend rather than hand this answer to the client.
+    pub move_on: bool,
+    /// For the balancer: whether the backend (or its deployment) failed, and how long it asked
+    /// to rest (Azure's quotas are per deployment; an unreachable backend rests as a whole).
+    pub outcome: Outcome,
 }
 
-pub fn judge(result: &Result<HttpResponse, GatewayError>, policy: &Failover) -> Verdict {
+pub fn judge(result: &Result<Answer, GatewayError>, policy: &Failover) -> Verdict {
     match result {
-        Ok(reply) if MOVE_ON.contains(&reply.status().as_u16()) => Verdict::DeploymentRefused {
-            rest: retry_after(reply.headers()).map(|d| d.min(policy.max_rest)),
+        Ok(answer) => judge_answer(answer.status.as_u16(), &answer.headers, policy),
+        Err(error) => judge_failure(error, policy),
+    }
+}
+
+fn judge_answer(status: u16, headers: &HeaderMap, policy: &Failover) -> Verdict {
+    if MOVE_ON.contains(&status) {
+        Verdict {
+            move_on: true,
+            outcome: Outcome::DeploymentFailed {
+                rest: retry_after(headers).map(|d| d.min(policy.max_rest)),
+            },
+        }
+    } else {
+        Verdict {
+            move_on: false,
+            outcome: Outcome::Answered,
+        }
+    }
+}
+
+fn judge_failure(error: &GatewayError, policy: &Failover) -> Verdict {
+    match error {
+        GatewayError::UpstreamConnect { .. } => Verdict {
+            move_on: true,
+            outcome: Outcome::Unreachable {
+                rest: policy.unreachable_rest,
+            },
         },
-        Err(GatewayError::UpstreamConnect { .. }) => Verdict::Unreachable {
-            rest: policy.unreachable_rest,
+        // No answer in time, or the connection failed after the call was sent: the backend
+        // may have the call, so it is not sent again, but the backend did fail it.
+        _ => Verdict {
+            move_on: false,
+            outcome: Outcome::DeploymentFailed { rest: None },
         },
-        _ => Verdict::Answer,
     }
 }
 
@@ -58,58 +88,76 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::StatusCode;
+    use actix_web::http::header::{HeaderName, HeaderValue};
 
     const POLICY: Failover = Failover {
         attempts: 3,
         unreachable_rest: Duration::from_secs(5),
         max_rest: Duration::from_secs(60),
+        circuit_failures: 5,
+        circuit_window: Duration::from_secs(10),
+        circuit_cooldown: Duration::from_secs(30),
     };
 
-    fn reply(status: u16, headers: &[(&'static str, &'static str)]) -> HttpResponse {
-        let mut builder = HttpResponse::build(StatusCode::from_u16(status).expect("status"));
-        for header in headers {
-            builder.insert_header(*header);
+    const ANSWER: Verdict = Verdict {
+        move_on: false,
+        outcome: Outcome::Answered,
+    };
+
+    fn refused(rest: Option<Duration>) -> Verdict {
+        Verdict {
+            move_on: true,
+            outcome: Outcome::DeploymentFailed { rest },
         }
-        builder.finish()
+    }
+
+    fn reply(status: u16, headers: &[(&'static str, &'static str)]) -> (u16, HeaderMap) {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        (status, map)
     }
 
     #[test]
     fn quota_and_server_errors_move_on_and_rest_as_told() {
-        let verdict = |r| judge(&Ok(r), &POLICY);
-        assert_eq!(verdict(reply(200, &[])), Verdict::Answer);
-        assert_eq!(
-            verdict(reply(400, &[("retry-after", "3")])),
-            Verdict::Answer
-        );
+        let verdict = |(status, headers): (u16, HeaderMap)| judge_answer(status, &headers, &POLICY);
+        assert_eq!(verdict(reply(200, &[])), ANSWER);
+        assert_eq!(verdict(reply(400, &[("retry-after", "3")])), ANSWER);
         assert_eq!(
             verdict(reply(
                 429,
                 &[("retry-after", "7"), ("retry-after-ms", "6500")]
             )),
-            Verdict::DeploymentRefused {
-                rest: Some(Duration::from_millis(6500))
-            }
+            refused(Some(Duration::from_millis(6500)))
         );
         assert_eq!(
             verdict(reply(429, &[("retry-after", "7")])),
-            Verdict::DeploymentRefused {
-                rest: Some(Duration::from_secs(7))
-            }
+            refused(Some(Duration::from_secs(7)))
         );
         assert_eq!(
             verdict(reply(503, &[("retry-after", "86400")])),
-            Verdict::DeploymentRefused {
-                rest: Some(Duration::from_secs(60))
-            }
+            refused(Some(Duration::from_secs(60)))
         );
         assert_eq!(
             verdict(reply(
                 500,
                 &[("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT")]
             )),
-            Verdict::DeploymentRefused { rest: None }
+            refused(None)
         );
+    }
+
+    impl Verdict {
+        fn not_moving_on(self) -> Verdict {
+            Verdict {
+                move_on: false,
+                ..self
+            }
+        }
     }
 
     #[test]
@@ -119,14 +167,20 @@ mod tests {
             detail: "refused".into(),
         };
         assert_eq!(
-            judge(&Err(connect), &POLICY),
-            Verdict::Unreachable {
-                rest: Duration::from_secs(5)
+            judge_failure(&connect, &POLICY),
+            Verdict {
+                move_on: true,
+                outcome: Outcome::Unreachable {
+                    rest: Duration::from_secs(5)
+                }
             }
         );
         let timeout = GatewayError::UpstreamTimeout {
             backend: "a".into(),
         };
-        assert_eq!(judge(&Err(timeout), &POLICY), Verdict::Answer);
+        assert_eq!(
+            judge_failure(&timeout, &POLICY),
+            refused(None).not_moving_on()
+        );
     }
 }

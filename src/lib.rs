@@ -20,6 +20,7 @@ pub mod failover;
 pub mod metrics;
 pub mod multipart;
 pub mod query;
+pub mod relay;
 pub mod router;
 pub mod server;
 pub mod simulator;

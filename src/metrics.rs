@@ -7,7 +7,8 @@
 //! What is counted: requests per subscription and status (the gateway's own refusals included,
 //! under `subscription="-"` when none was identified: no key, a wrong key, or a request refused
 //! before its key is checked, such as one without an api-version); calls per backend and status
-//! with the time to the backend's response headers; calls handed on to another backend; and the
+//! with the time to the backend's response headers; calls handed on to another backend; answers
+//! whose body the backend cut off half-way; and the
 //! rate-limit headroom each backend last reported (`x-ratelimit-remaining-tokens` and
 //! `-requests`), which is what a dashboard needs to see a region filling up.
 
@@ -83,6 +84,8 @@ struct BackendCounters {
     calls: Box<[AtomicU64]>,
     response_time: Histogram,
     handed_on: AtomicU64,
+    /// Answers whose body the backend cut off half-way.
+    streams_cut: AtomicU64,
     /// Last reported headroom; -1 until a backend reports it.
     remaining_tokens: AtomicI64,
     remaining_requests: AtomicI64,
@@ -133,6 +136,7 @@ impl Metrics {
                     calls: zeros(CODES),
                     response_time: Histogram::new(),
                     handed_on: AtomicU64::new(0),
+                    streams_cut: AtomicU64::new(0),
                     remaining_tokens: AtomicI64::new(-1),
                     remaining_requests: AtomicI64::new(-1),
                 })
@@ -177,6 +181,13 @@ impl Metrics {
     pub fn handed_on(&self, index: usize) {
         if let Some(backend) = self.backends.get(index) {
             backend.handed_on.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// An answer of backend `index` whose body the backend cut off before its end.
+    pub fn stream_cut(&self, index: Option<usize>) {
+        if let Some(backend) = index.and_then(|i| self.backends.get(i)) {
+            backend.streams_cut.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -250,6 +261,18 @@ impl Metrics {
         );
         for b in &self.backends {
             let count = b.handed_on.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{backend=\"{}\"}} {count}", b.label);
+        }
+
+        let name = "aoai_gateway_backend_streams_cut_total";
+        help(
+            &mut out,
+            name,
+            "counter",
+            "Answers whose body the backend cut off half-way (connection closed or failed); the client's response was failed in turn.",
+        );
+        for b in &self.backends {
+            let count = b.streams_cut.load(Ordering::Relaxed);
             let _ = writeln!(out, "{name}{{backend=\"{}\"}} {count}", b.label);
         }
 

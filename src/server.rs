@@ -30,10 +30,11 @@ use crate::balancer::Balancer;
 use crate::config::{Backend, Failover, MetricsConfig, Settings};
 use crate::docs::Docs;
 use crate::error::GatewayError;
-use crate::failover::{self, Verdict};
+use crate::failover;
 use crate::metrics::Metrics;
+use crate::relay::End;
 use crate::router::Router;
-use crate::upstream::{self, Outgoing};
+use crate::upstream::{self, Answer, Outgoing};
 use crate::{query, validate};
 
 /// Everything the handler needs, shared by all workers.
@@ -65,7 +66,11 @@ impl Gateway {
             docs: Docs::new(&settings.docs, &settings.base_path),
             router: Router::new(crate::generated::API_VERSIONS),
             auth: Auth::new(settings.auth, settings.subscriptions),
-            balancer: Balancer::new(settings.backends),
+            balancer: Balancer::new(
+                settings.backends,
+                &settings.failover,
+                settings.response_timeout,
+            ),
             base_path: settings.base_path,
             max_body_bytes: settings.max_body_bytes,
             connect_timeout: settings.connect_timeout,
@@ -104,16 +109,23 @@ pub fn start(
     Ok((server.run(), addr))
 }
 
-/// What the access log says about a request besides method, path and status.
-#[derive(Default)]
-struct Trace<'g> {
+/// What the access record says about a request besides method, path and status.
+#[derive(Default, Clone, Copy)]
+struct Trace {
     /// Whether the request was for the API, so the metrics count it; not for the gateway's own
     /// pages.
     api: bool,
-    /// Index in the config and name.
-    subscription: Option<(usize, &'g str)>,
-    backend: Option<&'g str>,
+    /// Indexes in the config.
+    subscription: Option<usize>,
+    backend: Option<usize>,
     operation: Option<&'static str>,
+}
+
+/// What a request is answered with: a reply of the gateway's own, or a backend's answer that
+/// streams through.
+enum Reply {
+    Own(HttpResponse),
+    Backend(Answer),
 }
 
 async fn handle(
@@ -125,7 +137,19 @@ async fn handle(
     let started = Instant::now();
     let mut trace = Trace::default();
     let response = match route(&req, payload, &gw, &client, &mut trace).await {
-        Ok(response) => response,
+        Ok(Reply::Own(response)) => response,
+        Ok(Reply::Backend(answer)) => {
+            let status = answer.status.as_u16();
+            count_request(&gw, &trace, status);
+            let (request, gateway) = (req.clone(), gw.clone());
+            // The record is written when the body has ended, the way it ended.
+            return answer.into_response(req.version(), move |end| {
+                if let End::Cut { .. } = &end {
+                    gateway.metrics.stream_cut(trace.backend);
+                }
+                access_record(&gateway, &request, status, started, &trace, Some(&end));
+            });
+        }
         Err(error) => {
             if error.status_code().is_server_error() {
                 log::warn!("{} {}: {}", req.method(), req.path(), error.internal());
@@ -133,40 +157,71 @@ async fn handle(
             error.error_response()
         }
     };
-    if trace.api {
-        gw.metrics.request(
-            trace.subscription.map(|(i, _)| i),
-            response.status().as_u16(),
-        );
-    }
-    log::info!(
-        "{} {} {} {:.1}ms op={} subscription={} backend={}",
-        req.method(),
-        req.path(),
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0,
-        trace.operation.unwrap_or("-"),
-        trace.subscription.map_or("-", |(_, name)| name),
-        trace.backend.unwrap_or("-"),
-    );
+    let status = response.status().as_u16();
+    count_request(&gw, &trace, status);
+    access_record(&gw, &req, status, started, &trace, None);
     response
 }
 
-async fn route<'g>(
+fn count_request(gw: &Gateway, trace: &Trace, status: u16) {
+    if trace.api {
+        gw.metrics.request(trace.subscription, status);
+    }
+}
+
+/// One line per request, once its answer has ended (`end`, for a backend's answer) or been
+/// sent (the gateway's own). Never the query string, which may hold a subscription key.
+fn access_record(
+    gw: &Gateway,
+    req: &HttpRequest,
+    status: u16,
+    started: Instant,
+    trace: &Trace,
+    end: Option<&End>,
+) {
+    let subscription = trace
+        .subscription
+        .and_then(|i| gw.auth.subscription_name(i))
+        .unwrap_or("-");
+    let backend = trace
+        .backend
+        .and_then(|i| gw.balancer.backends().get(i))
+        .map_or("-", |b| b.name.as_str());
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (method, path, op) = (req.method(), req.path(), trace.operation.unwrap_or("-"));
+    match end {
+        Some(End::Cut { bytes, detail }) => log::warn!(
+            "{method} {path} {status} {elapsed_ms:.1}ms op={op} subscription={subscription} backend={backend} bytes={bytes} end=cut: the backend's answer was cut off ({detail}); the client's response was failed"
+        ),
+        Some(End::Abandoned { bytes }) => log::info!(
+            "{method} {path} {status} {elapsed_ms:.1}ms op={op} subscription={subscription} backend={backend} bytes={bytes} end=abandoned"
+        ),
+        Some(End::Complete { bytes }) => log::info!(
+            "{method} {path} {status} {elapsed_ms:.1}ms op={op} subscription={subscription} backend={backend} bytes={bytes}"
+        ),
+        None => log::info!(
+            "{method} {path} {status} {elapsed_ms:.1}ms op={op} subscription={subscription} backend={backend}"
+        ),
+    }
+}
+
+async fn route(
     req: &HttpRequest,
     payload: web::Payload,
-    gw: &'g Gateway,
+    gw: &Gateway,
     client: &awc::Client,
-    trace: &mut Trace<'g>,
-) -> Result<HttpResponse, GatewayError> {
+    trace: &mut Trace,
+) -> Result<Reply, GatewayError> {
     let path = req.path();
     if path == "/healthz" {
-        return Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })));
+        return Ok(Reply::Own(
+            HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })),
+        ));
     }
     if let Some(docs) = &gw.docs
         && let Some(reply) = docs.serve(req, &gw.auth)?
     {
-        return Ok(reply);
+        return Ok(Reply::Own(reply));
     }
     if gw.metrics_page.enabled && path == gw.metrics_page.path {
         gw.auth.allows_page(
@@ -174,9 +229,11 @@ async fn route<'g>(
             req.headers(),
             req.query_string(),
         )?;
-        return Ok(HttpResponse::Ok()
-            .content_type("text/plain; version=0.0.4; charset=utf-8")
-            .body(gw.metrics.render()));
+        return Ok(Reply::Own(
+            HttpResponse::Ok()
+                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                .body(gw.metrics.render()),
+        ));
     }
     trace.api = true;
     let rest = path
@@ -199,7 +256,7 @@ async fn route<'g>(
     let route = matched.route;
     trace.operation = Some(route.operation_id);
 
-    trace.subscription = Some(gw.auth.authenticate(req.headers(), raw_query)?);
+    trace.subscription = Some(gw.auth.authenticate(req.headers(), raw_query)?.0);
 
     validate::parameters(route, &matched, raw_query, req.headers())?;
     let body = read_body(req, payload, gw.max_body_bytes).await?;
@@ -222,7 +279,7 @@ async fn route<'g>(
         query: query::without(raw_query, QUERY_PARAM),
         body,
     };
-    dispatch(&call, gw, client, trace).await
+    dispatch(&call, gw, client, trace).await.map(Reply::Backend)
 }
 
 /// A checked call, ready for a backend.
@@ -252,12 +309,12 @@ impl Call<'_> {
 }
 
 /// Sends the call to a backend and, while backends refuse it, to the next (see [`failover`]).
-async fn dispatch<'g>(
+async fn dispatch(
     call: &Call<'_>,
-    gw: &'g Gateway,
+    gw: &Gateway,
     client: &awc::Client,
-    trace: &mut Trace<'g>,
-) -> Result<HttpResponse, GatewayError> {
+    trace: &mut Trace,
+) -> Result<Answer, GatewayError> {
     let mut tried: Vec<usize> = Vec::new();
     let (mut index, mut backend) = gw
         .balancer
@@ -267,7 +324,7 @@ async fn dispatch<'g>(
             version: call.version.to_string(),
         })?;
     loop {
-        trace.backend = Some(&backend.name);
+        trace.backend = Some(index);
         let sent = Instant::now();
         let result = upstream::forward(
             client,
@@ -284,20 +341,14 @@ async fn dispatch<'g>(
         let answer = result.as_ref().ok();
         gw.metrics.backend_call(
             index,
-            answer.map(|r| r.status().as_u16()),
+            answer.map(|a| a.status.as_u16()),
             sent.elapsed(),
-            answer.map(HttpResponse::headers),
+            answer.map(|a| &a.headers),
         );
-        match (failover::judge(&result, &gw.failover), call.deployment) {
-            (Verdict::Answer, _) => return result,
-            (Verdict::Unreachable { rest }, _) => gw.balancer.rest_backend(index, rest),
-            (Verdict::DeploymentRefused { rest: Some(rest) }, Some(name)) => {
-                gw.balancer.rest_deployment(index, name, rest)
-            }
-            (Verdict::DeploymentRefused { .. }, _) => {}
-        }
+        let verdict = failover::judge(&result, &gw.failover);
+        gw.balancer.record(index, call.deployment, verdict.outcome);
         // Stored objects live on one backend: there is nowhere else to go.
-        if call.deployment.is_none() {
+        if !verdict.move_on || call.deployment.is_none() {
             return result;
         }
         tried.push(index);
@@ -314,7 +365,7 @@ async fn dispatch<'g>(
             call.req.path(),
             backend.name,
             match &result {
-                Ok(reply) => reply.status().as_u16().to_string(),
+                Ok(answer) => answer.status.as_u16().to_string(),
                 Err(error) => error.internal(),
             },
             next.1.name

@@ -8,6 +8,9 @@
 //! A few deployment names act out what a real resource does under stress:
 //! - `rate-limited` answers 429 with `retry-after`, as a deployment over its quota;
 //! - `slow` waits [`SimulatorConfig::slow_delay`] before answering;
+//! - `server-error` answers 500 without `retry-after`, as a failing deployment;
+//! - `cut-stream` starts its answer, then drops the connection half-way, as a backend whose
+//!   process dies or whose connection is reset mid-answer;
 //! - any name outside [`SimulatorConfig::deployments`] (when that list is not empty) is 404
 //!   `DeploymentNotFound`.
 //!
@@ -303,12 +306,22 @@ async fn deployment_call(
             azure_error(StatusCode::TOO_MANY_REQUESTS, "429", &message),
         );
     }
+    if deployment == "server-error" {
+        return json_reply(
+            reply,
+            azure_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "The server had an error while processing your request. Sorry about that!",
+            ),
+        );
+    }
     if deployment == "slow" {
         tokio::time::sleep(sim.config.slow_delay).await;
     }
     if !sim.config.deployments.is_empty()
         && !sim.config.deployments.iter().any(|d| d == deployment)
-        && deployment != "slow"
+        && !ACTED_OUT.contains(&deployment)
     {
         return json_reply(
             reply,
@@ -350,6 +363,7 @@ async fn deployment_call(
                 reply,
                 &request,
                 operation_id == "ChatCompletions_Create",
+                deployment == "cut-stream",
             )
         }
         "Embeddings_Create" => {
@@ -378,6 +392,36 @@ async fn deployment_call(
             images(sim, reply, &request)
         }
     }
+}
+
+/// Deployment names that act out a stressed resource (see the module note).
+const ACTED_OUT: [&str; 4] = ["rate-limited", "slow", "server-error", "cut-stream"];
+
+/// Sends the first half of `frames`, `delay` apart, then drops the connection: the response
+/// ends without its terminating chunk, as when a backend dies mid-answer.
+fn cut_half_way(
+    mut reply: HttpResponseBuilder,
+    frames: Vec<Bytes>,
+    delay: Duration,
+) -> HttpResponse {
+    let half = frames.len().div_ceil(2);
+    let frames: Vec<Bytes> = frames.into_iter().take(half).collect();
+    let stream = futures_util::stream::unfold(frames.into_iter(), move |mut frames| async move {
+        // A pause before each frame, and before the cut, lets actix write what came before:
+        // it drops unwritten bytes when a body fails.
+        tokio::time::sleep(delay.max(Duration::from_millis(20))).await;
+        Some(match frames.next() {
+            Some(frame) => (Ok(frame), frames),
+            None => (
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "simulated: the backend dropped the connection",
+                )),
+                frames,
+            ),
+        })
+    });
+    reply.streaming(stream)
 }
 
 fn content_filter() -> Value {
@@ -419,6 +463,7 @@ fn text_completion(
     mut reply: HttpResponseBuilder,
     request: &Value,
     chat: bool,
+    cut: bool,
 ) -> HttpResponse {
     let asked = prompt_text(request);
     let answer = format!("Hello from {}! You asked: {asked}", sim.config.region);
@@ -457,6 +502,13 @@ fn text_completion(
                 "usage": usage,
             })
         };
+        if cut {
+            let text = body.to_string();
+            let (a, b) = text.split_at(text.len() / 2);
+            reply.insert_header((header::CONTENT_TYPE, "application/json"));
+            let frames = vec![Bytes::from(a.to_string()), Bytes::from(b.to_string())];
+            return cut_half_way(reply, frames, sim.config.chunk_delay);
+        }
         return json_reply(reply, (StatusCode::OK, body));
     }
 
@@ -512,6 +564,9 @@ fn text_completion(
     reply.insert_header((header::CONTENT_TYPE, "text/event-stream; charset=utf-8"));
     reply.insert_header((header::CACHE_CONTROL, "no-cache"));
     let delay = sim.config.chunk_delay;
+    if cut {
+        return cut_half_way(reply, frames, delay);
+    }
     let stream = futures_util::stream::unfold(
         (frames.into_iter(), true),
         move |(mut frames, first)| async move {

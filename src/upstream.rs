@@ -1,4 +1,5 @@
-//! Forwards a checked request to a backend with awc and streams the answer back untouched.
+//! Forwards a checked request to a backend with awc and streams the answer back untouched
+//! (through a [`Relay`], which fails the client's response if the backend cuts its body).
 //!
 //! One awc client per worker (awc clients are not `Send`), HTTP/1.1 with TCP_NODELAY on both
 //! sides so that small SSE chunks are not held back, no redirects, no decompression (the body
@@ -16,13 +17,14 @@ use actix_service::ServiceExt;
 use actix_web::HttpResponse;
 use actix_web::body::{BodyStream, SizedStream};
 use actix_web::http::header::{self, HeaderMap, HeaderName};
-use actix_web::http::{Method, Version};
+use actix_web::http::{ConnectionType, Method, StatusCode, Version};
 use awc::error::SendRequestError;
 use bytes::Bytes;
 
 use crate::auth::{API_KEY_HEADER, OCP_APIM_HEADER};
 use crate::config::Backend;
 use crate::error::GatewayError;
+use crate::relay::{End, Framing, Relay, WatchedStream};
 
 pub const BACKEND_HEADER: &str = "x-aoai-gateway-backend";
 
@@ -53,7 +55,10 @@ pub fn client(connect_timeout: Duration, response_timeout: Duration) -> awc::Cli
             |connection: actix_tls::connect::Connection<awc::http::Uri, tokio::net::TcpStream>| {
                 // Best effort: a socket that refuses it still works, only slower.
                 let _ = connection.io_ref().set_nodelay(true);
-                connection
+                // Watched, so that a body cut by a closed connection is told from a finished
+                // one (see `relay`).
+                let (stream, connection) = connection.replace_io(());
+                connection.replace_io(WatchedStream(stream)).1
             },
         );
     let connector = awc::Connector::new()
@@ -116,11 +121,46 @@ pub struct Outgoing<'a> {
     pub body: Bytes,
 }
 
+/// A backend's answer: its status and headers (already trimmed for the client) and its body,
+/// not yet read. Failover looks at the head; only the answer handed to the client is read.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    body: awc::ClientResponse,
+    length: Option<u64>,
+    framing: Framing,
+}
+
+impl Answer {
+    /// The client's response, streaming the body as it arrives; `on_end` hears how the body
+    /// ended (see [`relay`](crate::relay)). `client` is the client's HTTP version: an HTTP/1.0
+    /// client knows no chunked encoding, so a body of unknown length is delimited by closing
+    /// its connection.
+    pub fn into_response(
+        self,
+        client: Version,
+        on_end: impl FnOnce(End) + Unpin + 'static,
+    ) -> HttpResponse {
+        let relay = Relay::new(self.body, self.framing, on_end);
+        // A known length is kept so the client sees it.
+        let mut reply = match self.length {
+            Some(length) => HttpResponse::build(self.status).body(SizedStream::new(length, relay)),
+            None => HttpResponse::build(self.status).body(BodyStream::new(relay)),
+        };
+        *reply.headers_mut() = self.headers;
+        if self.length.is_none() && client < Version::HTTP_11 {
+            reply.head_mut().no_chunking(true);
+            reply.head_mut().set_connection_type(ConnectionType::Close);
+        }
+        reply
+    }
+}
+
 pub async fn forward(
     client: &awc::Client,
     backend: &Backend,
     out: Outgoing<'_>,
-) -> Result<HttpResponse, GatewayError> {
+) -> Result<Answer, GatewayError> {
     let mut url =
         String::with_capacity(backend.base_url.len() + out.path.len() + out.query.len() + 1);
     url.push_str(&backend.base_url);
@@ -166,7 +206,7 @@ pub async fn forward(
     let status = response.status();
     // The backend's header map is taken, not copied, and trimmed in place.
     let mut headers = HeaderMap::new();
-    let response = response.map_body(|head, payload| {
+    let body = response.map_body(|head, payload| {
         headers = std::mem::take(&mut head.headers);
         payload
     });
@@ -174,18 +214,27 @@ pub async fn forward(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let chunked = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("chunked"));
+    let framing = if chunked || length.is_some() {
+        Framing::Delimited
+    } else {
+        Framing::UntilClose
+    };
     trim_response_headers(&mut headers);
     headers.insert(
         HeaderName::from_static(BACKEND_HEADER),
         backend.name_header.clone(),
     );
-    // Chunks go to the client as they arrive; a known length is kept so the client sees it.
-    let mut reply = match length {
-        Some(length) => HttpResponse::build(status).body(SizedStream::new(length, response)),
-        None => HttpResponse::build(status).body(BodyStream::new(response)),
-    };
-    *reply.headers_mut() = headers;
-    Ok(reply)
+    Ok(Answer {
+        status,
+        headers,
+        body,
+        length,
+        framing,
+    })
 }
 
 #[cfg(test)]

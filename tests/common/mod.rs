@@ -44,6 +44,8 @@ pub struct Setup {
     pub response_ms: u64,
     pub chunk_delay: Duration,
     pub docs: DocsConfig,
+    /// Changes the gateway's config before it is checked.
+    pub tweak: fn(&mut FileConfig),
 }
 
 impl Default for Setup {
@@ -57,12 +59,16 @@ impl Default for Setup {
             response_ms: 10_000,
             chunk_delay: Duration::from_millis(0),
             docs: DocsConfig::default(),
+            tweak: |_| {},
         }
     }
 }
 
 pub struct Running {
+    /// `http://127.0.0.1:port`
     pub base: String,
+    /// `127.0.0.1:port`
+    pub addr: std::net::SocketAddr,
     pub sims: Vec<Arc<Simulator>>,
     pub keys: Vec<String>,
     pub client: awc::Client,
@@ -172,6 +178,7 @@ pub async fn start(setup: Setup) -> Running {
         key_env: Some("CLIENT_KEY".into()),
         key_sha256: None,
     }];
+    (setup.tweak)(&mut config);
     let versions: Vec<&str> = aoai_gateway::generated::API_VERSIONS
         .iter()
         .map(|v| v.version)
@@ -189,6 +196,7 @@ pub async fn start(setup: Setup) -> Running {
         .finish();
     Running {
         base: format!("http://{addr}"),
+        addr,
         sims,
         keys,
         client,
@@ -206,4 +214,107 @@ pub fn error_code(body: &Bytes) -> String {
         .as_str()
         .unwrap_or_else(|| panic!("Azure error shape, got {v}"))
         .to_string()
+}
+
+/// What a raw HTTP/1.x exchange gave back: everything the gateway wrote until it closed the
+/// connection (or `timeout` passed), and whether it closed it.
+pub struct RawReply {
+    pub bytes: Vec<u8>,
+    pub closed: bool,
+}
+
+impl RawReply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    pub fn status(&self) -> u16 {
+        self.text()
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn head(&self) -> String {
+        let text = self.text();
+        text.split("\r\n\r\n")
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    }
+
+    /// The body of a chunked response, and whether it ended with the terminating chunk.
+    pub fn dechunked(&self) -> (Vec<u8>, bool) {
+        let start = self
+            .bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(self.bytes.len(), |i| i + 4);
+        let mut rest = &self.bytes[start..];
+        let mut body = Vec::new();
+        loop {
+            let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") else {
+                return (body, false);
+            };
+            let size = std::str::from_utf8(&rest[..line_end])
+                .ok()
+                .and_then(|s| usize::from_str_radix(s.trim(), 16).ok());
+            let Some(size) = size else {
+                return (body, false);
+            };
+            rest = &rest[line_end + 2..];
+            if size == 0 {
+                return (body, rest.starts_with(b"\r\n"));
+            }
+            if rest.len() < size + 2 {
+                body.extend_from_slice(&rest[..rest.len().min(size)]);
+                return (body, false);
+            }
+            body.extend_from_slice(&rest[..size]);
+            rest = &rest[size + 2..];
+        }
+    }
+}
+
+/// Writes `request` as it is and reads until the gateway closes the connection or `timeout`
+/// passes; on a blocking thread, so the gateway keeps running on the test's runtime.
+pub async fn raw_exchange(
+    addr: std::net::SocketAddr,
+    request: Vec<u8>,
+    timeout: Duration,
+) -> RawReply {
+    actix_web::rt::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(timeout)).expect("timeout");
+        stream.write_all(&request).expect("write");
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        let started = std::time::Instant::now();
+        let closed = loop {
+            match stream.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+                Err(_) => break false,
+            }
+            if started.elapsed() > timeout {
+                break false;
+            }
+        };
+        RawReply { bytes, closed }
+    })
+    .await
+    .expect("raw client")
+}
+
+/// A POST of a JSON body with the client's key, as raw HTTP/1.1 bytes.
+pub fn raw_post(path: &str, body: &str, extra_headers: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: gateway\r\napi-key: {CLIENT_KEY}\r\n\
+         Content-Type: application/json\r\n{extra_headers}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
 }

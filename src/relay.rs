@@ -1,0 +1,282 @@
+//! A backend's answer on its way to the client, and how it ended.
+//!
+//! awc ends a backend's body the same way whether the backend finished it or its connection
+//! closed half-way: a chunked body cut between two chunks simply stops. Passed on like that, the
+//! client's chunked body would end with the normal terminating chunk and a partial completion
+//! would look complete. So the gateway watches the backend's sockets: [`WatchedStream`] notes, in
+//! a thread-local flag, every read that finds the connection closed, and [`Relay`] clears the
+//! flag before each poll of the body and looks at it when the body ends. A worker's awc client
+//! lives on that worker's thread and polling one body reads only that body's connection, so a
+//! flag raised during the poll belongs to this body.
+//!
+//! A body whose framing promised an end (a terminating chunk, or a `Content-Length`) that stops
+//! at a closed connection instead was cut. The relay then fails the client's response: actix
+//! closes the client's connection without writing the terminating chunk, so curl exits 18 and
+//! the SDKs raise, exactly as they do talking to the backend directly. A body delimited by the
+//! connection closing (no length, not chunked) can only end that way, and passes as it is.
+//!
+//! Whatever the ending, the relay reports it once ([`End`]), which is when the gateway writes
+//! the call's access record: complete, cut by the backend, or abandoned by the client.
+
+use std::cell::Cell;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use actix_web::rt::net::{ActixStream, Ready};
+use awc::error::PayloadError;
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+thread_local! {
+    /// Raised by [`WatchedStream`] when a read finds its connection closed.
+    static CONNECTION_CLOSED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A backend connection that reports a read finding it closed (see the module note).
+#[derive(Debug)]
+pub struct WatchedStream<S>(pub S);
+
+impl<S: AsyncRead + Unpin> AsyncRead for WatchedStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = ready!(Pin::new(&mut self.0).poll_read(cx, buf));
+        if result.is_ok() && buf.filled().len() == before && buf.remaining() > 0 {
+            CONNECTION_CLOSED.with(|closed| closed.set(true));
+        }
+        Poll::Ready(result)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WatchedStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+impl<S: ActixStream> ActixStream for WatchedStream<S> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        self.0.poll_read_ready(cx)
+    }
+
+    fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<Ready>> {
+        self.0.poll_write_ready(cx)
+    }
+}
+
+/// How the end of a backend's body is marked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// A terminating chunk or a `Content-Length`: a closed connection before it is a cut.
+    Delimited,
+    /// Neither: the connection closing is the end.
+    UntilClose,
+}
+
+/// How a relayed body ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// Every byte the backend meant to send reached the client's connection.
+    Complete { bytes: u64 },
+    /// The backend's connection closed or failed before the body was complete; the client's
+    /// response was failed in turn.
+    Cut { bytes: u64, detail: String },
+    /// The client went away (or the gateway shut down) before the body was complete.
+    Abandoned { bytes: u64 },
+}
+
+/// The error the client's response fails with when the backend cut its body.
+#[derive(Debug, thiserror::Error)]
+#[error("the backend's answer was cut off: {0}")]
+pub struct Cut(String);
+
+/// A backend's body relayed to the client; `on_end` hears how it ended, exactly once.
+pub struct Relay<S, F: FnOnce(End)> {
+    body: S,
+    framing: Framing,
+    bytes: u64,
+    on_end: Option<F>,
+    /// A cut noticed but not yet reported to the client's connection (see `poll_next`).
+    cut: Option<Cut>,
+}
+
+impl<S, F: FnOnce(End)> Relay<S, F> {
+    pub fn new(body: S, framing: Framing, on_end: F) -> Self {
+        Relay {
+            body,
+            framing,
+            bytes: 0,
+            on_end: Some(on_end),
+            cut: None,
+        }
+    }
+
+    fn end(&mut self, end: End) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end(end);
+        }
+    }
+}
+
+impl<S, F> Stream for Relay<S, F>
+where
+    S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+    F: FnOnce(End) + Unpin,
+{
+    type Item = Result<Bytes, Cut>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(cut) = this.cut.take() {
+            return Poll::Ready(Some(Err(cut)));
+        }
+        if this.on_end.is_none() {
+            return Poll::Ready(None);
+        }
+        CONNECTION_CLOSED.with(|closed| closed.set(false));
+        let next = ready!(Pin::new(&mut this.body).poll_next(cx));
+        let closed = CONNECTION_CLOSED.with(|closed| closed.replace(false));
+        let detail = match next {
+            Some(Ok(chunk)) => {
+                this.bytes += chunk.len() as u64;
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+            Some(Err(error)) => error.to_string(),
+            None if closed && this.framing == Framing::Delimited => {
+                "the connection closed before the end of the body".to_string()
+            }
+            None => {
+                this.end(End::Complete { bytes: this.bytes });
+                return Poll::Ready(None);
+            }
+        };
+        this.end(End::Cut {
+            bytes: this.bytes,
+            detail: detail.clone(),
+        });
+        // actix drops what it has not yet written when a body fails; one more turn lets it
+        // write what the backend did send before the failure closes the connection.
+        this.cut = Some(Cut(detail));
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+impl<S, F: FnOnce(End)> Drop for Relay<S, F> {
+    fn drop(&mut self) {
+        let bytes = self.bytes;
+        self.end(End::Abandoned { bytes });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use futures_util::stream;
+    use std::rc::Rc;
+
+    /// A body that yields `chunks`, and whose last poll saw its connection closed when `closed`.
+    fn body(
+        chunks: &'static [&'static str],
+        closed: bool,
+    ) -> impl Stream<Item = Result<Bytes, PayloadError>> + Unpin {
+        let mut left = chunks.iter();
+        stream::poll_fn(move |_| match left.next() {
+            Some(c) => Poll::Ready(Some(Ok(Bytes::from_static(c.as_bytes())))),
+            None => {
+                if closed {
+                    CONNECTION_CLOSED.with(|flag| flag.set(true));
+                }
+                Poll::Ready(None)
+            }
+        })
+    }
+
+    fn relay(
+        chunks: &'static [&'static str],
+        closed: bool,
+        framing: Framing,
+    ) -> (Vec<Result<Bytes, String>>, Vec<End>) {
+        let ends = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let sink = ends.clone();
+        let items = actix_web::rt::System::new().block_on(
+            Relay::new(body(chunks, closed), framing, move |end| {
+                sink.borrow_mut().push(end)
+            })
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect::<Vec<_>>(),
+        );
+        let ends = ends.borrow().clone();
+        (items, ends)
+    }
+
+    #[test]
+    fn a_body_that_ends_at_its_own_end_is_complete() {
+        let (items, ends) = relay(
+            &["data: a\n\n", "data: [DONE]\n\n"],
+            false,
+            Framing::Delimited,
+        );
+        assert_eq!(items.len(), 2);
+        assert!(items.iter().all(Result::is_ok));
+        assert_eq!(ends, [End::Complete { bytes: 23 }]);
+    }
+
+    #[test]
+    fn a_delimited_body_that_ends_at_a_closed_connection_was_cut() {
+        let (items, ends) = relay(&["data: a\n\n"], true, Framing::Delimited);
+        assert_eq!(items.len(), 2);
+        assert!(items[1].as_ref().is_err_and(|e| e.contains("cut off")));
+        assert!(matches!(&ends[..], [End::Cut { bytes: 9, .. }]), "{ends:?}");
+    }
+
+    #[test]
+    fn a_body_delimited_by_closing_ends_there() {
+        let (items, ends) = relay(&["raw"], true, Framing::UntilClose);
+        assert_eq!(items.len(), 1);
+        assert_eq!(ends, [End::Complete { bytes: 3 }]);
+    }
+
+    #[test]
+    fn a_body_dropped_half_way_was_abandoned() {
+        let ends = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let sink = ends.clone();
+        let mut relay = Relay::new(body(&["a", "b"], false), Framing::Delimited, move |end| {
+            sink.borrow_mut().push(end)
+        });
+        let first = actix_web::rt::System::new().block_on(relay.next());
+        assert!(first.is_some());
+        drop(relay);
+        assert_eq!(*ends.borrow(), [End::Abandoned { bytes: 1 }]);
+    }
+}

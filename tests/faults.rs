@@ -1,0 +1,214 @@
+//! Faults, on both sides of the gateway: simulated backends that cut an answer half-way, fail,
+//! hang or answer slowly; clients that stall, trickle, send `Upgrade`, speak HTTP/1.0, repeat
+//! parameters, use dot segments, send compressed or mislabelled bodies, or leave mid-stream.
+//!
+//! Each test says what the client sees (a status and Azure's error shape, or a failed stream),
+//! how many calls each backend received, and that the gateway still serves afterwards. Clients
+//! that must misbehave at the byte level speak raw HTTP over a socket ([`raw_exchange`]).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, CHAT, Running, Setup, raw_exchange, raw_post, run, start};
+
+const HELLO: &str = r#"{"messages":[{"role":"user","content":"Hello!"}]}"#;
+const STREAM: &str = r#"{"messages":[{"role":"user","content":"Hello!"}],"stream":true}"#;
+const CUT: &str = "/openai/deployments/cut-stream/chat/completions?api-version=2024-10-21";
+
+/// The gateway still answers an ordinary call.
+async fn still_serves(gw: &Running) {
+    let (status, _, body) = gw.post_json(CHAT, HELLO).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}
+
+fn metric(text: &str, line_start: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_stream_the_backend_cuts_reaches_the_client_as_a_failure() {
+    run(async {
+        let gw = start(Setup {
+            backends: vec![Backend::new("eastus", "East US")],
+            ..Setup::default()
+        })
+        .await;
+        for body in [STREAM, HELLO] {
+            let reply =
+                raw_exchange(gw.addr, raw_post(CUT, body, ""), Duration::from_secs(10)).await;
+            assert_eq!(reply.status(), 200, "{}", reply.text());
+            let (received, terminated) = reply.dechunked();
+            assert!(
+                !terminated,
+                "a cut answer ended with the terminating chunk: {}",
+                reply.text()
+            );
+            assert!(reply.closed, "the connection was kept open after a cut");
+            // What the backend did send before the cut reached the client.
+            assert!(!received.is_empty(), "{}", reply.text());
+        }
+        let (_, _, metrics) = gw.get("/metrics").await;
+        let metrics = String::from_utf8_lossy(&metrics);
+        assert_eq!(
+            metric(
+                &metrics,
+                "aoai_gateway_backend_streams_cut_total{backend=\"eastus\"}"
+            ),
+            Some(2),
+            "{metrics}"
+        );
+        // A complete stream still ends properly.
+        let reply = raw_exchange(
+            gw.addr,
+            raw_post(CHAT, STREAM, "Connection: close\r\n"),
+            Duration::from_secs(10),
+        )
+        .await;
+        let (received, terminated) = reply.dechunked();
+        assert!(terminated, "{}", reply.text());
+        assert!(String::from_utf8_lossy(&received).ends_with("data: [DONE]\n\n"));
+        still_serves(&gw).await;
+    });
+}
+
+/// East US serves `gpt` from a deployment that answers 500 (no `retry-after`); West Europe is
+/// healthy.
+async fn start_with_gpt_failing_in_east_us(
+    tweak: fn(&mut aoai_gateway::config::FileConfig),
+) -> Running {
+    let mut east = Backend::new("eastus", "East US");
+    east.deployment_map
+        .insert("gpt".into(), "server-error".into());
+    start(Setup {
+        backends: vec![east, Backend::new("westeurope", "West Europe")],
+        tweak,
+        ..Setup::default()
+    })
+    .await
+}
+
+const GPT: &str = "/openai/deployments/gpt/chat/completions?api-version=2024-10-21";
+
+#[test]
+fn a_failing_backend_is_passed_by_the_rotation_and_then_rested_by_its_circuit() {
+    run(async {
+        let gw = start_with_gpt_failing_in_east_us(|c| {
+            c.failover.circuit_failures = 3;
+            c.failover.circuit_cooldown_ms = 60_000;
+        })
+        .await;
+        for _ in 0..20 {
+            let (status, headers, _) = gw.post_json(GPT, HELLO).await;
+            assert_eq!(status, 200);
+            assert_eq!(headers["x-aoai-gateway-backend"], "westeurope");
+        }
+        // The failing backend took the first attempt of every other call (the rotation moves on
+        // past it) until its third failure opened the circuit; then none.
+        assert_eq!(gw.sims[0].recorded().len(), 3);
+        assert_eq!(gw.sims[1].recorded().len(), 20);
+        // Its other deployments are not affected.
+        let mut regions = Vec::new();
+        for _ in 0..2 {
+            let (_, headers, _) = gw.post_json(CHAT, HELLO).await;
+            regions.push(headers["x-ms-region"].clone());
+        }
+        regions.sort();
+        assert_eq!(regions, ["East US", "West Europe"]);
+    });
+}
+
+#[test]
+fn after_its_cool_down_a_failed_backend_gets_one_trial_call() {
+    run(async {
+        let gw = start_with_gpt_failing_in_east_us(|c| {
+            c.failover.circuit_failures = 2;
+            c.failover.circuit_cooldown_ms = 300;
+        })
+        .await;
+        for _ in 0..4 {
+            assert_eq!(gw.post_json(GPT, HELLO).await.0, 200);
+        }
+        assert_eq!(gw.sims[0].recorded().len(), 2);
+        actix_web::rt::time::sleep(Duration::from_millis(400)).await;
+        for _ in 0..4 {
+            assert_eq!(gw.post_json(GPT, HELLO).await.0, 200);
+        }
+        // One trial, which failed: open again.
+        assert_eq!(gw.sims[0].recorded().len(), 3);
+    });
+}
+
+#[test]
+fn a_slow_failing_backend_costs_only_the_calls_before_its_circuit_opens() {
+    run(async {
+        // East US answers `gpt` slowly and then with 500.
+        let mut east = Backend::new("eastus", "East US");
+        east.deployment_map.insert("gpt".into(), "slow".into());
+        let gw = start(Setup {
+            backends: vec![east, Backend::new("westeurope", "West Europe")],
+            response_ms: 200,
+            tweak: |c| c.failover.circuit_failures = 2,
+            ..Setup::default()
+        })
+        .await;
+        let started = Instant::now();
+        let mut statuses = Vec::new();
+        for _ in 0..10 {
+            statuses.push(gw.post_json(GPT, HELLO).await.0);
+        }
+        // A timeout is not retried (the backend may be billing the call): the two calls that
+        // started in East US got 504; after that the circuit kept calls away from it.
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 504).count(),
+            2,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            8,
+            "{statuses:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(gw.sims[0].recorded().len(), 2);
+    });
+}
+
+#[test]
+fn when_every_backend_rests_the_first_to_wake_takes_the_call() {
+    run(async {
+        // Both deployments over quota: East US asks for 7 s, West Europe (mapped to a
+        // deployment that fails without retry-after) gets the cool-down of its circuit.
+        let mut west = Backend::new("westeurope", "West Europe");
+        west.deployment_map
+            .insert("rate-limited".into(), "server-error".into());
+        let gw = start(Setup {
+            backends: vec![Backend::new("eastus", "East US"), west],
+            tweak: |c| {
+                c.failover.circuit_failures = 1;
+                c.failover.circuit_cooldown_ms = 60_000;
+            },
+            ..Setup::default()
+        })
+        .await;
+        let rate_limited =
+            "/openai/deployments/rate-limited/chat/completions?api-version=2024-10-21";
+        let (status, _, _) = gw.post_json(rate_limited, HELLO).await;
+        assert!(status == 429 || status == 500, "{status}");
+        assert_eq!(gw.all_recorded().len(), 2);
+        // East US's rest (7 s) ends before West Europe's (60 s): every next call goes there.
+        for _ in 0..3 {
+            let (status, headers, _) = gw.post_json(rate_limited, HELLO).await;
+            assert_eq!((status, headers["x-ms-region"].as_str()), (429, "East US"));
+        }
+        assert_eq!(gw.sims[0].recorded().len(), 4);
+        assert_eq!(gw.sims[1].recorded().len(), 1);
+    });
+}
