@@ -60,6 +60,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub failover: FailoverConfig,
     #[serde(default)]
+    pub shutdown: ShutdownConfig,
+    #[serde(default)]
     pub auth: AuthConfig,
     #[serde(default)]
     pub docs: DocsConfig,
@@ -216,6 +218,32 @@ impl Default for FailoverConfig {
             circuit_failures: default_circuit_failures(),
             circuit_window_ms: default_circuit_window_ms(),
             circuit_cooldown_ms: default_circuit_cooldown_ms(),
+        }
+    }
+}
+
+/// What happens on SIGTERM (or Ctrl-C): `/readyz` answers 503 at once; for `drain_s` seconds the
+/// gateway still accepts and serves calls, closing each connection after its answer, so that a
+/// load balancer probing `/readyz` sees it leave; then it stops accepting, and calls and streams
+/// in flight have `grace_s` seconds to finish before the process exits 0.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    #[serde(default)]
+    pub drain_s: u64,
+    #[serde(default = "default_grace_s")]
+    pub grace_s: u64,
+}
+
+fn default_grace_s() -> u64 {
+    30
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_s: 0,
+            grace_s: default_grace_s(),
         }
     }
 }
@@ -500,6 +528,10 @@ pub struct Settings {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub failover: Failover,
+    /// How long the gateway keeps accepting once told to stop, and how long calls in flight
+    /// may then take to finish.
+    pub shutdown_drain: Duration,
+    pub shutdown_grace: Duration,
     pub auth: AuthConfig,
     pub docs: DocsConfig,
     pub metrics: MetricsConfig,
@@ -601,7 +633,12 @@ impl FileConfig {
             ));
         }
         // Pages the gateway serves itself must not hide routes, nor each other.
-        let mut taken = vec![base_path.clone(), "/openapi".into(), "/healthz".into()];
+        let mut taken = vec![
+            base_path.clone(),
+            "/openapi".into(),
+            "/healthz".into(),
+            "/readyz".into(),
+        ];
         let pages = [
             ("docs.path", self.docs.enabled, &self.docs.path, "/docs"),
             (
@@ -753,6 +790,8 @@ impl FileConfig {
                 circuit_window: Duration::from_millis(self.failover.circuit_window_ms),
                 circuit_cooldown: Duration::from_millis(self.failover.circuit_cooldown_ms),
             },
+            shutdown_drain: Duration::from_secs(self.shutdown.drain_s),
+            shutdown_grace: Duration::from_secs(self.shutdown.grace_s),
             auth: self.auth.clone(),
             docs: DocsConfig {
                 path: self.docs.path.trim_end_matches('/').to_string(),

@@ -11,13 +11,15 @@
 //! 7. the request goes to that backend and its answer streams back (502, 504); a backend over
 //!    its quota, failing or unreachable hands the call to the next one ([`failover`]).
 //!
-//! `/healthz`, `/metrics`, the route docs and the served specs are answered before all this.
+//! `/healthz`, `/readyz`, `/metrics`, the route docs and the served specs are answered before
+//! all this.
 //!
 //! Each request is logged once, without its query string (which may hold a subscription key).
 
 use std::borrow::Cow;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
@@ -52,6 +54,10 @@ pub struct Gateway {
     pub metrics: Metrics,
     pub metrics_page: MetricsConfig,
     pub workers: Option<usize>,
+    pub shutdown_drain: Duration,
+    pub shutdown_grace: Duration,
+    /// Set once the gateway has been told to stop: `/readyz` answers 503 from then on.
+    draining: AtomicBool,
 }
 
 impl Gateway {
@@ -77,12 +83,21 @@ impl Gateway {
             response_timeout: settings.response_timeout,
             failover: settings.failover,
             workers: settings.workers,
+            shutdown_drain: settings.shutdown_drain,
+            shutdown_grace: settings.shutdown_grace,
+            draining: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the gateway is shutting down.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 }
 
-/// Starts serving on an already bound listener. With `signals`, Ctrl-C and SIGTERM stop the
-/// server gracefully; without, the caller stops it (tests, the demo).
+/// Starts serving on an already bound listener; call it inside the actix system that will run
+/// the server. With `signals`, SIGTERM and Ctrl-C stop the gateway gracefully (see
+/// [`stop_on_signal`]); without, the caller stops it (tests).
 pub fn start(
     gateway: Arc<Gateway>,
     listener: TcpListener,
@@ -90,7 +105,9 @@ pub fn start(
 ) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
     let addr = listener.local_addr()?;
     let workers = gateway.workers;
+    let grace = gateway.shutdown_grace;
     let shared = web::Data::from(gateway);
+    let draining = shared.clone();
     let mut server = HttpServer::new(move || {
         let client = upstream::client(shared.connect_timeout, shared.response_timeout);
         App::new()
@@ -102,11 +119,54 @@ pub fn start(
     if let Some(n) = workers {
         server = server.workers(n);
     }
-    let mut server = server.listen(listener)?;
-    if !signals {
-        server = server.disable_signals();
+    let server = server
+        .shutdown_timeout(grace.as_secs())
+        // Signals are handled here rather than by actix, so that `/readyz` can say the gateway
+        // is going away while the calls in flight finish.
+        .disable_signals()
+        .listen(listener)?
+        .run();
+    if signals {
+        actix_web::rt::spawn(stop_on_signal(draining, server.handle()));
     }
-    Ok((server.run(), addr))
+    Ok((server, addr))
+}
+
+async fn wait_for_signal(terminate: &mut actix_web::rt::signal::unix::Signal) {
+    let interrupt = Box::pin(actix_web::rt::signal::ctrl_c());
+    let terminated = Box::pin(terminate.recv());
+    futures_util::future::select(interrupt, terminated).await;
+}
+
+/// On SIGTERM or Ctrl-C: `/readyz` answers 503 at once; for `shutdown.drain_s` calls are still
+/// accepted, each connection closed after its answer; then no new connections are accepted and
+/// calls and streams in flight have `shutdown.grace_s` to finish (actix closes idle connections
+/// at once); then the server's future completes and the process exits 0. A second signal stops
+/// at once.
+async fn stop_on_signal(gw: web::Data<Gateway>, server: actix_web::dev::ServerHandle) {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        log::warn!("cannot listen for SIGTERM; stop the gateway with SIGKILL");
+        return;
+    };
+    wait_for_signal(&mut terminate).await;
+    gw.draining.store(true, Ordering::Relaxed);
+    log::info!(
+        "stopping: /readyz answers 503; accepting for {} s more, then calls in flight have {} s to finish",
+        gw.shutdown_drain.as_secs(),
+        gw.shutdown_grace.as_secs()
+    );
+    if !gw.shutdown_drain.is_zero() {
+        let drained = Box::pin(actix_web::rt::time::sleep(gw.shutdown_drain));
+        futures_util::future::select(drained, Box::pin(wait_for_signal(&mut terminate))).await;
+    }
+    let graceful = server.stop(true);
+    let forced = async {
+        wait_for_signal(&mut terminate).await;
+        log::warn!("second signal: stopping now");
+        server.stop(false).await;
+    };
+    futures_util::future::select(Box::pin(graceful), Box::pin(forced)).await;
 }
 
 /// What the access record says about a request besides method, path and status.
@@ -143,12 +203,14 @@ async fn handle(
             count_request(&gw, &trace, status);
             let (request, gateway) = (req.clone(), gw.clone());
             // The record is written when the body has ended, the way it ended.
-            return answer.into_response(req.version(), move |end| {
+            let mut response = answer.into_response(req.version(), move |end| {
                 if let End::Cut { .. } = &end {
                     gateway.metrics.stream_cut(trace.backend);
                 }
                 access_record(&gateway, &request, status, started, &trace, Some(&end));
             });
+            close_if_draining(&gw, &mut response);
+            return response;
         }
         Err(error) => {
             if error.status_code().is_server_error() {
@@ -160,7 +222,19 @@ async fn handle(
     let status = response.status().as_u16();
     count_request(&gw, &trace, status);
     access_record(&gw, &req, status, started, &trace, None);
+    let mut response = response;
+    close_if_draining(&gw, &mut response);
     response
+}
+
+/// While the gateway drains, each connection is closed after its answer, so clients reconnect
+/// (to another replica) rather than keep using this one.
+fn close_if_draining(gw: &Gateway, response: &mut HttpResponse) {
+    if gw.draining() {
+        response
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
 }
 
 fn count_request(gw: &Gateway, trace: &Trace, status: u16) {
@@ -217,6 +291,14 @@ async fn route(
         return Ok(Reply::Own(
             HttpResponse::Ok().json(serde_json::json!({ "status": "ok" })),
         ));
+    }
+    if path == "/readyz" {
+        // Ready once serving (the config is loaded and the listener is up) until told to stop.
+        return Ok(Reply::Own(if gw.draining() {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "stopping" }))
+        } else {
+            HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
+        }));
     }
     if let Some(docs) = &gw.docs
         && let Some(reply) = docs.serve(req, &gw.auth)?
