@@ -111,6 +111,23 @@ pub struct Timeouts {
     /// longer; it is not cut off.
     #[serde(default = "default_response_ms")]
     pub response_ms: u64,
+    /// For a client to send a request's head (line and headers); then 408. At least 1000: the
+    /// HTTP server measures it in steps of 500 ms.
+    #[serde(default = "default_client_head_ms")]
+    pub client_head_ms: u64,
+    /// For a client to send a request's whole body, from the end of its head; a body that
+    /// stalls or trickles gets 408 and its connection is closed. Together with `client_head_ms`
+    /// this bounds how long a request can hold a connection before anything is sent upstream.
+    #[serde(default = "default_client_body_ms")]
+    pub client_body_ms: u64,
+}
+
+fn default_client_head_ms() -> u64 {
+    10_000
+}
+
+fn default_client_body_ms() -> u64 {
+    60_000
 }
 
 fn default_connect_ms() -> u64 {
@@ -126,6 +143,8 @@ impl Default for Timeouts {
         Timeouts {
             connect_ms: default_connect_ms(),
             response_ms: default_response_ms(),
+            client_head_ms: default_client_head_ms(),
+            client_body_ms: default_client_body_ms(),
         }
     }
 }
@@ -527,6 +546,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    pub client_head_timeout: Duration,
+    pub client_body_timeout: Duration,
     pub failover: Failover,
     /// How long the gateway keeps accepting once told to stop, and how long calls in flight
     /// may then take to finish.
@@ -623,8 +644,26 @@ impl FileConfig {
         if self.limits.max_body_bytes == 0 {
             return Err(error("limits.max_body_bytes", "must be more than 0".into()));
         }
-        if self.timeouts.connect_ms == 0 || self.timeouts.response_ms == 0 {
+        let t = &self.timeouts;
+        if [
+            t.connect_ms,
+            t.response_ms,
+            t.client_head_ms,
+            t.client_body_ms,
+        ]
+        .contains(&0)
+        {
             return Err(error("timeouts", "timeouts must be more than 0 ms".into()));
+        }
+        if t.client_head_ms < 1_000 {
+            // actix times request heads on a clock it updates every 500 ms.
+            return Err(error(
+                "timeouts.client_head_ms",
+                format!(
+                    "{} is under 1000: the HTTP server measures it in steps of 500 ms",
+                    t.client_head_ms
+                ),
+            ));
         }
         if !(1..=10).contains(&self.failover.attempts) {
             return Err(error(
@@ -782,6 +821,8 @@ impl FileConfig {
             max_body_bytes: self.limits.max_body_bytes,
             connect_timeout: Duration::from_millis(self.timeouts.connect_ms),
             response_timeout: Duration::from_millis(self.timeouts.response_ms),
+            client_head_timeout: Duration::from_millis(self.timeouts.client_head_ms),
+            client_body_timeout: Duration::from_millis(self.timeouts.client_body_ms),
             failover: Failover {
                 attempts: self.failover.attempts,
                 unreachable_rest: Duration::from_millis(self.failover.unreachable_rest_ms),

@@ -56,6 +56,10 @@ pub enum GatewayError {
     UpstreamFailed { backend: String, detail: String },
     #[error("reading the request failed: {0}")]
     ClientRead(String),
+    #[error("the client did not send its body within {limit_ms} ms")]
+    ClientTimeout { limit_ms: u128 },
+    #[error("the client asked to upgrade the connection")]
+    UpgradeRefused,
 }
 
 impl GatewayError {
@@ -71,7 +75,9 @@ impl GatewayError {
             | GatewayError::InvalidBody(_)
             | GatewayError::MalformedBody(_)
             | GatewayError::MissingBody
-            | GatewayError::ClientRead(_) => "InvalidRequest",
+            | GatewayError::ClientRead(_)
+            | GatewayError::UpgradeRefused => "InvalidRequest",
+            GatewayError::ClientTimeout { .. } => "RequestTimeout",
             GatewayError::UnsupportedMediaType { .. } => "UnsupportedMediaType",
             GatewayError::PayloadTooLarge { .. } => "PayloadTooLarge",
             GatewayError::NoBackend { .. } => "DeploymentNotFound",
@@ -112,6 +118,8 @@ impl GatewayError {
             GatewayError::UpstreamConnect { .. } | GatewayError::UpstreamFailed { .. } => "The backend could not be reached. Try again later.".into(),
             GatewayError::UpstreamTimeout { .. } => "The backend did not answer in time. Try again later.".into(),
             GatewayError::ClientRead(_) => "The request body could not be read.".into(),
+            GatewayError::ClientTimeout { limit_ms } => format!("The request body did not arrive within {limit_ms} ms."),
+            GatewayError::UpgradeRefused => "This gateway does not switch protocols: send the request without an Upgrade header (WebSocket APIs such as realtime are not served).".into(),
         }
     }
 
@@ -146,7 +154,9 @@ impl ResponseError for GatewayError {
             | GatewayError::InvalidBody(_)
             | GatewayError::MalformedBody(_)
             | GatewayError::MissingBody
-            | GatewayError::ClientRead(_) => StatusCode::BAD_REQUEST,
+            | GatewayError::ClientRead(_)
+            | GatewayError::UpgradeRefused => StatusCode::BAD_REQUEST,
+            GatewayError::ClientTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
             GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -168,6 +178,17 @@ impl ResponseError for GatewayError {
             if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
                 response.insert_header((header::ALLOW, value));
             }
+        }
+        // The rest of the request may still be on its way (or never come): the connection
+        // cannot carry another request.
+        if matches!(
+            self,
+            GatewayError::ClientTimeout { .. }
+                | GatewayError::UpgradeRefused
+                | GatewayError::PayloadTooLarge { .. }
+                | GatewayError::ClientRead(_)
+        ) {
+            response.force_close();
         }
         if matches!(self, GatewayError::Unauthorized) {
             response.insert_header((

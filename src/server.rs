@@ -50,6 +50,8 @@ pub struct Gateway {
     pub docs: Option<Docs>,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
+    pub client_head_timeout: Duration,
+    pub client_body_timeout: Duration,
     pub failover: Failover,
     pub metrics: Metrics,
     pub metrics_page: MetricsConfig,
@@ -81,6 +83,8 @@ impl Gateway {
             max_body_bytes: settings.max_body_bytes,
             connect_timeout: settings.connect_timeout,
             response_timeout: settings.response_timeout,
+            client_head_timeout: settings.client_head_timeout,
+            client_body_timeout: settings.client_body_timeout,
             failover: settings.failover,
             workers: settings.workers,
             shutdown_drain: settings.shutdown_drain,
@@ -106,6 +110,7 @@ pub fn start(
     let addr = listener.local_addr()?;
     let workers = gateway.workers;
     let grace = gateway.shutdown_grace;
+    let head_timeout = gateway.client_head_timeout;
     let shared = web::Data::from(gateway);
     let draining = shared.clone();
     let mut server = HttpServer::new(move || {
@@ -115,6 +120,7 @@ pub fn start(
             .app_data(web::Data::new(client))
             .default_service(web::to(handle))
     })
+    .client_request_timeout(head_timeout)
     .tcp_nodelay(true);
     if let Some(n) = workers {
         server = server.workers(n);
@@ -318,6 +324,11 @@ async fn route(
         ));
     }
     trace.api = true;
+    // actix reads the body of an `Upgrade: websocket` request until the connection closes,
+    // which a client waiting for an answer never does.
+    if req.headers().contains_key(header::UPGRADE) {
+        return Err(GatewayError::UpgradeRefused);
+    }
     let rest = path
         .strip_prefix(gw.base_path.as_str())
         .filter(|r| r.starts_with('/'))
@@ -341,7 +352,12 @@ async fn route(
     trace.subscription = Some(gw.auth.authenticate(req.headers(), raw_query)?.0);
 
     validate::parameters(route, &matched, raw_query, req.headers())?;
-    let body = read_body(req, payload, gw.max_body_bytes).await?;
+    let reading = read_body(req, payload, gw.max_body_bytes);
+    let body = actix_web::rt::time::timeout(gw.client_body_timeout, reading)
+        .await
+        .map_err(|_| GatewayError::ClientTimeout {
+            limit_ms: gw.client_body_timeout.as_millis(),
+        })??;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -18,8 +18,13 @@ const CUT: &str = "/openai/deployments/cut-stream/chat/completions?api-version=2
 
 /// The gateway still answers an ordinary call.
 async fn still_serves(gw: &Running) {
-    let (status, _, body) = gw.post_json(CHAT, HELLO).await;
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, headers, body) = gw.post_json(CHAT, HELLO).await;
+    assert_eq!(
+        status,
+        200,
+        "{headers:?} {}",
+        String::from_utf8_lossy(&body)
+    );
 }
 
 fn metric(text: &str, line_start: &str) -> Option<u64> {
@@ -210,5 +215,152 @@ fn when_every_backend_rests_the_first_to_wake_takes_the_call() {
         }
         assert_eq!(gw.sims[0].recorded().len(), 4);
         assert_eq!(gw.sims[1].recorded().len(), 1);
+    });
+}
+
+/// Writes `pieces`, each after its pause (ignoring write errors: the gateway may have closed),
+/// then reads until the gateway closes the connection (at most `timeout`).
+async fn trickle(
+    addr: std::net::SocketAddr,
+    pieces: Vec<(Duration, Vec<u8>)>,
+    timeout: Duration,
+) -> (common::RawReply, Duration) {
+    actix_web::rt::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let started = Instant::now();
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(timeout)).expect("timeout");
+        stream.set_nonblocking(false).expect("blocking");
+        for (pause, piece) in pieces {
+            std::thread::sleep(pause);
+            if stream.write_all(&piece).is_err() {
+                break;
+            }
+        }
+        let mut bytes = Vec::new();
+        let closed = stream.read_to_end(&mut bytes).is_ok();
+        (common::RawReply { bytes, closed }, started.elapsed())
+    })
+    .await
+    .expect("client thread")
+}
+
+fn head_of(path: &str, length: usize, extra: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: gateway\r\napi-key: {}\r\nContent-Type: application/json\r\n{extra}Content-Length: {length}\r\n\r\n",
+        common::CLIENT_KEY
+    )
+    .into_bytes()
+}
+
+#[test]
+fn a_body_that_stalls_or_trickles_gets_408_and_its_connection_closed() {
+    run(async {
+        let gw = start(Setup {
+            tweak: |c| c.timeouts.client_body_ms = 400,
+            ..Setup::default()
+        })
+        .await;
+        // Stalls after 20 bytes.
+        let body = HELLO.as_bytes();
+        let (reply, took) = trickle(
+            gw.addr,
+            vec![
+                (Duration::ZERO, head_of(CHAT, body.len(), "")),
+                (Duration::ZERO, body[..20].to_vec()),
+            ],
+            Duration::from_secs(10),
+        )
+        .await;
+        assert_eq!(reply.status(), 408, "{}", reply.text());
+        assert!(
+            reply.text().contains("\"code\":\"RequestTimeout\""),
+            "{}",
+            reply.text()
+        );
+        assert!(reply.closed && took < Duration::from_secs(3), "{took:?}");
+        // Trickles a byte every 50 ms: each byte comes in time, the body does not.
+        let mut pieces = vec![(Duration::ZERO, head_of(CHAT, body.len(), ""))];
+        pieces.extend(body.iter().map(|b| (Duration::from_millis(50), vec![*b])));
+        let (reply, took) = trickle(gw.addr, pieces, Duration::from_secs(10)).await;
+        assert_eq!(reply.status(), 408, "{}", reply.text());
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        assert!(gw.all_recorded().is_empty());
+        still_serves(&gw).await;
+    });
+}
+
+#[test]
+fn a_head_that_never_ends_is_cut_off() {
+    run(async {
+        let gw = start(Setup {
+            tweak: |c| c.timeouts.client_head_ms = 1_000,
+            ..Setup::default()
+        })
+        .await;
+        let (reply, took) = trickle(
+            gw.addr,
+            vec![(
+                Duration::ZERO,
+                b"POST /openai/deployments/x/chat/completions HTTP/1.1\r\nHost: g\r\n".to_vec(),
+            )],
+            Duration::from_secs(10),
+        )
+        .await;
+        assert!(reply.closed, "{}", reply.text());
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        assert_eq!(reply.status(), 408, "{}", reply.text());
+        still_serves(&gw).await;
+    });
+}
+
+#[test]
+fn a_request_asking_to_upgrade_is_answered_at_once() {
+    run(async {
+        let gw = start(Setup::default()).await;
+        let request = raw_post(
+            CHAT,
+            HELLO,
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        );
+        let started = Instant::now();
+        let reply = raw_exchange(gw.addr, request, Duration::from_secs(10)).await;
+        assert_eq!(reply.status(), 400, "{}", reply.text());
+        assert!(reply.text().contains("Upgrade"), "{}", reply.text());
+        assert!(reply.closed && started.elapsed() < Duration::from_secs(2));
+        assert!(gw.all_recorded().is_empty());
+        still_serves(&gw).await;
+    });
+}
+
+#[test]
+fn an_http_1_0_client_gets_a_stream_delimited_by_closing() {
+    run(async {
+        let gw = start(Setup::default()).await;
+        let request = format!(
+            "POST {CHAT} HTTP/1.0\r\nHost: gateway\r\napi-key: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{STREAM}",
+            common::CLIENT_KEY,
+            STREAM.len()
+        );
+        let reply = raw_exchange(gw.addr, request.into_bytes(), Duration::from_secs(10)).await;
+        let head = reply.head();
+        assert!(
+            head.starts_with("http/1.0 200") || head.starts_with("http/1.1 200"),
+            "{head}"
+        );
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        assert!(reply.closed);
+        let text = reply.text();
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        assert!(body.starts_with("data: {"), "{body}");
+        assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+        // A body of known length keeps it.
+        let request = format!(
+            "POST {CHAT} HTTP/1.0\r\nHost: gateway\r\napi-key: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{HELLO}",
+            common::CLIENT_KEY,
+            HELLO.len()
+        );
+        let reply = raw_exchange(gw.addr, request.into_bytes(), Duration::from_secs(10)).await;
+        assert!(reply.head().contains("content-length:"), "{}", reply.head());
     });
 }
