@@ -36,6 +36,12 @@ pub enum GatewayError {
     MalformedBody(String),
     #[error("missing body")]
     MissingBody,
+    #[error("unsupported content encoding {given}")]
+    UnsupportedEncoding { given: String },
+    #[error("the path has a dot segment or an encoded slash")]
+    InvalidPath,
+    #[error("parameter {name} is given more than once")]
+    RepeatedParameter { name: String },
     #[error("unsupported media type {given}")]
     UnsupportedMediaType {
         given: String,
@@ -78,7 +84,9 @@ impl GatewayError {
             | GatewayError::ClientRead(_)
             | GatewayError::UpgradeRefused => "InvalidRequest",
             GatewayError::ClientTimeout { .. } => "RequestTimeout",
-            GatewayError::UnsupportedMediaType { .. } => "UnsupportedMediaType",
+            GatewayError::UnsupportedMediaType { .. }
+            | GatewayError::UnsupportedEncoding { .. } => "UnsupportedMediaType",
+            GatewayError::InvalidPath | GatewayError::RepeatedParameter { .. } => "InvalidRequest",
             GatewayError::PayloadTooLarge { .. } => "PayloadTooLarge",
             GatewayError::NoBackend { .. } => "DeploymentNotFound",
             GatewayError::UpstreamConnect { .. } | GatewayError::UpstreamFailed { .. } => {
@@ -110,6 +118,9 @@ impl GatewayError {
             GatewayError::UnsupportedMediaType { given, accepted } => {
                 format!("Content-Type '{}' is not accepted here; use {}.", printable(given), accepted.join(" or "))
             }
+            GatewayError::UnsupportedEncoding { given } => format!("Content-Encoding '{}' is not accepted here; send the body as it is, or compressed with gzip, deflate or br.", printable(given)),
+            GatewayError::InvalidPath => "The path has a '.' or '..' segment, or a segment with an encoded '/' or '\\', which the gateway does not forward: a server that normalises paths would see another route.".into(),
+            GatewayError::RepeatedParameter { name } => format!("The query parameter '{}' is given more than once; give it once.", printable(name)),
             GatewayError::PayloadTooLarge { limit } => format!("The request body is larger than the gateway's limit of {limit} bytes."),
             GatewayError::NoBackend { deployment: Some(d), version } => {
                 format!("No backend serves deployment '{}' with api-version {version}.", printable(d))
@@ -126,7 +137,8 @@ impl GatewayError {
     /// The field at fault, as Azure's `error.param`.
     pub fn param(&self) -> Option<String> {
         match self {
-            GatewayError::InvalidParameter { name, .. } => Some(name.clone()),
+            GatewayError::InvalidParameter { name, .. }
+            | GatewayError::RepeatedParameter { name } => Some(name.clone()),
             GatewayError::InvalidBody(e) => e.path().map(str::to_string),
             _ => None,
         }
@@ -158,7 +170,11 @@ impl ResponseError for GatewayError {
             | GatewayError::UpgradeRefused => StatusCode::BAD_REQUEST,
             GatewayError::ClientTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
-            GatewayError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::UnsupportedMediaType { .. }
+            | GatewayError::UnsupportedEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::InvalidPath | GatewayError::RepeatedParameter { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UpstreamConnect { .. } | GatewayError::UpstreamFailed { .. } => {
                 StatusCode::BAD_GATEWAY

@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod docs;
+pub mod encoding;
 pub mod error;
 pub mod failover;
 pub mod metrics;

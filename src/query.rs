@@ -43,6 +43,20 @@ fn percent_decode(raw: &str, plus_is_space: bool) -> Cow<'_, str> {
     Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Whether a path has a segment that a server normalising paths would read differently from
+/// the gateway: `.` or `..` (raw or percent-encoded), or one with an encoded `/` or `\`.
+pub fn has_unsafe_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = decode_path(segment);
+        decoded == "." || decoded == ".." || decoded.contains(['/', '\\'])
+    })
+}
+
+/// How many `name=value` pairs are named `name`.
+pub fn count(raw: &str, name: &str) -> usize {
+    pairs(raw).filter(|(k, _)| *k == name).count()
+}
+
 /// The decoded value of the first `name=value` pair named `name`.
 pub fn get<'q>(raw: &'q str, name: &str) -> Option<Cow<'q, str>> {
     pairs(raw).find(|(k, _)| *k == name).map(|(_, v)| decode(v))
@@ -83,6 +97,29 @@ mod tests {
         );
         assert_eq!(get("flag&x=1", "flag").as_deref(), Some(""));
         assert_eq!(get("x=1", "api-version"), None);
+    }
+
+    #[test]
+    fn finds_dot_segments_however_they_are_written() {
+        for path in [
+            "/openai/deployments/../chat/completions",
+            "/openai/./deployments",
+            "/openai/deployments/%2e%2E/x",
+            "/openai/deployments/.%2e/x",
+            "/openai/deployments/a%2Fb/x",
+            "/openai/deployments/a%5Cb/x",
+            "/openai/..",
+        ] {
+            assert!(has_unsafe_segment(path), "{path}");
+        }
+        for path in [
+            "/openai/deployments/gpt-4.1/chat",
+            "/openai/deployments/...x/y",
+            "/a/%252e%252e",
+        ] {
+            assert!(!has_unsafe_segment(path), "{path}");
+        }
+        assert_eq!(count("api-version=1&x=2&api-version=3", "api-version"), 2);
     }
 
     #[test]

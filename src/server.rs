@@ -37,7 +37,9 @@ use crate::metrics::Metrics;
 use crate::relay::End;
 use crate::router::Router;
 use crate::upstream::{self, Answer, Outgoing};
-use crate::{query, validate};
+use crate::{encoding, query, validate};
+
+const API_VERSION: &str = "api-version";
 
 /// Everything the handler needs, shared by all workers.
 pub struct Gateway {
@@ -329,12 +331,22 @@ async fn route(
     if req.headers().contains_key(header::UPGRADE) {
         return Err(GatewayError::UpgradeRefused);
     }
+    if query::has_unsafe_segment(path) {
+        return Err(GatewayError::InvalidPath);
+    }
     let rest = path
         .strip_prefix(gw.base_path.as_str())
         .filter(|r| r.starts_with('/'))
         .ok_or(GatewayError::NotFound)?;
     let raw_query = req.query_string();
-    let version = query::get(raw_query, "api-version").filter(|v| !v.is_empty());
+    // Checked on one value and forwarded with all of them, a repeated api-version would reach a
+    // backend restricted to one version with another.
+    if query::count(raw_query, API_VERSION) > 1 {
+        return Err(GatewayError::RepeatedParameter {
+            name: API_VERSION.into(),
+        });
+    }
+    let version = query::get(raw_query, API_VERSION).filter(|v| !v.is_empty());
     let version = version.ok_or_else(|| GatewayError::MissingApiVersion {
         supported: gw.router.supported().to_vec(),
     })?;
@@ -362,7 +374,10 @@ async fn route(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    validate::body(route, content_type, &body)?;
+    // The body is checked as the client meant it; what is forwarded is what it sent.
+    let meant = encoding::decoded(req.headers(), &body, gw.max_body_bytes)?;
+    validate::body(route, content_type, &meant)?;
+    drop(meant);
 
     let deployment = matched
         .deployment_segment

@@ -21,6 +21,15 @@ pub fn parameters(
     headers: &HeaderMap,
 ) -> Result<(), GatewayError> {
     for p in route.parameters {
+        // A single value checked while several are forwarded would let the others through.
+        if p.location == ParamLocation::Query
+            && p.ty != ParamType::Any
+            && query::count(raw_query, p.name) > 1
+        {
+            return Err(GatewayError::RepeatedParameter {
+                name: p.name.into(),
+            });
+        }
         let value = match p.location {
             ParamLocation::Path => matched.param(p.name).map(query::decode),
             ParamLocation::Query => query::get(raw_query, p.name),

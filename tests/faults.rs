@@ -364,3 +364,118 @@ fn an_http_1_0_client_gets_a_stream_delimited_by_closing() {
         assert!(reply.head().contains("content-length:"), "{}", reply.head());
     });
 }
+
+#[test]
+fn a_repeated_api_version_or_parameter_is_refused() {
+    run(async {
+        let gw = start(Setup::default()).await;
+        for path in [
+            "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21&api-version=evil",
+            "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21&api-version=2024-10-21",
+        ] {
+            let (status, _, body) = gw.post_json(path, HELLO).await;
+            assert_eq!(
+                (status, common::error_code(&body).as_str()),
+                (400, "InvalidRequest")
+            );
+            assert!(String::from_utf8_lossy(&body).contains("api-version"));
+        }
+        let (status, _, body) = gw
+            .get_with_key("/openai/assistants?api-version=2024-09-01-preview&limit=5&limit=7")
+            .await;
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+        assert!(String::from_utf8_lossy(&body).contains("'limit'"));
+        assert!(gw.all_recorded().is_empty());
+    });
+}
+
+#[test]
+fn dot_segments_and_encoded_slashes_are_refused_before_routing() {
+    run(async {
+        let gw = start(Setup::default()).await;
+        for path in [
+            "/openai/deployments/../chat/completions?api-version=2024-10-21",
+            "/openai/deployments/gpt-4o/chat/./completions?api-version=2024-10-21",
+            "/openai/deployments/%2e%2e/chat/completions?api-version=2024-10-21",
+            "/openai/deployments/gpt-4o%2F..%2F..%2Fassistants/chat/completions?api-version=2024-10-21",
+        ] {
+            let reply =
+                raw_exchange(gw.addr, raw_post(path, HELLO, ""), Duration::from_secs(5)).await;
+            assert_eq!(reply.status(), 400, "{path}: {}", reply.text());
+            assert!(
+                reply.text().contains("\"code\":\"InvalidRequest\""),
+                "{}",
+                reply.text()
+            );
+        }
+        assert!(gw.all_recorded().is_empty());
+        still_serves(&gw).await;
+    });
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+/// POSTs `body` to chat completions with `Content-Encoding: encoding`.
+async fn post_encoded(gw: &Running, encoding: &str, body: Vec<u8>) -> (u16, bytes::Bytes) {
+    let response = gw
+        .client
+        .post(gw.url(CHAT))
+        .insert_header(("api-key", common::CLIENT_KEY))
+        .insert_header(("content-type", "application/json"))
+        .insert_header(("content-encoding", encoding))
+        .send_body(body)
+        .await
+        .expect("answer");
+    let (status, _, body) = common::collect(response).await;
+    (status, body)
+}
+
+#[test]
+fn compressed_bodies_are_checked_decoded_and_forwarded_as_sent() {
+    run(async {
+        let gw = start(Setup {
+            backends: vec![Backend::new("eastus", "East US")],
+            max_body_bytes: 64 * 1024,
+            ..Setup::default()
+        })
+        .await;
+        // Valid gzip JSON: checked, and the backend receives the client's compressed bytes.
+        let compressed = gzip(HELLO.as_bytes());
+        // The simulator cannot read gzip (it answers 400); what matters is what reached it.
+        let (status, _) = post_encoded(&gw, "gzip", compressed.clone()).await;
+        let recorded = gw.all_recorded();
+        assert_eq!(recorded.len(), 1, "status {status}");
+        assert_eq!(recorded[0].body, compressed);
+        assert_eq!(recorded[0].header("content-encoding"), Some("gzip"));
+        // Invalid JSON inside gzip: named as usual, backend not called.
+        let (status, body) = post_encoded(
+            &gw,
+            "gzip",
+            gzip(br#"{"messages": [{"role": "robot", "content": "x"}]}"#),
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(String::from_utf8_lossy(&body).contains("messages[0].role"));
+        // Plain JSON labelled gzip: refused, not forwarded mislabelled.
+        let (status, body) = post_encoded(&gw, "gzip", HELLO.as_bytes().to_vec()).await;
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+        // A small bomb: 413 on the decoded size.
+        let bomb = gzip(&[b' '; 2_000_000]);
+        assert!(bomb.len() < 64 * 1024);
+        let (status, _) = post_encoded(&gw, "gzip", bomb).await;
+        assert_eq!(status, 413);
+        // An encoding the gateway cannot read: 415.
+        let (status, body) = post_encoded(&gw, "zstd", HELLO.as_bytes().to_vec()).await;
+        assert_eq!(
+            (status, common::error_code(&body).as_str()),
+            (415, "UnsupportedMediaType")
+        );
+        assert_eq!(gw.all_recorded().len(), 1);
+        still_serves(&gw).await;
+    });
+}

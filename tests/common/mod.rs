@@ -95,6 +95,19 @@ impl Running {
         .await
     }
 
+    /// GET with the client's key; status, headers and body.
+    pub async fn get_with_key(&self, path: &str) -> (u16, HashMap<String, String>, Bytes) {
+        collect(
+            self.client
+                .get(self.url(path))
+                .insert_header(("api-key", CLIENT_KEY))
+                .send()
+                .await
+                .expect("gateway answers"),
+        )
+        .await
+    }
+
     pub async fn post_json(&self, path: &str, body: &str) -> (u16, HashMap<String, String>, Bytes) {
         let response = self
             .client
