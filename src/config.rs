@@ -609,211 +609,88 @@ fn parse_hex_digest(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Everything wrong with a config, found in one pass: each mistake on a line of its own, as
+/// `file: key: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        ConfigErrors(vec![error])
+    }
+}
+
+/// Collects mistakes while a config is checked, so that all of them are reported at once.
+struct Checker<'f> {
+    file: &'f str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.into(),
+            key: key.into(),
+            reason: reason.into(),
+        });
+    }
+
+    /// The value, or `None` with the mistake noted under `key`.
+    fn ok<T>(&mut self, key: impl Into<String>, result: Result<T, String>) -> Option<T> {
+        result.map_err(|reason| self.fail(key, reason)).ok()
+    }
+}
+
 impl FileConfig {
     /// Checks every value; `env` supplies the keys; `versions` are the compiled api-versions.
+    /// Every mistake is reported, not only the first.
     pub fn check(
         &self,
         file: &str,
         env: &HashMap<String, String>,
         versions: &[&str],
-    ) -> Result<Settings, ConfigError> {
-        let error = |key: &str, reason: String| ConfigError {
-            file: file.into(),
-            key: key.into(),
-            reason,
+    ) -> Result<Settings, ConfigErrors> {
+        let mut c = Checker {
+            file,
+            errors: Vec::new(),
         };
-        let listen: SocketAddr = self.listen.parse().map_err(|_| {
-            error(
-                "listen",
-                format!("`{}` is not an address such as 127.0.0.1:8080", self.listen),
-            )
-        })?;
-        let base_path = self.base_path.trim_end_matches('/').to_string();
-        if !self.base_path.starts_with('/') || base_path.contains(['?', '#']) {
-            return Err(error(
-                "base_path",
-                format!(
-                    "`{}` must be a path starting with `/`, such as /openai",
-                    self.base_path
-                ),
-            ));
+        let listen = c.ok(
+            "listen",
+            self.listen
+                .parse::<SocketAddr>()
+                .map_err(|_| format!("`{}` is not an address such as 127.0.0.1:8080", self.listen)),
+        );
+        let base_path = self.checked_base_path(&mut c);
+        self.check_numbers(&mut c);
+        if let Some(base_path) = &base_path {
+            self.check_pages(&mut c, base_path);
         }
-        if self.workers == Some(0) {
-            return Err(error("workers", "must be at least 1".into()));
-        }
-        if self.limits.max_body_bytes == 0 {
-            return Err(error("limits.max_body_bytes", "must be more than 0".into()));
-        }
-        let t = &self.timeouts;
-        if [
-            t.connect_ms,
-            t.response_ms,
-            t.client_head_ms,
-            t.client_body_ms,
-        ]
-        .contains(&0)
-        {
-            return Err(error("timeouts", "timeouts must be more than 0 ms".into()));
-        }
-        if t.client_head_ms < 1_000 {
-            // actix times request heads on a clock it updates every 500 ms.
-            return Err(error(
-                "timeouts.client_head_ms",
-                format!(
-                    "{} is under 1000: the HTTP server measures it in steps of 500 ms",
-                    t.client_head_ms
-                ),
-            ));
-        }
-        if !(1..=10).contains(&self.failover.attempts) {
-            return Err(error(
-                "failover.attempts",
-                format!("{} is not between 1 and 10", self.failover.attempts),
-            ));
-        }
-        // Pages the gateway serves itself must not hide routes, nor each other.
-        let mut taken = vec![
-            base_path.clone(),
-            "/openapi".into(),
-            "/healthz".into(),
-            "/readyz".into(),
-        ];
-        let pages = [
-            ("docs.path", self.docs.enabled, &self.docs.path, "/docs"),
-            (
-                "metrics.path",
-                self.metrics.enabled,
-                &self.metrics.path,
-                "/metrics",
-            ),
-        ];
-        for (key, enabled, path, example) in pages {
-            if enabled {
-                let path =
-                    check_page_path(path, example, &taken).map_err(|reason| error(key, reason))?;
-                taken.push(path);
-            }
-        }
-        if self.backends.is_empty() {
-            return Err(error("backends", "at least one backend is needed".into()));
-        }
-        let mut names = HashSet::new();
-        let mut backends = Vec::new();
-        for (i, b) in self.backends.iter().enumerate() {
-            let at = |field: &str| format!("backends[{i}].{field}");
-            if b.name.trim().is_empty() || !names.insert(b.name.clone()) {
-                return Err(error(
-                    &at("name"),
-                    format!("`{}` must be non-empty and unique", b.name),
-                ));
-            }
-            let base_url =
-                backend_base_url(&b.endpoint).map_err(|reason| error(&at("endpoint"), reason))?;
-            let host = host_header(&base_url).ok_or_else(|| {
-                error(
-                    &at("endpoint"),
-                    format!("`{}` has no usable host", b.endpoint),
-                )
-            })?;
-            let key = env
-                .get(&b.api_key_env)
-                .filter(|k| !k.is_empty())
-                .ok_or_else(|| {
-                    error(
-                        &at("api_key_env"),
-                        format!("environment variable `{}` is not set", b.api_key_env),
-                    )
-                })?;
-            let mut api_key = HeaderValue::from_str(key).map_err(|_| {
-                error(
-                    &at("api_key_env"),
-                    format!("`{}` holds characters a header cannot carry", b.api_key_env),
-                )
-            })?;
-            api_key.set_sensitive(true);
-            for v in &b.api_versions {
-                if !versions.contains(&v.as_str()) {
-                    return Err(error(
-                        &at("api_versions"),
-                        format!("`{v}` is not compiled in; known: {}", versions.join(", ")),
-                    ));
-                }
-            }
-            backends.push(Backend {
-                name: b.name.clone(),
-                region: b.region.clone(),
-                base_url,
-                host,
-                name_header: HeaderValue::from_str(&b.name).map_err(|_| {
-                    error(
-                        &at("name"),
-                        format!("`{}` holds characters a header cannot carry", b.name),
-                    )
-                })?,
-                api_key,
-                deployment_map: b
-                    .deployment_map
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                deployments: (!b.deployments.is_empty())
-                    .then(|| b.deployments.iter().cloned().collect()),
-                api_versions: (!b.api_versions.is_empty())
-                    .then(|| b.api_versions.iter().cloned().collect()),
-                resources: b.resources,
-            });
-        }
-        let mut subscriptions = Vec::new();
-        let mut sub_names = HashSet::new();
-        for (i, s) in self.subscriptions.iter().enumerate() {
-            let at = |field: &str| format!("subscriptions[{i}].{field}");
-            if s.name.trim().is_empty() || !sub_names.insert(s.name.clone()) {
-                return Err(error(
-                    &at("name"),
-                    format!("`{}` must be non-empty and unique", s.name),
-                ));
-            }
-            let key_sha256 = match (&s.key_env, &s.key_sha256) {
-                (Some(var), None) => {
-                    let key = env.get(var).filter(|k| !k.is_empty()).ok_or_else(|| {
-                        error(
-                            &at("key_env"),
-                            format!("environment variable `{var}` is not set"),
-                        )
-                    })?;
-                    sha256(key)
-                }
-                (None, Some(hex)) => parse_hex_digest(hex).ok_or_else(|| {
-                    error(
-                        &at("key_sha256"),
-                        "must be 64 hex digits (a SHA-256)".into(),
-                    )
-                })?,
-                _ => {
-                    return Err(error(
-                        &at("key_env"),
-                        "give exactly one of `key_env` and `key_sha256`".into(),
-                    ));
-                }
-            };
-            subscriptions.push(Subscription {
-                name: s.name.clone(),
-                key_sha256,
-            });
-        }
-        if subscriptions.is_empty() {
-            return Err(error(
-                "subscriptions",
-                "at least one subscription is needed: every call must carry a key".into(),
-            ));
-        }
+        let backends = self.checked_backends(&mut c, env, versions);
+        let subscriptions = self.checked_subscriptions(&mut c, env);
         let a = &self.auth;
         if !(a.ocp_apim_subscription_key_header || a.api_key_header || a.subscription_key_query) {
-            return Err(error(
+            c.fail(
                 "auth",
-                "at least one place for the subscription key must be allowed".into(),
-            ));
+                "at least one place for the subscription key must be allowed",
+            );
         }
+        let (Some(listen), Some(base_path), true) = (listen, base_path, c.errors.is_empty()) else {
+            return Err(ConfigErrors(c.errors));
+        };
         Ok(Settings {
             listen,
             base_path,
@@ -846,6 +723,211 @@ impl FileConfig {
             subscriptions,
         })
     }
+
+    fn checked_base_path(&self, c: &mut Checker) -> Option<String> {
+        let base_path = self.base_path.trim_end_matches('/').to_string();
+        if !self.base_path.starts_with('/') || base_path.contains(['?', '#']) {
+            c.fail(
+                "base_path",
+                format!(
+                    "`{}` must be a path starting with `/`, such as /openai",
+                    self.base_path
+                ),
+            );
+            return None;
+        }
+        Some(base_path)
+    }
+
+    fn check_numbers(&self, c: &mut Checker) {
+        if self.workers == Some(0) {
+            c.fail("workers", "must be at least 1");
+        }
+        if self.limits.max_body_bytes == 0 {
+            c.fail("limits.max_body_bytes", "must be more than 0");
+        }
+        let t = &self.timeouts;
+        for (key, ms) in [
+            ("timeouts.connect_ms", t.connect_ms),
+            ("timeouts.response_ms", t.response_ms),
+            ("timeouts.client_body_ms", t.client_body_ms),
+        ] {
+            if ms == 0 {
+                c.fail(key, "must be more than 0 ms");
+            }
+        }
+        if t.client_head_ms < 1_000 {
+            // actix times request heads on a clock it updates every 500 ms.
+            c.fail(
+                "timeouts.client_head_ms",
+                format!(
+                    "{} is under 1000: the HTTP server measures it in steps of 500 ms",
+                    t.client_head_ms
+                ),
+            );
+        }
+        if !(1..=10).contains(&self.failover.attempts) {
+            c.fail(
+                "failover.attempts",
+                format!("{} is not between 1 and 10", self.failover.attempts),
+            );
+        }
+    }
+
+    /// Pages the gateway serves itself must not hide routes, nor each other.
+    fn check_pages(&self, c: &mut Checker, base_path: &str) {
+        let mut taken = vec![
+            base_path.to_string(),
+            "/openapi".into(),
+            "/healthz".into(),
+            "/readyz".into(),
+        ];
+        let pages = [
+            ("docs.path", self.docs.enabled, &self.docs.path, "/docs"),
+            (
+                "metrics.path",
+                self.metrics.enabled,
+                &self.metrics.path,
+                "/metrics",
+            ),
+        ];
+        for (key, enabled, path, example) in pages {
+            if enabled && let Some(path) = c.ok(key, check_page_path(path, example, &taken)) {
+                taken.push(path);
+            }
+        }
+    }
+
+    fn checked_backends(
+        &self,
+        c: &mut Checker,
+        env: &HashMap<String, String>,
+        versions: &[&str],
+    ) -> Vec<Backend> {
+        if self.backends.is_empty() {
+            c.fail("backends", "at least one backend is needed");
+        }
+        let mut names = HashSet::new();
+        let mut backends = Vec::new();
+        for (i, b) in self.backends.iter().enumerate() {
+            let at = |field: &str| format!("backends[{i}].{field}");
+            if b.name.trim().is_empty() || !names.insert(b.name.clone()) {
+                c.fail(
+                    at("name"),
+                    format!("`{}` must be non-empty and unique", b.name),
+                );
+            }
+            let name_header = c.ok(
+                at("name"),
+                HeaderValue::from_str(&b.name)
+                    .map_err(|_| format!("`{}` holds characters a header cannot carry", b.name)),
+            );
+            let base_url = c.ok(at("endpoint"), backend_base_url(&b.endpoint));
+            let host = base_url.as_deref().and_then(|url| {
+                c.ok(
+                    at("endpoint"),
+                    host_header(url).ok_or_else(|| format!("`{}` has no usable host", b.endpoint)),
+                )
+            });
+            let api_key = c.ok(at("api_key_env"), header_secret(env, &b.api_key_env));
+            for v in &b.api_versions {
+                if !versions.contains(&v.as_str()) {
+                    c.fail(
+                        at("api_versions"),
+                        format!("`{v}` is not compiled in; known: {}", versions.join(", ")),
+                    );
+                }
+            }
+            let (Some(name_header), Some(base_url), Some(host), Some(api_key)) =
+                (name_header, base_url, host, api_key)
+            else {
+                continue;
+            };
+            backends.push(Backend {
+                name: b.name.clone(),
+                region: b.region.clone(),
+                base_url,
+                host,
+                name_header,
+                api_key,
+                deployment_map: b
+                    .deployment_map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                deployments: (!b.deployments.is_empty())
+                    .then(|| b.deployments.iter().cloned().collect()),
+                api_versions: (!b.api_versions.is_empty())
+                    .then(|| b.api_versions.iter().cloned().collect()),
+                resources: b.resources,
+            });
+        }
+        backends
+    }
+
+    fn checked_subscriptions(
+        &self,
+        c: &mut Checker,
+        env: &HashMap<String, String>,
+    ) -> Vec<Subscription> {
+        if self.subscriptions.is_empty() {
+            c.fail(
+                "subscriptions",
+                "at least one subscription is needed: every call must carry a key",
+            );
+        }
+        let mut subscriptions = Vec::new();
+        let mut names = HashSet::new();
+        for (i, s) in self.subscriptions.iter().enumerate() {
+            let at = |field: &str| format!("subscriptions[{i}].{field}");
+            if s.name.trim().is_empty() || !names.insert(s.name.clone()) {
+                c.fail(
+                    at("name"),
+                    format!("`{}` must be non-empty and unique", s.name),
+                );
+            }
+            let key_sha256 = match (&s.key_env, &s.key_sha256) {
+                (Some(var), None) => c.ok(
+                    at("key_env"),
+                    env.get(var)
+                        .filter(|k| !k.is_empty())
+                        .map(|k| sha256(k))
+                        .ok_or_else(|| format!("environment variable `{var}` is not set")),
+                ),
+                (None, Some(hex)) => c.ok(
+                    at("key_sha256"),
+                    parse_hex_digest(hex).ok_or_else(|| "must be 64 hex digits (a SHA-256)".into()),
+                ),
+                _ => {
+                    c.fail(
+                        at("key_env"),
+                        "give exactly one of `key_env` and `key_sha256`",
+                    );
+                    None
+                }
+            };
+            if let Some(key_sha256) = key_sha256 {
+                subscriptions.push(Subscription {
+                    name: s.name.clone(),
+                    key_sha256,
+                });
+            }
+        }
+        subscriptions
+    }
+}
+
+/// The secret an environment variable holds, as a header value marked sensitive (so it never
+/// shows in debug output).
+fn header_secret(env: &HashMap<String, String>, var: &str) -> Result<HeaderValue, String> {
+    let value = env
+        .get(var)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| format!("environment variable `{var}` is not set"))?;
+    let mut header = HeaderValue::from_str(value)
+        .map_err(|_| format!("`{var}` holds characters a header cannot carry"))?;
+    header.set_sensitive(true);
+    Ok(header)
 }
 
 /// The `Host` header for a base URL: the authority, without a default port.
@@ -916,12 +998,14 @@ key_env = "TEAM_A_KEY"
         ])
     }
 
-    /// The error checking `text` gives, with every key set.
+    /// The (first) error checking `text` gives, with every key set.
     fn check_error(text: &str) -> ConfigError {
         parse(text, "gw.toml", &HashMap::new())
             .unwrap()
             .check("gw.toml", &keys(), &[])
             .unwrap_err()
+            .0
+            .remove(0)
     }
 
     #[test]
@@ -981,6 +1065,7 @@ key_env = "TEAM_A_KEY"
         let err = c
             .check("gw.toml", &env(&[("TEAM_A_KEY", "x")]), &[])
             .unwrap_err();
+        assert_eq!(err.0.len(), 1);
         assert_eq!(
             err.to_string(),
             "gw.toml: backends[0].api_key_env: environment variable `EASTUS_KEY` is not set"
@@ -1017,6 +1102,37 @@ key_env = "TEAM_A_KEY"
 
         let err = parse("listen = [", "gw.toml", &HashMap::new()).unwrap_err();
         assert_eq!(err.key, "line 1");
+    }
+
+    #[test]
+    fn every_mistake_is_reported_at_once() {
+        let bad = CONFIG
+            .replace(
+                "listen = \"127.0.0.1:0\"",
+                "listen = \"nowhere\"\nworkers = 0",
+            )
+            .replace("https://contoso-eastus.openai.azure.com/", "ftp://x")
+            .replace("key_env = \"TEAM_A_KEY\"", "key_sha256 = \"abc\"");
+        let bad = format!("{bad}\n[failover]\nattempts = 0\n");
+        let errors = parse(&bad, "gw.toml", &HashMap::new())
+            .unwrap()
+            .check("gw.toml", &env(&[]), &[])
+            .unwrap_err();
+        let keys: Vec<&str> = errors.0.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "listen",
+                "workers",
+                "failover.attempts",
+                "backends[0].endpoint",
+                "backends[0].api_key_env",
+                "subscriptions[0].key_sha256"
+            ]
+        );
+        let text = errors.to_string();
+        assert_eq!(text.lines().count(), 6);
+        assert!(text.lines().all(|l| l.starts_with("gw.toml: ")), "{text}");
     }
 
     #[test]

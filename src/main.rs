@@ -1,6 +1,7 @@
 //! The `aoai-gateway` command.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,9 +101,22 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            for line in message.lines() {
+                eprintln!("error: {line}");
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Writes to stdout; a reader that has gone away (`aoai-gateway routes | head`) ends the
+/// command quietly rather than with a panic.
+fn print(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("stdout: {e}")),
+        _ => Ok(()),
     }
 }
 
@@ -116,13 +130,13 @@ fn check_config(path: &str) -> Result<config::Settings, String> {
     let settings = file
         .check(path, &env, &versions())
         .map_err(|e| e.to_string())?;
-    println!(
-        "{path}: ok: {} backend(s), {} subscription(s), listening on {} under {}",
+    print(&format!(
+        "{path}: ok: {} backend(s), {} subscription(s), listening on {} under {}\n",
         settings.backends.len(),
         settings.subscriptions.len(),
         settings.listen,
         settings.base_path
-    );
+    ))?;
     Ok(settings)
 }
 
@@ -159,12 +173,13 @@ fn routes(only: Option<&str>, json: bool, base_path: &str) -> Result<(), String>
     }
     if json {
         let text = serde_json::to_string_pretty(&selected).map_err(|e| e.to_string())?;
-        println!("{text}");
-        return Ok(());
+        return print(&format!("{text}\n"));
     }
     let base = base_path.trim_end_matches('/');
+    let mut text = String::new();
     for api in selected {
-        println!(
+        let _ = writeln!(
+            text,
             "api-version {} ({} routes, from spec/{})",
             api.version,
             api.routes.len(),
@@ -172,7 +187,8 @@ fn routes(only: Option<&str>, json: bool, base_path: &str) -> Result<(), String>
         );
         let width = api.routes.iter().map(|r| r.path.len()).max().unwrap_or(0) + base.len();
         for r in api.routes {
-            println!(
+            let _ = writeln!(
+                text,
                 "  {:<6} {:<width$}  {:<36} {}",
                 r.method.as_str(),
                 format!("{base}{}", r.path),
@@ -180,9 +196,9 @@ fn routes(only: Option<&str>, json: bool, base_path: &str) -> Result<(), String>
                 r.summary.lines().next().unwrap_or("")
             );
         }
-        println!();
+        text.push('\n');
     }
-    Ok(())
+    print(&text)
 }
 
 fn codegen(out: &std::path::Path) -> Result<(), String> {
@@ -194,12 +210,11 @@ fn codegen(out: &std::path::Path) -> Result<(), String> {
         std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let lines: usize = SOURCES.iter().map(|(_, t)| t.lines().count()).sum();
-    println!(
-        "wrote {} files ({lines} lines) to {}",
+    print(&format!(
+        "wrote {} files ({lines} lines) to {}\n",
         SOURCES.len(),
         out.display()
-    );
-    Ok(())
+    ))
 }
 
 fn simulate(

@@ -127,3 +127,52 @@ fn check_config_accepts_the_example_and_names_what_is_wrong() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).starts_with("error: /nonexistent/gateway.toml: cannot read"));
 }
+
+#[test]
+fn check_config_reports_every_mistake_in_one_run() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.example.toml");
+    // No backend key set, a bad listen address and a bad failover count, all at once.
+    let out = gateway(
+        &["check-config", "--config", example],
+        &[
+            ("TEAM_SEARCH_KEY", "c"),
+            ("AOAI_GATEWAY__LISTEN", "not-an-address"),
+            ("AOAI_GATEWAY__FAILOVER__ATTEMPTS", "0"),
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    for expected in [
+        "listen: `not-an-address` is not an address",
+        "failover.attempts: 0 is not between 1 and 10",
+        "backends[0].api_key_env: environment variable `AOAI_EASTUS_KEY` is not set",
+        "backends[1].api_key_env: environment variable `AOAI_SWEDEN_KEY` is not set",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with("error: ")
+                && l.contains("gateway.example.toml: ")
+                && l.contains(expected)),
+            "missing {expected}:\n{stderr}"
+        );
+    }
+    assert_eq!(lines.len(), 4, "{stderr}");
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_listing_quietly() {
+    // The JSON listing is larger than a pipe's buffer, so the gateway is still writing when
+    // `head` closes the pipe.
+    let binary = env!("CARGO_BIN_EXE_aoai-gateway");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{binary}' routes --json | head -n 1 >/dev/null; echo ${{PIPESTATUS[0]}}"
+        ))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("bash runs");
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(text(&out.stdout).trim(), "0", "{stderr}");
+}
