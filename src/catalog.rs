@@ -6,10 +6,8 @@
 
 use serde::Serialize;
 
-use crate::support::ValidationError;
+use crate::schema::{Ty, ValidationError};
 
-/// Checks a request body against its model.
-pub type Validator = fn(&[u8]) -> Result<(), ValidationError>;
 /// Reads a JSON value into its model and writes it back.
 pub type Roundtrip = fn(&serde_json::Value) -> Result<serde_json::Value, ValidationError>;
 
@@ -96,21 +94,9 @@ pub struct Parameter {
     pub name: &'static str,
     pub location: ParamLocation,
     pub required: bool,
-    pub ty: ParamType,
-}
-
-/// What a path, query or header parameter must look like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", content = "values", rename_all = "lowercase")]
-pub enum ParamType {
-    String,
-    Integer,
-    Number,
-    Boolean,
-    /// One of these strings.
-    Enum(&'static [&'static str]),
-    /// Not checked (arrays and objects in parameters).
-    Any,
+    /// What its value must be, read from text (see [`crate::schema::text`]).
+    #[serde(rename = "type")]
+    pub ty: Ty,
 }
 
 #[derive(Debug, Serialize)]
@@ -148,9 +134,10 @@ pub struct Media {
     pub model: Option<&'static str>,
     /// When this body is used rather than the others, e.g. "when the request sets `stream: true`".
     pub condition: Option<&'static str>,
-    /// Checks a JSON encoding of the body (requests only).
+    /// What a request body of this media type must look like (requests only): its JSON, or
+    /// for a form its fields as a JSON object would hold them.
     #[serde(skip)]
-    pub validate: Option<Validator>,
+    pub schema: Option<&'static Ty>,
     #[serde(skip)]
     pub roundtrip: Option<Roundtrip>,
     /// The parts of a form body.
@@ -163,4 +150,7 @@ pub struct FormField {
     pub required: bool,
     /// A file part.
     pub binary: bool,
+    /// What a text part must hold.
+    #[serde(rename = "type")]
+    pub ty: Ty,
 }

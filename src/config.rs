@@ -56,6 +56,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
+    pub validation: ValidationConfig,
+    #[serde(default)]
     pub timeouts: Timeouts,
     #[serde(default)]
     pub failover: FailoverConfig,
@@ -99,6 +101,25 @@ impl Default for Limits {
             max_body_bytes: default_max_body(),
         }
     }
+}
+
+/// How requests are held to the spec beyond what it requires.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// `"accept"` (the default): fields a schema does not list are accepted and forwarded,
+    /// because Azure adds fields to the service before it republishes the spec. `"reject"`:
+    /// they get 400, except where the schema allows other fields (`additionalProperties`).
+    #[serde(default)]
+    pub unknown_fields: UnknownFields,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownFields {
+    #[default]
+    Accept,
+    Reject,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -544,6 +565,7 @@ pub struct Settings {
     pub base_path: String,
     pub workers: Option<usize>,
     pub max_body_bytes: usize,
+    pub validation: crate::schema::Policy,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub client_head_timeout: Duration,
@@ -696,6 +718,9 @@ impl FileConfig {
             base_path,
             workers: self.workers,
             max_body_bytes: self.limits.max_body_bytes,
+            validation: crate::schema::Policy {
+                reject_unknown_fields: self.validation.unknown_fields == UnknownFields::Reject,
+            },
             connect_timeout: Duration::from_millis(self.timeouts.connect_ms),
             response_timeout: Duration::from_millis(self.timeouts.response_ms),
             client_head_timeout: Duration::from_millis(self.timeouts.client_head_ms),

@@ -11,7 +11,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::catalog::Method;
-use crate::support::ValidationError;
+use crate::schema::ValidationError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {

@@ -23,6 +23,7 @@ pub mod multipart;
 pub mod query;
 pub mod relay;
 pub mod router;
+pub mod schema;
 pub mod server;
 pub mod simulator;
 pub mod support;

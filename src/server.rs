@@ -36,6 +36,7 @@ use crate::failover;
 use crate::metrics::Metrics;
 use crate::relay::End;
 use crate::router::Router;
+use crate::schema::Policy;
 use crate::upstream::{self, Answer, Outgoing};
 use crate::{encoding, query, validate};
 
@@ -48,6 +49,7 @@ pub struct Gateway {
     pub balancer: Balancer,
     pub base_path: String,
     pub max_body_bytes: usize,
+    pub validation: Policy,
     /// `None` when the docs are switched off.
     pub docs: Option<Docs>,
     pub connect_timeout: Duration,
@@ -83,6 +85,7 @@ impl Gateway {
             ),
             base_path: settings.base_path,
             max_body_bytes: settings.max_body_bytes,
+            validation: settings.validation,
             connect_timeout: settings.connect_timeout,
             response_timeout: settings.response_timeout,
             client_head_timeout: settings.client_head_timeout,
@@ -376,7 +379,7 @@ async fn route(
         .and_then(|v| v.to_str().ok());
     // The body is checked as the client meant it; what is forwarded is what it sent.
     let meant = encoding::decoded(req.headers(), &body, gw.max_body_bytes)?;
-    validate::body(route, content_type, &meant)?;
+    validate::body(route, content_type, &meant, gw.validation)?;
     drop(meant);
 
     let deployment = matched

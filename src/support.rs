@@ -1,45 +1,27 @@
-//! Runtime support for the generated models: the few serde helpers they call, and body
-//! validation that names the failing field.
+//! Runtime support for the generated models: the few serde helpers they call.
+//!
+//! The gateway does not validate requests with these types (see [`crate::schema`]); they are
+//! the typed form of each api-version, for code that reads or writes its bodies, and the tests
+//! read every example of the specs through them.
 //!
 //! Unions (`oneOf`) must look at a value before they know which type to read it as, so they
 //! buffer it as a `serde_json::Value` first. Reading the chosen variant from that buffer loses
 //! the outer deserializer's path tracking, so [`variant`] tracks the path inside the variant
-//! itself and leaves it in a thread-local for whoever reports the error; validation is
-//! synchronous, so the thread-local cannot mix two requests. The result is an error such as
+//! itself and leaves it in a thread-local for whoever reports the error; deserializing is
+//! synchronous, so the thread-local cannot mix two values. The result is an error such as
 //! `messages[1].content[0].image_url: missing field `url`` instead of "did not match any variant".
-//!
-//! Tracking paths costs an allocation per field name, paid on every request although almost
-//! every body is valid. So a body is first read without tracking, and only a body that fails is
-//! read again, with tracking, to say where.
 
-use std::cell::{Cell, RefCell};
-use std::fmt;
+use std::cell::RefCell;
 
 use serde::de::{self, Deserialize, DeserializeOwned, Deserializer};
 use serde::ser::{Error as _, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::schema::ValidationError;
+
 thread_local! {
     /// Path inside a union variant to the field that failed, from the innermost union out.
     static INNER_PATH: RefCell<String> = const { RefCell::new(String::new()) };
-    /// Whether unions track the path inside their variants: only on the second reading of a
-    /// body that failed the first.
-    static TRACKING: Cell<bool> = const { Cell::new(true) };
-}
-
-/// Sets [`TRACKING`] for the life of the guard; restores the old value even on a panic.
-struct Tracking(bool);
-
-impl Tracking {
-    fn set(on: bool) -> Tracking {
-        Tracking(TRACKING.with(|t| t.replace(on)))
-    }
-}
-
-impl Drop for Tracking {
-    fn drop(&mut self) {
-        TRACKING.with(|t| t.set(self.0));
-    }
 }
 
 fn take_inner_path() -> String {
@@ -113,9 +95,6 @@ pub fn unknown_tag<E: de::Error>(
 
 /// Reads the chosen variant of a union, keeping the path to a failing field.
 pub fn variant<T: DeserializeOwned, E: de::Error>(value: Value) -> Result<T, E> {
-    if !TRACKING.with(Cell::get) {
-        return T::deserialize(value).map_err(E::custom);
-    }
     take_inner_path();
     serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
         let path = err.path().to_string();
@@ -196,99 +175,6 @@ pub fn merge_objects<S: Serializer>(serializer: S, parts: &[Value]) -> Result<S:
         }
     }
     Value::Object(merged).serialize(serializer)
-}
-
-/// A body that does not match its operation's model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ValidationError {
-    /// Not JSON at all.
-    Syntax {
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    /// JSON, but not what the model expects; `path` is like `messages[0].role`, empty for the
-    /// whole body.
-    Field { path: String, message: String },
-}
-
-impl fmt::Display for ValidationError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ValidationError::Syntax {
-                line,
-                column,
-                message,
-            } => {
-                write!(
-                    f,
-                    "the body is not valid JSON (line {line}, column {column}): {message}"
-                )
-            }
-            ValidationError::Field { path, message } if path.is_empty() => write!(f, "{message}"),
-            ValidationError::Field { path, message } => write!(f, "{path}: {message}"),
-        }
-    }
-}
-
-impl std::error::Error for ValidationError {}
-
-impl ValidationError {
-    /// The failing field, for the client's error message.
-    pub fn path(&self) -> Option<&str> {
-        match self {
-            ValidationError::Field { path, .. } if !path.is_empty() => Some(path),
-            _ => None,
-        }
-    }
-}
-
-fn from_path_error(err: serde_path_to_error::Error<serde_json::Error>) -> ValidationError {
-    let path = err.path().to_string();
-    let below = take_inner_path();
-    let inner = err.into_inner();
-    if inner.is_syntax() || inner.is_eof() {
-        return ValidationError::Syntax {
-            line: inner.line(),
-            column: inner.column(),
-            message: strip_position(&inner.to_string()),
-        };
-    }
-    let path = join_path(if path == "." { "" } else { &path }, &below);
-    ValidationError::Field {
-        path,
-        message: strip_position(&inner.to_string()),
-    }
-}
-
-/// serde_json appends " at line N column M" even to type errors; the path says where.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
-}
-
-/// Checks that `body` is JSON matching `T`, without keeping the result: the gateway forwards
-/// the client's own bytes.
-pub fn validate_json<T: DeserializeOwned>(body: &[u8]) -> Result<(), ValidationError> {
-    let fast = {
-        let _untracked = Tracking::set(false);
-        let mut de = serde_json::Deserializer::from_slice(body);
-        T::deserialize(&mut de).and_then(|_| de.end())
-    };
-    if fast.is_ok() {
-        return Ok(());
-    }
-    let _tracked = Tracking::set(true);
-    take_inner_path();
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize::<_, T>(&mut de).map_err(from_path_error)?;
-    de.end().map_err(|e| ValidationError::Syntax {
-        line: e.line(),
-        column: e.column(),
-        message: strip_position(&e.to_string()),
-    })
 }
 
 /// Reads a JSON value as `T` and writes it back; the round trip must lose nothing.

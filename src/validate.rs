@@ -1,17 +1,21 @@
 //! Checks a request against its operation before any backend quota is spent.
 //!
-//! Parameters are checked against their declared types; a JSON body is read into the
-//! api-version's generated model (fields the spec does not know are fine); a form body must have
-//! its required parts. Nothing here changes the request: the bytes forwarded are the client's.
+//! Parameters are read from text and checked against their types and the spec's rules; a JSON
+//! body is walked against the api-version's schema tables (see [`crate::schema`]); a form body
+//! must have its required parts, and its text parts must fit their fields. Nothing here changes
+//! the request: the bytes forwarded are the client's.
 //!
 //! A form whose fields are all plain values is also accepted as JSON: the speech operation is
 //! declared as `multipart/form-data`, yet the service and its SDKs send JSON.
 
+use std::borrow::Cow;
+
 use actix_web::http::header::HeaderMap;
 
-use crate::catalog::{ContentKind, Media, ParamLocation, ParamType, Route};
+use crate::catalog::{ContentKind, Media, ParamLocation, Route};
 use crate::error::GatewayError;
 use crate::router::Matched;
+use crate::schema::{self, Policy};
 use crate::{multipart, query};
 
 pub fn parameters(
@@ -21,39 +25,40 @@ pub fn parameters(
     headers: &HeaderMap,
 ) -> Result<(), GatewayError> {
     for p in route.parameters {
+        let invalid = |message: String| GatewayError::InvalidParameter {
+            name: p.name.into(),
+            message,
+        };
+        let values: Vec<Cow<'_, str>> = match p.location {
+            ParamLocation::Path => matched
+                .param(p.name)
+                .map(query::decode_path)
+                .into_iter()
+                .collect(),
+            ParamLocation::Query => query::pairs(raw_query)
+                .filter(|(k, _)| *k == p.name)
+                .map(|(_, v)| query::decode(v))
+                .collect(),
+            ParamLocation::Header => headers
+                .get_all(p.name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()))
+                .collect(),
+            ParamLocation::Cookie => continue,
+        };
         // A single value checked while several are forwarded would let the others through.
-        if p.location == ParamLocation::Query
-            && p.ty != ParamType::Any
-            && query::count(raw_query, p.name) > 1
-        {
+        if values.len() > 1 && !p.ty.is_array() {
             return Err(GatewayError::RepeatedParameter {
                 name: p.name.into(),
             });
         }
-        let value = match p.location {
-            ParamLocation::Path => matched.param(p.name).map(query::decode),
-            ParamLocation::Query => query::get(raw_query, p.name),
-            ParamLocation::Header => headers
-                .get(p.name)
-                .and_then(|v| v.to_str().ok())
-                .map(std::borrow::Cow::Borrowed),
-            ParamLocation::Cookie => continue,
-        };
-        let Some(value) = value else {
-            if p.required {
-                let message = format!("the {} parameter is required", location(p.location));
-                return Err(GatewayError::InvalidParameter {
-                    name: p.name.into(),
-                    message,
-                });
-            }
-            continue;
-        };
-        if let Err(message) = check_value(p.ty, &value) {
-            return Err(GatewayError::InvalidParameter {
-                name: p.name.into(),
-                message,
-            });
+        if values.is_empty() && p.required {
+            return Err(invalid(format!(
+                "the {} parameter is required",
+                location(p.location)
+            )));
+        }
+        for value in &values {
+            schema::text::check(&p.ty, value).map_err(invalid)?;
         }
     }
     Ok(())
@@ -68,21 +73,6 @@ fn location(l: ParamLocation) -> &'static str {
     }
 }
 
-fn check_value(ty: ParamType, value: &str) -> Result<(), String> {
-    let expected = match ty {
-        ParamType::String | ParamType::Any => return Ok(()),
-        ParamType::Integer if value.parse::<i64>().is_ok() => return Ok(()),
-        ParamType::Number if value.parse::<f64>().is_ok_and(f64::is_finite) => return Ok(()),
-        ParamType::Boolean if matches!(value, "true" | "false") => return Ok(()),
-        ParamType::Enum(values) if values.contains(&value) => return Ok(()),
-        ParamType::Integer => "an integer".to_string(),
-        ParamType::Number => "a number".to_string(),
-        ParamType::Boolean => "true or false".to_string(),
-        ParamType::Enum(values) => format!("one of {}", values.join(", ")),
-    };
-    Err(format!("expected {expected}"))
-}
-
 /// The media type without parameters, lower-cased: `Application/JSON; charset=utf-8` →
 /// `application/json`.
 fn essence(content_type: &str) -> String {
@@ -94,7 +84,12 @@ fn essence(content_type: &str) -> String {
         .to_ascii_lowercase()
 }
 
-pub fn body(route: &Route, content_type: Option<&str>, body: &[u8]) -> Result<(), GatewayError> {
+pub fn body(
+    route: &Route,
+    content_type: Option<&str>,
+    body: &[u8],
+    policy: Policy,
+) -> Result<(), GatewayError> {
     let Some(spec) = &route.request else {
         return Ok(());
     };
@@ -116,10 +111,10 @@ pub fn body(route: &Route, content_type: Option<&str>, body: &[u8]) -> Result<()
     };
     match (media.kind, &given) {
         (ContentKind::Multipart, g) if g == "multipart/form-data" => {
-            form(media, content_type.unwrap_or(""), body)
+            form(media, content_type.unwrap_or(""), body, policy)
         }
-        _ if given == "application/json" || given.ends_with("+json") => match media.validate {
-            Some(validate) => validate(body).map_err(GatewayError::InvalidBody),
+        _ if given == "application/json" || given.ends_with("+json") => match media.schema {
+            Some(ty) => schema::json::validate(body, ty, policy).map_err(GatewayError::InvalidBody),
             None => Ok(()),
         },
         _ => Ok(()),
@@ -133,13 +128,19 @@ fn json_for_plain_form<'m>(content: &'m [Media], given: &str) -> Option<&'m Medi
     }
     content.iter().find(|m| {
         m.kind == ContentKind::Multipart
-            && m.validate.is_some()
+            && m.schema.is_some()
             && !m.form_fields.iter().any(|f| f.binary)
     })
 }
 
-/// Checks that a `multipart/form-data` body is well formed and has every required part.
-fn form(media: &Media, content_type: &str, body: &[u8]) -> Result<(), GatewayError> {
+/// Checks that a `multipart/form-data` body is well formed, has every required part, and that
+/// its text parts fit their fields.
+fn form(
+    media: &Media,
+    content_type: &str,
+    body: &[u8],
+    policy: Policy,
+) -> Result<(), GatewayError> {
     let boundary = multipart::boundary(content_type).ok_or_else(|| {
         GatewayError::MalformedBody("multipart/form-data without a boundary".into())
     })?;
@@ -152,24 +153,26 @@ fn form(media: &Media, content_type: &str, body: &[u8]) -> Result<(), GatewayErr
             });
         }
     }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parameter_types() {
-        assert!(check_value(ParamType::Integer, "20").is_ok());
-        assert_eq!(
-            check_value(ParamType::Integer, "x").unwrap_err(),
-            "expected an integer"
-        );
-        assert_eq!(
-            check_value(ParamType::Enum(&["asc", "desc"]), "up").unwrap_err(),
-            "expected one of asc, desc"
-        );
-        assert!(check_value(ParamType::Number, "NaN").is_err());
+    for part in &parts {
+        let invalid = |message: String| GatewayError::InvalidParameter {
+            name: part.name.clone(),
+            message,
+        };
+        match media.form_fields.iter().find(|f| f.name == part.name) {
+            Some(field) if !field.binary && part.filename.is_none() => {
+                let text = part
+                    .text()
+                    .ok_or_else(|| invalid("this form field must be UTF-8 text".into()))?;
+                schema::text::check(&field.ty, text).map_err(invalid)?;
+            }
+            Some(_) => {}
+            None if policy.reject_unknown_fields => {
+                return Err(invalid(
+                    "is not a field of this form, and this gateway refuses unknown fields".into(),
+                ));
+            }
+            None => {}
+        }
     }
+    Ok(())
 }

@@ -1,8 +1,9 @@
 //! Compiles the generator's snapshot files (`codegen/tests/snapshots/*.rs`, one per schema rule)
-//! and checks that the generated types behave as each rule says: what they accept, what they
-//! reject with which path, and that a value read and written back loses nothing.
+//! and checks that the generated code behaves as each rule says: what the `schemas` tables
+//! accept and reject, with which path and message, and that a value read into the `models` and
+//! written back loses nothing.
 
-use aoai_gateway::support::{self, ValidationError};
+use aoai_gateway::schema::{self, Kind, Model, Policy, Ty, ValidationError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -31,6 +32,7 @@ snapshot!(names);
 snapshot!(anchors);
 snapshot!(crlf);
 snapshot!(minified);
+snapshot!(constraints);
 
 /// Reads `value` as `T`, writes it back, and insists nothing changed.
 fn roundtrip<T: DeserializeOwned + Serialize>(value: Value) -> T {
@@ -44,9 +46,24 @@ fn roundtrip<T: DeserializeOwned + Serialize>(value: Value) -> T {
     typed
 }
 
-fn rejects<T: DeserializeOwned>(value: Value) -> ValidationError {
-    let bytes = serde_json::to_vec(&value).expect("json");
-    support::validate_json::<T>(&bytes).expect_err("should be rejected")
+/// Checks `value` against `ty` as the gateway checks a body.
+fn check(ty: &Ty, value: &Value) -> Result<(), ValidationError> {
+    let bytes = serde_json::to_vec(value).expect("json");
+    schema::json::validate(&bytes, ty, Policy::default())
+}
+
+fn rejects_ty(ty: &Ty, value: Value) -> ValidationError {
+    check(ty, &value).expect_err(&format!("{value} should be rejected"))
+}
+
+fn rejects(model: &'static Model, value: Value) -> ValidationError {
+    rejects_ty(&Ty::of(Kind::Model(model)), value)
+}
+
+fn accepts(model: &'static Model, value: Value) {
+    if let Err(e) = check(&Ty::of(Kind::Model(model)), &value) {
+        panic!("{value} rejected: {e}");
+    }
 }
 
 fn field_error(err: ValidationError) -> (String, String) {
@@ -78,16 +95,24 @@ fn nullable_and_optional_fields_keep_null_apart_from_absent() {
     assert_eq!(s.extra["future_field"], json!([1]));
 
     // Required-but-nullable must still be present; not-nullable must not be null.
-    let (path, message) = field_error(rejects::<Settings>(json!({"name": "a"})));
+    use nullable::schemas::SETTINGS;
+    accepts(
+        &SETTINGS,
+        json!({"name": "a", "label": null, "stop": null, "scores": [1, null]}),
+    );
+    let (path, message) = field_error(rejects(&SETTINGS, json!({"name": "a"})));
     assert_eq!(
         (path.as_str(), message.as_str()),
         ("", "missing field `label`")
     );
-    let (path, message) = field_error(rejects::<Settings>(
+    let (path, message) = field_error(rejects(
+        &SETTINGS,
         json!({"name": "a", "label": null, "temperature": null}),
     ));
-    assert_eq!(path, "temperature");
-    assert!(message.contains("invalid type: null"), "{message}");
+    assert_eq!(
+        (path.as_str(), message.as_str()),
+        ("temperature", "expected a number, got null")
+    );
 }
 
 #[test]
@@ -110,11 +135,12 @@ fn enums_closed_open_and_shared_by_name() {
         FinishReason::Other("tool_calls".into())
     );
 
-    let (_, message) = field_error(rejects::<ImageSize>(json!("512x512")));
-    assert!(
-        message.contains("unknown variant `512x512`, expected `256x256` or `1024x1024`"),
-        "{message}"
+    let (_, message) = field_error(rejects(&enums::schemas::IMAGE_SIZE, json!("512x512")));
+    assert_eq!(
+        message,
+        "must be one of \"256x256\", \"1024x1024\", got \"512x512\""
     );
+    accepts(&enums::schemas::FINISH_REASON, json!("tool_calls"));
 
     // Two inline enums with one x-ms-enum name and the same values share one type.
     let r: Request = roundtrip(json!({"order": "asc", "reverse_order": "desc", "quality": "hd"}));
@@ -140,32 +166,34 @@ fn unions_dispatch_on_constant_tags_and_report_the_inner_path() {
     };
     assert!(matches!(parts[1], ContentPart::ImageUrl(_)));
 
-    let (path, message) = field_error(rejects::<Vec<Message>>(
+    static MESSAGES: Ty = Ty::of(Kind::Array(&Ty::of(Kind::Model(&unions::schemas::MESSAGE))));
+    let (path, message) = field_error(rejects_ty(
+        &MESSAGES,
         json!([{"role": "system", "content": "x"}, {"role": "robot", "content": "x"}]),
     ));
     assert_eq!(path, "[1].role");
-    assert!(
-        message.contains("unknown variant `robot`, expected `system` or `user`"),
-        "{message}"
+    assert_eq!(
+        message,
+        "must be one of \"system\", \"user\", got \"robot\""
     );
 
     let bad_part = json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}]}]);
-    let (path, message) = field_error(rejects::<Vec<Message>>(bad_part));
+    let (path, message) = field_error(rejects_ty(&MESSAGES, bad_part));
     assert_eq!(path, "[0].content[1].image_url");
     assert_eq!(message, "missing field `url`");
 
-    let (path, _) = field_error(rejects::<Vec<Message>>(
+    let (path, _) = field_error(rejects_ty(
+        &MESSAGES,
         json!([{"role": "user", "content": 5}]),
     ));
     assert_eq!(path, "[0].content");
 
-    // A valid body is read once without tracking paths; a failure before it leaves no state
-    // behind, and the next failure still finds its inner path.
+    // A valid value after a failure: nothing of the failure is left behind.
     let valid =
         json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}]);
-    let valid = serde_json::to_vec(&valid).expect("json");
-    assert_eq!(support::validate_json::<Vec<Message>>(&valid), Ok(()));
-    let (path, _) = field_error(rejects::<Vec<Message>>(
+    assert_eq!(check(&MESSAGES, &valid), Ok(()));
+    let (path, _) = field_error(rejects_ty(
+        &MESSAGES,
         json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": 1}}]}]),
     ));
     assert_eq!(path, "[0].content[0].image_url.url");
@@ -179,8 +207,9 @@ fn unions_dispatch_on_constant_tags_and_report_the_inner_path() {
         roundtrip::<Source>(json!({"type": "cosmos"})),
         Source::Cosmos(_)
     ));
-    let (path, _) = field_error(rejects::<Source>(json!({"type": "search"})));
+    let (path, _) = field_error(rejects(&unions::schemas::SOURCE, json!({"type": "search"})));
     assert_eq!(path, "");
+    accepts(&unions::schemas::SOURCE, json!({"type": "cosmos"}));
 
     // Untagged: the richer object is tried first, so it is not swallowed by the brief one.
     assert!(matches!(
@@ -199,11 +228,13 @@ fn unions_dispatch_on_constant_tags_and_report_the_inner_path() {
         roundtrip::<ToolChoice>(json!({"name": "f"})),
         ToolChoice::NamedTool(_)
     ));
-    let (_, message) = field_error(rejects::<ToolChoice>(json!(5)));
-    assert!(
-        message.contains("expected `NamedTool` or one of \"none\", \"auto\""),
-        "{message}"
+    let (_, message) = field_error(rejects(&unions::schemas::TOOL_CHOICE, json!(5)));
+    assert_eq!(
+        message,
+        "expected `NamedTool` or one of \"none\", \"auto\", got an integer"
     );
+    accepts(&unions::schemas::TOOL_CHOICE, json!("auto"));
+    accepts(&unions::schemas::TRANSCRIPT, json!({"text": "t"}));
 
     // A single-variant anyOf is just that type.
     let model: unions::models::Model = "gpt-4o".to_string();
@@ -219,15 +250,23 @@ fn all_of_merges_objects_and_intersects_the_rest() {
         (d.id.as_str(), d.created, d.name.as_str()),
         ("1", Some(5), "n")
     );
-    let (_, message) = field_error(rejects::<Derived>(json!({"id": "1", "name": "n"})));
+    let (_, message) = field_error(rejects(
+        &all_of::schemas::DERIVED,
+        json!({"id": "1", "name": "n"}),
+    ));
     assert_eq!(message, "missing field `kind`");
 
     let shape: LabelledShape = roundtrip(json!({"kind": "circle", "radius": 2.0, "label": "c"}));
     assert_eq!(shape.1.label, "c");
-    let (_, message) = field_error(rejects::<LabelledShape>(
+    let (_, message) = field_error(rejects(
+        &all_of::schemas::LABELLED_SHAPE,
         json!({"kind": "circle", "radius": 2.0}),
     ));
     assert_eq!(message, "missing field `label`");
+    accepts(
+        &all_of::schemas::LABELLED_SHAPE,
+        json!({"kind": "circle", "radius": 2.0, "label": "c"}),
+    );
 }
 
 #[test]
@@ -239,13 +278,14 @@ fn maps_and_unknown_fields_lose_nothing() {
     let _: Parameters = roundtrip(json!({"type": "object", "properties": {}}));
     let t: Tagged = roundtrip(json!({"name": "n", "color": "red"}));
     assert_eq!(t.extra["color"], "red");
-    // serde buffers flattened entries, so this one error has no path; the message still says
-    // what is wrong.
-    let (_, message) = field_error(rejects::<Tagged>(json!({"color": 1})));
-    assert!(
-        message.contains("invalid type: integer `1`, expected a string"),
-        "{message}"
+    // Fields the spec does not list are checked against `additionalProperties`.
+    let (path, message) = field_error(rejects(&maps::schemas::TAGGED, json!({"color": 1})));
+    assert_eq!(
+        (path.as_str(), message.as_str()),
+        ("color", "expected a string, got an integer 1")
     );
+    let (path, _) = field_error(rejects(&maps::schemas::LOGIT_BIAS, json!({"1": "x"})));
+    assert_eq!(path, "1");
     let c: Closed = roundtrip(json!({"name": "n", "added_later": true}));
     assert_eq!(c.extra["added_later"], json!(true));
     let _: Anything = roundtrip(json!([1, {"x": null}]));
@@ -289,7 +329,8 @@ fn recursion_is_boxed_only_where_needed() {
 
 #[test]
 fn names_are_sanitized_and_keep_the_spec_name() {
-    use aoai_gateway::catalog::{ContentKind, Method, ParamLocation, ParamType};
+    use aoai_gateway::catalog::{ContentKind, Method, ParamLocation};
+    use aoai_gateway::schema::{Body, Width};
     use names::models::{OptionSchema, StringSchema, ThingsUpdateRequest};
     let r: ThingsUpdateRequest =
         roundtrip(json!({"type": "t", "self": true, "fieldsMapping": "m", "a-b": "1", "a_b": "2"}));
@@ -329,11 +370,22 @@ fn names_are_sanitized_and_keep_the_spec_name() {
             ("order", ParamLocation::Query, false),
         ]
     );
-    assert_eq!(route.parameters[3].ty, ParamType::Integer);
-    assert_eq!(route.parameters[4].ty, ParamType::Enum(&["asc", "desc"]));
+    assert!(matches!(
+        route.parameters[3].ty.kind,
+        Kind::Integer(Width::I64)
+    ));
+    let Kind::Model(Model {
+        body: Body::Enum(order),
+        ..
+    }) = route.parameters[4].ty.kind
+    else {
+        panic!("an enum parameter")
+    };
+    assert_eq!(order.values, ["asc", "desc"]);
     assert_eq!(route.stream_flag, Some("stream"));
     let request = route.request.as_ref().expect("a request body");
-    let validate = request.content[0].validate.expect("a JSON validator");
+    let body = request.content[0].schema.expect("a JSON schema");
+    let validate = |bytes: &[u8]| schema::json::validate(bytes, body, Policy::default());
     assert!(validate(br#"{"type": "x"}"#).is_ok());
     assert_eq!(
         validate(br#"{"self": true}"#).expect_err("bad").to_string(),
@@ -343,7 +395,7 @@ fn names_are_sanitized_and_keep_the_spec_name() {
         validate(br#"{"type": "t", "self": 1}"#)
             .expect_err("bad")
             .to_string(),
-        "self: invalid type: integer `1`, expected a boolean"
+        "self: expected a boolean, got an integer 1"
     );
     let ok = &route.responses[0];
     let kinds: Vec<_> = ok
@@ -388,15 +440,187 @@ fn yaml_anchors_merge_keys_crlf_and_minified_json() {
 
 #[test]
 fn invalid_json_is_a_syntax_error_with_position() {
+    let settings = Ty::of(Kind::Model(&nullable::schemas::SETTINGS));
     let err =
-        support::validate_json::<nullable::models::Settings>(b"{\"name\": ").expect_err("bad");
+        schema::json::validate(b"{\"name\": ", &settings, Policy::default()).expect_err("bad");
     assert!(
         matches!(err, ValidationError::Syntax { line: 1, .. }),
         "{err:?}"
     );
-    let err = support::validate_json::<nullable::models::Settings>(
+    let err = schema::json::validate(
         br#"{"name": "a", "label": null} trailing"#,
+        &settings,
+        Policy::default(),
     )
     .expect_err("bad");
     assert!(matches!(err, ValidationError::Syntax { .. }), "{err:?}");
+}
+
+#[test]
+fn the_specs_validation_keywords_are_checked_at_every_depth() {
+    use constraints::schemas::JOB;
+    let valid = json!({
+        "name": "job-1", "steps": ["a", "bcd"], "top_p": 1, "temperature": 1.5,
+        "step_size": 2.5, "max_tokens": 100, "tags": ["x", "y"], "labels": {"a": "b"},
+        "starts_at": "2024-10-21T08:30:00Z", "callback": "https://example.com/hook",
+        "id": "123e4567-e89b-12d3-a456-426614174000", "priority": 5, "capped": "abc",
+        "stop": ["a", "b"], "seed": -5
+    });
+    accepts(&JOB, valid.clone());
+    let with = |field: &str, value: Value| {
+        let mut v = valid.clone();
+        v[field] = value;
+        v
+    };
+    for (body, path, message) in [
+        (
+            with("name", json!("")),
+            "name",
+            "must be at least 1 character long, got 0",
+        ),
+        (
+            with("name", json!("way-too-long")),
+            "name",
+            "must be at most 8 characters long, got 12",
+        ),
+        (
+            with("name", json!("Job")),
+            "name",
+            "must match the pattern `^[a-z][a-z0-9-]*$`",
+        ),
+        (with("top_p", json!(-1)), "top_p", "must be >= 0, got -1"),
+        (
+            with("temperature", json!(0)),
+            "temperature",
+            "must be > 0, got 0",
+        ),
+        (
+            with("temperature", json!(2.0)),
+            "temperature",
+            "must be < 2, got 2",
+        ),
+        (
+            with("step_size", json!(0.3)),
+            "step_size",
+            "must be a multiple of 0.5, got 0.3",
+        ),
+        (
+            with("max_tokens", json!(2e25)),
+            "max_tokens",
+            "2e25 is out of range: must be an integer from -2147483648 to 2147483647",
+        ),
+        (
+            with("steps", json!([])),
+            "steps",
+            "must have at least 1 item, got 0",
+        ),
+        (
+            with("steps", json!(["a", "b", "c", "d"])),
+            "steps",
+            "must have at most 3 items, got 4",
+        ),
+        (
+            with("steps", json!(["a", "toolong"])),
+            "steps[1]",
+            "must be at most 4 characters long, got 7",
+        ),
+        (
+            with("tags", json!(["x", "y", "x"])),
+            "tags",
+            "must not repeat an item: items 0 and 2 are the same",
+        ),
+        (
+            with("labels", json!({"a": "1", "b": "2", "c": "3"})),
+            "labels",
+            "must have at most 2 properties, got 3",
+        ),
+        (
+            with("labels", json!({"a": ""})),
+            "labels.a",
+            "must be at least 1 character long, got 0",
+        ),
+        (
+            with("starts_at", json!("tomorrow")),
+            "starts_at",
+            "must be an RFC 3339 date-time such as 2024-10-21T08:30:00Z, got \"tomorrow\"",
+        ),
+        (
+            with("callback", json!("example.com/hook")),
+            "callback",
+            "must be an absolute URI (a scheme such as https: or data: first), got \"example.com/hook\"",
+        ),
+        (
+            with("id", json!("not-a-uuid")),
+            "id",
+            "must be a UUID such as 123e4567-e89b-12d3-a456-426614174000, got \"not-a-uuid\"",
+        ),
+        (
+            with("priority", json!(9)),
+            "priority",
+            "must be <= 5, got 9",
+        ),
+        (
+            with("capped", json!("abcd")),
+            "capped",
+            "must be at most 3 characters long, got 4",
+        ),
+        (
+            with("capped", json!("")),
+            "capped",
+            "must be at least 1 character long, got 0",
+        ),
+        (
+            with("stop", json!("abc")),
+            "stop",
+            "must be at most 2 characters long, got 3",
+        ),
+        (
+            with("stop", json!(["a", "b", "c"])),
+            "stop",
+            "must have at most 2 items, got 3",
+        ),
+    ] {
+        let (got_path, got_message) = field_error(rejects(&JOB, body.clone()));
+        assert_eq!(
+            (got_path.as_str(), got_message.as_str()),
+            (path, message),
+            "{body}"
+        );
+    }
+    // A bound beyond what the type holds constrains nothing.
+    accepts(&JOB, with("seed", json!(i64::MIN)));
+
+    // Parameters are checked the same way, from text.
+    let route = &constraints::routes::JOBS_CREATE;
+    let limit = &route.parameters[2].ty;
+    assert_eq!(schema::text::check(limit, "100"), Ok(()));
+    assert_eq!(
+        schema::text::check(limit, "0"),
+        Err("must be >= 1, got 0".into())
+    );
+    let include = &route.parameters[3].ty;
+    assert!(include.is_array());
+    assert_eq!(schema::text::check(include, "a"), Ok(()));
+    assert!(schema::text::check(include, "c").is_err());
+}
+
+#[test]
+fn unknown_fields_are_refused_only_when_asked_and_only_where_the_spec_lists_fields() {
+    let strict = Policy {
+        reject_unknown_fields: true,
+    };
+    let job = Ty::of(Kind::Model(&constraints::schemas::JOB));
+    let body = br#"{"name": "a", "steps": ["s"], "surprise": 1}"#;
+    assert_eq!(
+        schema::json::validate(body, &job, Policy::default()),
+        Ok(())
+    );
+    let err = schema::json::validate(body, &job, strict).expect_err("strict");
+    assert_eq!(err.path(), Some("surprise"));
+    // A schema with additionalProperties allows other fields, whatever the policy.
+    let tagged = Ty::of(Kind::Model(&maps::schemas::TAGGED));
+    assert_eq!(
+        schema::json::validate(br#"{"name": "n", "color": "red"}"#, &tagged, strict),
+        Ok(())
+    );
 }

@@ -258,6 +258,89 @@ impl<'d> Converter<'d> {
             .map(str::to_string)
     }
 
+    /// The validation keywords written at `site` (an inline schema, or keywords beside a
+    /// `$ref`), with those of its items and map values written in place. References are not
+    /// followed: a referenced schema's checks belong to its own type.
+    fn checks_at(&mut self, site: &str) -> ir::Checks {
+        let Some(raw) = self.raw(site) else {
+            return ir::Checks::default();
+        };
+        self.checks_of(raw, site, 0)
+    }
+
+    fn checks_of(&mut self, raw: &Value, site: &str, depth: usize) -> ir::Checks {
+        let Some(schema) = raw.as_object() else {
+            return ir::Checks::default();
+        };
+        let number = |key: &str| schema.get(key).and_then(Value::as_f64);
+        let count = |key: &str| schema.get(key).and_then(Value::as_u64);
+        let flag = |key: &str| schema.get(key).and_then(Value::as_bool).unwrap_or(false);
+        // OpenAPI 3.0 writes `exclusiveMinimum: true` next to `minimum`; 3.1 writes the bound.
+        let bound = |plain: &str, exclusive: &str| {
+            let strict = number(exclusive).map(|value| ir::Bound {
+                value,
+                exclusive: true,
+            });
+            let inclusive = number(plain).map(|value| ir::Bound {
+                value,
+                exclusive: flag(exclusive),
+            });
+            strict.or(inclusive)
+        };
+        let mut checks = ir::Checks {
+            minimum: bound("minimum", "exclusiveMinimum"),
+            maximum: bound("maximum", "exclusiveMaximum"),
+            multiple_of: number("multipleOf").filter(|m| *m > 0.0),
+            min_length: count("minLength"),
+            max_length: count("maxLength"),
+            pattern: None,
+            format: schema
+                .get("format")
+                .and_then(Value::as_str)
+                .and_then(ir::Format::from_openapi),
+            min_items: count("minItems"),
+            max_items: count("maxItems"),
+            unique_items: flag("uniqueItems"),
+            min_properties: count("minProperties"),
+            max_properties: count("maxProperties"),
+            items: None,
+            values: None,
+        };
+        if let Some(pattern) = schema.get("pattern").and_then(Value::as_str) {
+            // Checked by the gateway with the `regex-lite` engine; a pattern it cannot read is
+            // left unchecked, with a warning, rather than failing the build.
+            match regex_lite::Regex::new(pattern) {
+                Ok(_) => checks.pattern = Some(pattern.to_string()),
+                Err(e) => self.warn(
+                    site,
+                    format!("pattern `{pattern}` is not checked: {e}"),
+                    false,
+                ),
+            }
+        }
+        if depth < MAX_DEPTH {
+            if let Some(items) = schema.get("items") {
+                let nested = self.checks_of(items, &format!("{site}/items"), depth + 1);
+                checks.items = (!nested.is_empty()).then(|| Box::new(nested));
+            }
+            if let Some(values) = schema.get("additionalProperties").filter(|v| v.is_object()) {
+                let nested =
+                    self.checks_of(values, &format!("{site}/additionalProperties"), depth + 1);
+                checks.values = (!nested.is_empty()).then(|| Box::new(nested));
+            }
+        }
+        checks
+    }
+
+    /// The checks a use of a schema carries: none when the schema, written in place, became a
+    /// named type of its own, which carries them.
+    fn use_checks(&mut self, r: SchemaRef<'_>, site: &str, ty: &TypeRef) -> ir::Checks {
+        if matches!(r, SchemaRef::Item(_)) && ty.inline_named().is_some() {
+            return ir::Checks::default();
+        }
+        self.checks_at(site)
+    }
+
     /// Whether a value of this schema may be `null`.
     fn nullable(&self, r: SchemaRef<'_>, site: &str, depth: usize) -> bool {
         if depth > MAX_DEPTH {
@@ -347,6 +430,7 @@ impl<'d> Converter<'d> {
             deprecated: data.deprecated,
             nullable: self.nullable(SchemaRef::Item(schema), pointer, 0),
             kind,
+            checks: self.checks_at(pointer),
         };
         self.types.insert(name.to_string(), def);
     }
@@ -805,6 +889,7 @@ impl<'d> Converter<'d> {
                         ty: self.type_ref(SchemaRef::Ref(&target), &target, name),
                         tag_value: Some(value),
                         boxed: false,
+                        checks: ir::Checks::default(),
                     })
                     .collect();
                 TypeKind::Union(ir::Union {
@@ -813,13 +898,13 @@ impl<'d> Converter<'d> {
                 })
             }
             Shape::Intersection { others, object } => {
-                let mut parts: Vec<TypeRef> = others
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (part, site))| {
-                        self.type_ref(part.borrow(), site, &format!("{name}Part{}", i + 1))
-                    })
-                    .collect();
+                let mut parts: Vec<TypeRef> = Vec::new();
+                let mut checks: Vec<ir::Checks> = Vec::new();
+                for (i, (part, site)) in others.iter().enumerate() {
+                    let ty = self.type_ref(part.borrow(), site, &format!("{name}Part{}", i + 1));
+                    checks.push(self.use_checks(part.borrow(), site, &ty));
+                    parts.push(ty);
+                }
                 if !object.properties.is_empty() || !object.required.is_empty() {
                     let fields_name = self.type_names.claim(&format!("{name}Fields"));
                     let st = self.structure(&fields_name, object);
@@ -829,8 +914,12 @@ impl<'d> Converter<'d> {
                     };
                     self.insert_def(&fields_name, None, &schema, pointer, TypeKind::Struct(st));
                     parts.push(TypeRef::Named(fields_name));
+                    checks.push(ir::Checks::default());
                 }
-                TypeKind::Intersection { parts }
+                if checks.iter().all(ir::Checks::is_empty) {
+                    checks.clear();
+                }
+                TypeKind::Intersection { parts, checks }
             }
             Shape::Unsupported(reason) => {
                 self.warn(pointer, format!("untyped fallback: {reason} cannot be typed yet; `{name}` accepts any JSON value"), true);
@@ -855,6 +944,7 @@ impl<'d> Converter<'d> {
                 SchemaRef::Ref(_) => self.sibling_description(site).or(data.description.clone()),
                 SchemaRef::Item(s) => s.schema_data.description.clone(),
             };
+            let checks = self.use_checks(r, site, &ty);
             fields.push(ir::Field {
                 name: prop.clone(),
                 rust_name: field_names.claim(&names::snake(prop)),
@@ -867,6 +957,7 @@ impl<'d> Converter<'d> {
                 description,
                 default: data.default.clone(),
                 pointer: site.clone(),
+                checks,
             });
         }
         // `required` may name a property the schema never describes; it must be present all
@@ -885,6 +976,7 @@ impl<'d> Converter<'d> {
                     description: Some("Required by the spec, which does not describe it.".into()),
                     default: None,
                     pointer: String::new(),
+                    checks: ir::Checks::default(),
                 });
             }
         }
@@ -900,6 +992,10 @@ impl<'d> Converter<'d> {
             extra_name: field_names.claim("extra"),
             extra_ty,
             closed: parts.closed,
+            open: matches!(
+                &parts.additional,
+                Some(AdditionalProperties::Any(true) | AdditionalProperties::Schema(_))
+            ),
         }
     }
 
@@ -944,11 +1040,13 @@ impl<'d> Converter<'d> {
                 Some((_, values)) => names::variant_ident(&values[i], name),
                 None => self.variant_name(&ty, name),
             };
+            let checks = self.use_checks(v.borrow(), site, &ty);
             out.push(ir::Variant {
                 rust_name: rust_names.claim(&wanted),
                 ty,
                 tag_value: tag.as_ref().map(|(_, values)| values[i].clone()),
                 boxed: false,
+                checks,
             });
         }
         ir::Union {
@@ -1222,16 +1320,21 @@ impl<'d> Converter<'d> {
         };
         let data = param.parameter_data_ref();
         let hint = format!("{op_hint}{}", names::pascal(&data.name));
-        let (ty, description) = match &data.format {
+        let (ty, description, checks) = match &data.format {
             ParameterSchemaOrContent::Schema(s) => {
                 let schema_site = format!("{site}/schema");
                 let ty = self.type_ref(s.into(), &schema_site, &hint);
                 let schema_description = self
                     .resolve(s.into(), &schema_site)
                     .and_then(|r| r.schema.schema_data.description);
-                (ty, data.description.clone().or(schema_description))
+                let checks = self.use_checks(s.into(), &schema_site, &ty);
+                (ty, data.description.clone().or(schema_description), checks)
             }
-            ParameterSchemaOrContent::Content(_) => (TypeRef::String, data.description.clone()),
+            ParameterSchemaOrContent::Content(_) => (
+                TypeRef::String,
+                data.description.clone(),
+                ir::Checks::default(),
+            ),
         };
         Ok(ir::Parameter {
             name: data.name.clone(),
@@ -1241,6 +1344,7 @@ impl<'d> Converter<'d> {
             deprecated: data.deprecated.unwrap_or(false),
             description,
             ty,
+            checks,
         })
     }
 
@@ -1400,7 +1504,7 @@ impl<'d> Converter<'d> {
                         .map(str::to_string)
                         .into_iter()
                         .collect(),
-                    TypeKind::Intersection { parts } => parts
+                    TypeKind::Intersection { parts, .. } => parts
                         .iter()
                         .filter_map(|p| p.inline_named())
                         .map(str::to_string)

@@ -273,7 +273,7 @@ fn flatten(
                     }
                 }
                 TypeKind::Alias { target } => flatten(api, target, prefix, seen, out),
-                TypeKind::Intersection { parts } => {
+                TypeKind::Intersection { parts, .. } => {
                     for p in parts {
                         flatten(api, p, prefix, seen, out);
                     }

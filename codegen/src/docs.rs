@@ -727,7 +727,7 @@ fn model(api: &Api, def: &TypeDef) -> String {
                 enum_values(api, target)
             );
         }
-        TypeKind::Intersection { parts } => {
+        TypeKind::Intersection { parts, .. } => {
             let links: Vec<String> = parts.iter().map(|p| type_link(api, p)).collect();
             let _ = write!(s, "<p>All of: {}.</p>", links.join(", "));
         }

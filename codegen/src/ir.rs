@@ -130,6 +130,9 @@ pub struct Parameter {
     pub deprecated: bool,
     pub description: Option<String>,
     pub ty: TypeRef,
+    /// What the value must satisfy beyond its type, as the parameter's schema says.
+    #[serde(default, skip_serializing_if = "Checks::is_empty")]
+    pub checks: Checks,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -218,6 +221,10 @@ pub struct TypeDef {
     /// The schema accepts `null`; fields of this type become nullable.
     pub nullable: bool,
     pub kind: TypeKind,
+    /// What a value of this type must satisfy beyond its shape (bounds of a numeric alias, the
+    /// item count of an array alias, …).
+    #[serde(default, skip_serializing_if = "Checks::is_empty")]
+    pub checks: Checks,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,7 +239,13 @@ pub enum TypeKind {
     /// Another name for a type, e.g. a schema that is a plain string or an array.
     Alias { target: TypeRef },
     /// `allOf` over parts that are not all objects: every part must accept the value.
-    Intersection { parts: Vec<TypeRef> },
+    /// `checks[i]`, when present, are what part `i` states in place (`allOf: [{$ref: …},
+    /// {maxLength: 64}]`).
+    Intersection {
+        parts: Vec<TypeRef>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        checks: Vec<Checks>,
+    },
     /// A construct the generator cannot type yet; a `serde_json::Value` with a build warning.
     Untyped { reason: String },
 }
@@ -247,6 +260,10 @@ pub struct Struct {
     /// The spec says `additionalProperties: false`. Recorded for the docs; unknown fields are
     /// still kept, because the service adds fields faster than the spec is republished.
     pub closed: bool,
+    /// The spec allows properties it does not list (`additionalProperties: true` or a schema),
+    /// so they are never "unknown", whatever the gateway's policy for unknown fields.
+    #[serde(default)]
+    pub open: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,6 +280,171 @@ pub struct Field {
     pub description: Option<String>,
     pub default: Option<serde_json::Value>,
     pub pointer: String,
+    /// What the value must satisfy beyond its type, as the property's schema says.
+    #[serde(default, skip_serializing_if = "Checks::is_empty")]
+    pub checks: Checks,
+}
+
+/// The validation keywords of a schema beyond its type (JSON Schema's `minimum`, `maxLength`,
+/// `minItems`, …), as written where a value is described. A bound beyond what the value's type
+/// can hold is kept as written: it simply never fails.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Checks {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<Bound>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<Bound>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiple_of: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_length: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<Format>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_items: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_items: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unique_items: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_properties: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_properties: Option<u64>,
+    /// Checks of each item of an array, when its item schema is written in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Box<Checks>>,
+    /// Checks of each value of a map (`additionalProperties` written in place).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<Box<Checks>>,
+}
+
+impl Checks {
+    pub fn is_empty(&self) -> bool {
+        *self == Checks::default()
+    }
+
+    /// The rules as a reader would say them, for the docs: `>= 0`, `at most 4 items`, ….
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let number = |v: f64| {
+            if v.fract() == 0.0 && v.abs() < 1e15 {
+                format!("{}", v as i64)
+            } else {
+                format!("{v}")
+            }
+        };
+        if let Some(b) = &self.minimum {
+            out.push(format!(
+                "{} {}",
+                if b.exclusive { ">" } else { ">=" },
+                number(b.value)
+            ));
+        }
+        if let Some(b) = &self.maximum {
+            out.push(format!(
+                "{} {}",
+                if b.exclusive { "<" } else { "<=" },
+                number(b.value)
+            ));
+        }
+        if let Some(m) = self.multiple_of {
+            out.push(format!("a multiple of {}", number(m)));
+        }
+        if let Some(n) = self.min_length {
+            out.push(format!("at least {n} characters"));
+        }
+        if let Some(n) = self.max_length {
+            out.push(format!("at most {n} characters"));
+        }
+        if let Some(p) = &self.pattern {
+            out.push(format!("matches `{p}`"));
+        }
+        if let Some(f) = self.format {
+            out.push(format!("format {}", f.name()));
+        }
+        if let Some(n) = self.min_items {
+            out.push(format!("at least {n} items"));
+        }
+        if let Some(n) = self.max_items {
+            out.push(format!("at most {n} items"));
+        }
+        if self.unique_items {
+            out.push("no repeated items".into());
+        }
+        if let Some(n) = self.min_properties {
+            out.push(format!("at least {n} properties"));
+        }
+        if let Some(n) = self.max_properties {
+            out.push(format!("at most {n} properties"));
+        }
+        if let Some(items) = &self.items {
+            out.extend(
+                items
+                    .describe()
+                    .into_iter()
+                    .map(|d| format!("each item {d}")),
+            );
+        }
+        if let Some(values) = &self.values {
+            out.extend(
+                values
+                    .describe()
+                    .into_iter()
+                    .map(|d| format!("each value {d}")),
+            );
+        }
+        out
+    }
+}
+
+/// A numeric bound; `exclusive` excludes the value itself.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Bound {
+    pub value: f64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exclusive: bool,
+}
+
+/// The `format`s the gateway checks. Others (`binary`, `unixtime`, `double`, …) describe a value
+/// without narrowing it further than its type; `byte`/`base64` and `float` are left unchecked
+/// on purpose (data URLs and URL-safe base64 would be refused; no service refuses a number
+/// because it does not fit a single-precision float). Integer widths are checked by type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// RFC 3339 `date-time`.
+    DateTime,
+    /// RFC 3339 `full-date`.
+    Date,
+    /// An absolute URI: a scheme, then `:`.
+    Uri,
+    Uuid,
+}
+
+impl Format {
+    pub fn from_openapi(name: &str) -> Option<Format> {
+        Some(match name {
+            "date-time" => Format::DateTime,
+            "date" => Format::Date,
+            "uri" => Format::Uri,
+            "uuid" => Format::Uuid,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::DateTime => "date-time",
+            Format::Date => "date",
+            Format::Uri => "uri",
+            Format::Uuid => "uuid",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -295,6 +477,9 @@ pub struct Variant {
     pub ty: TypeRef,
     pub tag_value: Option<String>,
     pub boxed: bool,
+    /// What the variant's schema states in place beyond its type.
+    #[serde(default, skip_serializing_if = "Checks::is_empty")]
+    pub checks: Checks,
 }
 
 /// A reference to a type, as a field, item, parameter or body uses it.

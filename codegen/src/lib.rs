@@ -129,14 +129,18 @@ fn relative(dir: &Path, path: &Path) -> String {
 }
 
 /// The generated sources as a browsable tree: `mod.rs`, and `<version>/models.rs`,
-/// `<version>/routes.rs` for each api-version.
+/// `<version>/schemas.rs`, `<version>/routes.rs` for each api-version.
 pub fn source_tree(generated: &Generated) -> Result<Vec<(String, String)>, Error> {
     let mut files = Vec::new();
     let mut mods = Vec::new();
     for v in &generated.versions {
         let module = syn::Ident::new(&v.module, proc_macro2::Span::call_site());
         let header = emit::header(&v.source);
-        for (name, content) in [("models", &v.models), ("routes", &v.routes)] {
+        for (name, content) in [
+            ("models", &v.models),
+            ("schemas", &v.schemas),
+            ("routes", &v.routes),
+        ] {
             let text = emit::format_file(content.clone(), &header, &v.module)?;
             files.push((format!("{}/{name}.rs", v.module), text));
         }
@@ -146,6 +150,7 @@ pub fn source_tree(generated: &Generated) -> Result<Vec<(String, String)>, Error
             emit::format_file(
                 quote!(
                     pub mod models;
+                    pub mod schemas;
                     pub mod routes;
                 ),
                 &emit::header(&v.source),

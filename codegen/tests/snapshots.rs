@@ -96,3 +96,8 @@ fn crlf() {
 fn minified_json() {
     check("minified");
 }
+
+#[test]
+fn constraints() {
+    check("constraints");
+}

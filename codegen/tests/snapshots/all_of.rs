@@ -157,12 +157,200 @@ pub mod models {
     }
 }
 
+/// The types of api-version `2000-01-04` as tables the gateway checks requests against.
+pub mod schemas {
+    #[allow(unused_imports)]
+    use ::aoai_gateway::schema::{
+        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
+        Ty, Union, Variant, Width,
+    };
+
+    /// What a [`Base`](super::models::Base) must look like.
+    pub static BASE: Model = Model {
+        name: "Base",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "created",
+                    ty: Ty::of(Kind::Integer(Width::I32)),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "id",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Derived`](super::models::Derived) must look like.
+    pub static DERIVED: Model = Model {
+        name: "Derived",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "created",
+                    ty: Ty::of(Kind::Integer(Width::I32)),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "id",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "kind",
+                    ty: Ty::of(Kind::Any),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "name",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`LabelledShape`](super::models::LabelledShape) must look like.
+    pub static LABELLED_SHAPE: Model = Model {
+        name: "LabelledShape",
+        body: Body::AllOf(
+            &[Ty::of(Kind::Model(&SHAPE)), Ty::of(Kind::Model(&LABELLED_SHAPE_FIELDS))],
+        ),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`LabelledShapeFields`](super::models::LabelledShapeFields) must look like.
+    pub static LABELLED_SHAPE_FIELDS: Model = Model {
+        name: "LabelledShapeFields",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "label",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Shape`](super::models::Shape) must look like.
+    pub static SHAPE: Model = Model {
+        name: "Shape",
+        body: Body::Union(Union {
+            tag: Some("kind"),
+            variants: &[
+                Variant {
+                    tag: Some("circle"),
+                    ty: Ty::of(Kind::Model(&SHAPE_CIRCLE)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+                Variant {
+                    tag: Some("square"),
+                    ty: Ty::of(Kind::Model(&SHAPE_SQUARE)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+            ],
+            expected: "`ShapeCircle` or `ShapeSquare`",
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ShapeCircle`](super::models::ShapeCircle) must look like.
+    pub static SHAPE_CIRCLE: Model = Model {
+        name: "ShapeCircle",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "kind",
+                    ty: Ty::of(Kind::Model(&SHAPE_CIRCLE_KIND)),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "radius",
+                    ty: Ty::of(Kind::Number),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ShapeCircleKind`](super::models::ShapeCircleKind) must look like.
+    pub static SHAPE_CIRCLE_KIND: Model = Model {
+        name: "ShapeCircleKind",
+        body: Body::Enum(Enum {
+            values: &["circle"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ShapeSquare`](super::models::ShapeSquare) must look like.
+    pub static SHAPE_SQUARE: Model = Model {
+        name: "ShapeSquare",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "kind",
+                    ty: Ty::of(Kind::Model(&SHAPE_SQUARE_KIND)),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "side",
+                    ty: Ty::of(Kind::Number),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ShapeSquareKind`](super::models::ShapeSquareKind) must look like.
+    pub static SHAPE_SQUARE_KIND: Model = Model {
+        name: "ShapeSquareKind",
+        body: Body::Enum(Enum {
+            values: &["square"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+}
+
 /// The operations of api-version `2000-01-04`, as the gateway serves them.
 pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_gateway::{catalog, support};
     #[allow(unused_imports)]
-    use super::models;
+    use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+    #[allow(unused_imports)]
+    use super::{models, schemas};
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[];

@@ -65,12 +65,83 @@ pub mod models {
     }
 }
 
+/// The types of api-version `2000-01-08` as tables the gateway checks requests against.
+pub mod schemas {
+    #[allow(unused_imports)]
+    use ::aoai_gateway::schema::{
+        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
+        Ty, Union, Variant, Width,
+    };
+
+    /// What a [`Common`](super::models::Common) must look like.
+    pub static COMMON: Model = Model {
+        name: "Common",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "id",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Merged`](super::models::Merged) must look like.
+    pub static MERGED: Model = Model {
+        name: "Merged",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "id",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`WithAlias`](super::models::WithAlias) must look like.
+    pub static WITH_ALIAS: Model = Model {
+        name: "WithAlias",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "id",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "other_id",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+}
+
 /// The operations of api-version `2000-01-08`, as the gateway serves them.
 pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_gateway::{catalog, support};
     #[allow(unused_imports)]
-    use super::models;
+    use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+    #[allow(unused_imports)]
+    use super::{models, schemas};
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[];

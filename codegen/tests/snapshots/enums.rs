@@ -152,12 +152,103 @@ pub mod models {
     }
 }
 
+/// The types of api-version `2000-01-02` as tables the gateway checks requests against.
+pub mod schemas {
+    #[allow(unused_imports)]
+    use ::aoai_gateway::schema::{
+        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
+        Ty, Union, Variant, Width,
+    };
+
+    /// What a [`Done`](super::models::Done) must look like.
+    pub static DONE: Model = Model {
+        name: "Done",
+        body: Body::Enum(Enum {
+            values: &["[DONE]"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`FinishReason`](super::models::FinishReason) must look like.
+    pub static FINISH_REASON: Model = Model {
+        name: "FinishReason",
+        body: Body::Enum(Enum {
+            values: &["stop", "length", "content_filter"],
+            open: true,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ImageSize`](super::models::ImageSize) must look like.
+    pub static IMAGE_SIZE: Model = Model {
+        name: "ImageSize",
+        body: Body::Enum(Enum {
+            values: &["256x256", "1024x1024"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ListOrder`](super::models::ListOrder) must look like.
+    pub static LIST_ORDER: Model = Model {
+        name: "ListOrder",
+        body: Body::Enum(Enum {
+            values: &["asc", "desc"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Request`](super::models::Request) must look like.
+    pub static REQUEST: Model = Model {
+        name: "Request",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "order",
+                    ty: Ty::of(Kind::Model(&LIST_ORDER)),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "quality",
+                    ty: Ty::of(Kind::Model(&REQUEST_QUALITY)),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "reverse_order",
+                    ty: Ty::of(Kind::Model(&LIST_ORDER)),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`RequestQuality`](super::models::RequestQuality) must look like.
+    pub static REQUEST_QUALITY: Model = Model {
+        name: "RequestQuality",
+        body: Body::Enum(Enum {
+            values: &["standard", "hd"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+}
+
 /// The operations of api-version `2000-01-02`, as the gateway serves them.
 pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_gateway::{catalog, support};
     #[allow(unused_imports)]
-    use super::models;
+    use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+    #[allow(unused_imports)]
+    use super::{models, schemas};
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[];

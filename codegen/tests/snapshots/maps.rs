@@ -57,12 +57,87 @@ pub mod models {
     }
 }
 
+/// The types of api-version `2000-01-05` as tables the gateway checks requests against.
+pub mod schemas {
+    #[allow(unused_imports)]
+    use ::aoai_gateway::schema::{
+        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
+        Ty, Union, Variant, Width,
+    };
+
+    /// What a [`Anything`](super::models::Anything) must look like.
+    pub static ANYTHING: Model = Model {
+        name: "Anything",
+        body: Body::Alias(Ty::of(Kind::Any)),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Closed`](super::models::Closed) must look like.
+    pub static CLOSED: Model = Model {
+        name: "Closed",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "name",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`LogitBias`](super::models::LogitBias) must look like.
+    pub static LOGIT_BIAS: Model = Model {
+        name: "LogitBias",
+        body: Body::Alias(Ty::of(Kind::Map(&Ty::of(Kind::Integer(Width::I64))))),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Metadata`](super::models::Metadata) must look like.
+    pub static METADATA: Model = Model {
+        name: "Metadata",
+        body: Body::Alias(Ty::of(Kind::Object)),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Parameters`](super::models::Parameters) must look like.
+    pub static PARAMETERS: Model = Model {
+        name: "Parameters",
+        body: Body::Alias(Ty::of(Kind::Object)),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Tagged`](super::models::Tagged) must look like.
+    pub static TAGGED: Model = Model {
+        name: "Tagged",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "name",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: Some(Ty::of(Kind::String)),
+            open: true,
+        }),
+        checks: &Checks::NONE,
+    };
+}
+
 /// The operations of api-version `2000-01-05`, as the gateway serves them.
 pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_gateway::{catalog, support};
     #[allow(unused_imports)]
-    use super::models;
+    use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+    #[allow(unused_imports)]
+    use super::{models, schemas};
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[];

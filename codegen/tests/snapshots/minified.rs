@@ -25,12 +25,41 @@ pub mod models {
     }
 }
 
+/// The types of api-version `2000-01-09` as tables the gateway checks requests against.
+pub mod schemas {
+    #[allow(unused_imports)]
+    use ::aoai_gateway::schema::{
+        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
+        Ty, Union, Variant, Width,
+    };
+
+    /// What a [`Pong`](super::models::Pong) must look like.
+    pub static PONG: Model = Model {
+        name: "Pong",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "ok",
+                    ty: Ty::of(Kind::Boolean),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+}
+
 /// The operations of api-version `2000-01-09`, as the gateway serves them.
 pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_gateway::{catalog, support};
     #[allow(unused_imports)]
-    use super::models;
+    use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+    #[allow(unused_imports)]
+    use super::{models, schemas};
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[&PING];

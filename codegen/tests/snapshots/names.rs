@@ -123,12 +123,141 @@ pub mod models {
     }
 }
 
+/// The types of api-version `2000-01-07` as tables the gateway checks requests against.
+pub mod schemas {
+    #[allow(unused_imports)]
+    use ::aoai_gateway::schema::{
+        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
+        Ty, Union, Variant, Width,
+    };
+
+    /// What a [`AudioUploadRequest`](super::models::AudioUploadRequest) must look like.
+    pub static AUDIO_UPLOAD_REQUEST: Model = Model {
+        name: "AudioUploadRequest",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "file",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "prompt",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`OptionSchema`](super::models::OptionSchema) must look like.
+    pub static OPTION_SCHEMA: Model = Model {
+        name: "OptionSchema",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "code",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`StringSchema`](super::models::StringSchema) must look like.
+    pub static STRING_SCHEMA: Model = Model {
+        name: "StringSchema",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "match",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ThingsUpdateOrder`](super::models::ThingsUpdateOrder) must look like.
+    pub static THINGS_UPDATE_ORDER: Model = Model {
+        name: "ThingsUpdateOrder",
+        body: Body::Enum(Enum {
+            values: &["asc", "desc"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ThingsUpdateRequest`](super::models::ThingsUpdateRequest) must look like.
+    pub static THINGS_UPDATE_REQUEST: Model = Model {
+        name: "ThingsUpdateRequest",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "a-b",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "a_b",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "fieldsMapping",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "self",
+                    ty: Ty::of(Kind::Boolean),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "stream",
+                    ty: Ty::of(Kind::Boolean),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "type",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+}
+
 /// The operations of api-version `2000-01-07`, as the gateway serves them.
 pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_gateway::{catalog, support};
     #[allow(unused_imports)]
-    use super::models;
+    use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+    #[allow(unused_imports)]
+    use super::{models, schemas};
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[&THINGS_UPDATE, &AUDIO_UPLOAD];
@@ -158,31 +287,31 @@ pub mod routes {
                 name: "deployment-id",
                 location: catalog::ParamLocation::Path,
                 required: true,
-                ty: catalog::ParamType::String,
+                ty: Ty::of(Kind::String),
             },
             catalog::Parameter {
                 name: "thing_id",
                 location: catalog::ParamLocation::Path,
                 required: true,
-                ty: catalog::ParamType::String,
+                ty: Ty::of(Kind::String),
             },
             catalog::Parameter {
                 name: "api-version",
                 location: catalog::ParamLocation::Query,
                 required: true,
-                ty: catalog::ParamType::String,
+                ty: Ty::of(Kind::String),
             },
             catalog::Parameter {
                 name: "limit",
                 location: catalog::ParamLocation::Query,
                 required: false,
-                ty: catalog::ParamType::Integer,
+                ty: Ty::of(Kind::Integer(Width::I64)),
             },
             catalog::Parameter {
                 name: "order",
                 location: catalog::ParamLocation::Query,
                 required: false,
-                ty: catalog::ParamType::Enum(&["asc", "desc"]),
+                ty: Ty::of(Kind::Model(&schemas::THINGS_UPDATE_ORDER)),
             },
         ],
         request: Some(catalog::RequestSpec {
@@ -193,9 +322,7 @@ pub mod routes {
                     kind: catalog::ContentKind::Json,
                     model: Some("ThingsUpdateRequest"),
                     condition: None,
-                    validate: Some(
-                        support::validate_json::<models::ThingsUpdateRequest>,
-                    ),
+                    schema: Some(&Ty::of(Kind::Model(&schemas::THINGS_UPDATE_REQUEST))),
                     roundtrip: if cfg!(feature = "model-roundtrip") {
                         Some(support::roundtrip_json::<models::ThingsUpdateRequest>)
                     } else {
@@ -215,7 +342,7 @@ pub mod routes {
                         kind: catalog::ContentKind::Json,
                         model: Some("StringSchema"),
                         condition: None,
-                        validate: None,
+                        schema: None,
                         roundtrip: if cfg!(feature = "model-roundtrip") {
                             Some(support::roundtrip_json::<models::StringSchema>)
                         } else {
@@ -228,7 +355,7 @@ pub mod routes {
                         kind: catalog::ContentKind::Text,
                         model: None,
                         condition: None,
-                        validate: None,
+                        schema: None,
                         roundtrip: None,
                         form_fields: &[],
                     },
@@ -237,7 +364,7 @@ pub mod routes {
                         kind: catalog::ContentKind::EventStream,
                         model: None,
                         condition: Some("when the request sets `stream: true`"),
-                        validate: None,
+                        schema: None,
                         roundtrip: None,
                         form_fields: &[],
                     },
@@ -252,7 +379,7 @@ pub mod routes {
                         kind: catalog::ContentKind::Json,
                         model: Some("OptionSchema"),
                         condition: None,
-                        validate: None,
+                        schema: None,
                         roundtrip: if cfg!(feature = "model-roundtrip") {
                             Some(support::roundtrip_json::<models::OptionSchema>)
                         } else {
@@ -279,7 +406,7 @@ pub mod routes {
                 name: "deployment-id",
                 location: catalog::ParamLocation::Path,
                 required: true,
-                ty: catalog::ParamType::String,
+                ty: Ty::of(Kind::String),
             },
         ],
         request: Some(catalog::RequestSpec {
@@ -290,18 +417,20 @@ pub mod routes {
                     kind: catalog::ContentKind::Multipart,
                     model: Some("AudioUploadRequest"),
                     condition: None,
-                    validate: Some(support::validate_json::<models::AudioUploadRequest>),
+                    schema: Some(&Ty::of(Kind::Model(&schemas::AUDIO_UPLOAD_REQUEST))),
                     roundtrip: None,
                     form_fields: &[
                         catalog::FormField {
                             name: "file",
                             required: true,
                             binary: true,
+                            ty: Ty::of(Kind::String),
                         },
                         catalog::FormField {
                             name: "prompt",
                             required: false,
                             binary: false,
+                            ty: Ty::of(Kind::String),
                         },
                     ],
                 },
@@ -317,7 +446,7 @@ pub mod routes {
                         kind: catalog::ContentKind::Binary,
                         model: None,
                         condition: None,
-                        validate: None,
+                        schema: None,
                         roundtrip: None,
                         form_fields: &[],
                     },

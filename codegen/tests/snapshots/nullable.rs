@@ -67,12 +67,93 @@ pub mod models {
     }
 }
 
+/// The types of api-version `2000-01-01` as tables the gateway checks requests against.
+pub mod schemas {
+    #[allow(unused_imports)]
+    use ::aoai_gateway::schema::{
+        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
+        Ty, Union, Variant, Width,
+    };
+
+    /// What a [`Options`](super::models::Options) must look like.
+    pub static OPTIONS: Model = Model {
+        name: "Options",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "include_usage",
+                    ty: Ty::of(Kind::Boolean),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Settings`](super::models::Settings) must look like.
+    pub static SETTINGS: Model = Model {
+        name: "Settings",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "label",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: true,
+                },
+                Field {
+                    name: "name",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "options",
+                    ty: Ty::of(Kind::Model(&OPTIONS)),
+                    required: false,
+                    nullable: true,
+                },
+                Field {
+                    name: "scores",
+                    ty: Ty::of(
+                        Kind::Array(
+                            &Ty::of(Kind::Nullable(&Ty::of(Kind::Integer(Width::I64)))),
+                        ),
+                    ),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "stop",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: true,
+                },
+                Field {
+                    name: "temperature",
+                    ty: Ty::of(Kind::Number),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+}
+
 /// The operations of api-version `2000-01-01`, as the gateway serves them.
 pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_gateway::{catalog, support};
     #[allow(unused_imports)]
-    use super::models;
+    use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+    #[allow(unused_imports)]
+    use super::{models, schemas};
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[];

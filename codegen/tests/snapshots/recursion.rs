@@ -85,12 +85,113 @@ pub mod models {
     }
 }
 
+/// The types of api-version `2000-01-06` as tables the gateway checks requests against.
+pub mod schemas {
+    #[allow(unused_imports)]
+    use ::aoai_gateway::schema::{
+        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
+        Ty, Union, Variant, Width,
+    };
+
+    /// What a [`Even`](super::models::Even) must look like.
+    pub static EVEN: Model = Model {
+        name: "Even",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "odd",
+                    ty: Ty::of(Kind::Model(&ODD)),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Leaf`](super::models::Leaf) must look like.
+    pub static LEAF: Model = Model {
+        name: "Leaf",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "name",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Node`](super::models::Node) must look like.
+    pub static NODE: Model = Model {
+        name: "Node",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "children",
+                    ty: Ty::of(Kind::Array(&Ty::of(Kind::Model(&NODE)))),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "next",
+                    ty: Ty::of(Kind::Model(&NODE)),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "value",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Odd`](super::models::Odd) must look like.
+    pub static ODD: Model = Model {
+        name: "Odd",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "even",
+                    ty: Ty::of(Kind::Model(&EVEN)),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "leaf",
+                    ty: Ty::of(Kind::Model(&LEAF)),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+}
+
 /// The operations of api-version `2000-01-06`, as the gateway serves them.
 pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_gateway::{catalog, support};
     #[allow(unused_imports)]
-    use super::models;
+    use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+    #[allow(unused_imports)]
+    use super::{models, schemas};
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[];

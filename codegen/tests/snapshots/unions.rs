@@ -374,12 +374,440 @@ pub mod models {
     }
 }
 
+/// The types of api-version `2000-01-03` as tables the gateway checks requests against.
+pub mod schemas {
+    #[allow(unused_imports)]
+    use ::aoai_gateway::schema::{
+        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
+        Ty, Union, Variant, Width,
+    };
+
+    /// What a [`Brief`](super::models::Brief) must look like.
+    pub static BRIEF: Model = Model {
+        name: "Brief",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "text",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ContentPart`](super::models::ContentPart) must look like.
+    pub static CONTENT_PART: Model = Model {
+        name: "ContentPart",
+        body: Body::Union(Union {
+            tag: Some("type"),
+            variants: &[
+                Variant {
+                    tag: Some("text"),
+                    ty: Ty::of(Kind::Model(&CONTENT_PART_TEXT)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+                Variant {
+                    tag: Some("image_url"),
+                    ty: Ty::of(Kind::Model(&CONTENT_PART_IMAGE_URL)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+            ],
+            expected: "`ContentPartText` or `ContentPartImageUrl`",
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ContentPartImageUrl`](super::models::ContentPartImageUrl) must look like.
+    pub static CONTENT_PART_IMAGE_URL: Model = Model {
+        name: "ContentPartImageUrl",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "image_url",
+                    ty: Ty::of(Kind::Model(&CONTENT_PART_IMAGE_URL_IMAGE_URL)),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "type",
+                    ty: Ty::of(Kind::Model(&CONTENT_PART_IMAGE_URL_TYPE)),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ContentPartImageUrlImageUrl`](super::models::ContentPartImageUrlImageUrl) must look like.
+    pub static CONTENT_PART_IMAGE_URL_IMAGE_URL: Model = Model {
+        name: "ContentPartImageUrlImageUrl",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "url",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ContentPartImageUrlType`](super::models::ContentPartImageUrlType) must look like.
+    pub static CONTENT_PART_IMAGE_URL_TYPE: Model = Model {
+        name: "ContentPartImageUrlType",
+        body: Body::Enum(Enum {
+            values: &["image_url"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ContentPartText`](super::models::ContentPartText) must look like.
+    pub static CONTENT_PART_TEXT: Model = Model {
+        name: "ContentPartText",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "text",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "type",
+                    ty: Ty::of(Kind::Model(&CONTENT_PART_TEXT_TYPE)),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ContentPartTextType`](super::models::ContentPartTextType) must look like.
+    pub static CONTENT_PART_TEXT_TYPE: Model = Model {
+        name: "ContentPartTextType",
+        body: Body::Enum(Enum {
+            values: &["text"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`CosmosSource`](super::models::CosmosSource) must look like.
+    pub static COSMOS_SOURCE: Model = Model {
+        name: "CosmosSource",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "container",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "type",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Message`](super::models::Message) must look like.
+    pub static MESSAGE: Model = Model {
+        name: "Message",
+        body: Body::Union(Union {
+            tag: Some("role"),
+            variants: &[
+                Variant {
+                    tag: Some("system"),
+                    ty: Ty::of(Kind::Model(&SYSTEM_MESSAGE)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+                Variant {
+                    tag: Some("user"),
+                    ty: Ty::of(Kind::Model(&USER_MESSAGE)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+            ],
+            expected: "`SystemMessage` or `UserMessage`",
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Model`](super::models::Model) must look like.
+    pub static MODEL: Model = Model {
+        name: "Model",
+        body: Body::Alias(Ty::of(Kind::String)),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`NamedTool`](super::models::NamedTool) must look like.
+    pub static NAMED_TOOL: Model = Model {
+        name: "NamedTool",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "name",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`SearchSource`](super::models::SearchSource) must look like.
+    pub static SEARCH_SOURCE: Model = Model {
+        name: "SearchSource",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "index",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "type",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Source`](super::models::Source) must look like.
+    pub static SOURCE: Model = Model {
+        name: "Source",
+        body: Body::Union(Union {
+            tag: Some("type"),
+            variants: &[
+                Variant {
+                    tag: Some("search"),
+                    ty: Ty::of(Kind::Model(&SEARCH_SOURCE)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+                Variant {
+                    tag: Some("cosmos"),
+                    ty: Ty::of(Kind::Model(&COSMOS_SOURCE)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+            ],
+            expected: "`SearchSource` or `CosmosSource`",
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`SystemMessage`](super::models::SystemMessage) must look like.
+    pub static SYSTEM_MESSAGE: Model = Model {
+        name: "SystemMessage",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "content",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "role",
+                    ty: Ty::of(Kind::Model(&SYSTEM_MESSAGE_ROLE)),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`SystemMessageRole`](super::models::SystemMessageRole) must look like.
+    pub static SYSTEM_MESSAGE_ROLE: Model = Model {
+        name: "SystemMessageRole",
+        body: Body::Enum(Enum {
+            values: &["system"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ToolChoice`](super::models::ToolChoice) must look like.
+    pub static TOOL_CHOICE: Model = Model {
+        name: "ToolChoice",
+        body: Body::Union(Union {
+            tag: None,
+            variants: &[
+                Variant {
+                    tag: None,
+                    ty: Ty::of(Kind::Model(&NAMED_TOOL)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+                Variant {
+                    tag: None,
+                    ty: Ty::of(Kind::Model(&TOOL_CHOICE_MODE)),
+                    kinds: Kinds(Kinds::STRING),
+                },
+            ],
+            expected: "`NamedTool` or one of \"none\", \"auto\"",
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`ToolChoiceMode`](super::models::ToolChoiceMode) must look like.
+    pub static TOOL_CHOICE_MODE: Model = Model {
+        name: "ToolChoiceMode",
+        body: Body::Enum(Enum {
+            values: &["none", "auto"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Transcript`](super::models::Transcript) must look like.
+    pub static TRANSCRIPT: Model = Model {
+        name: "Transcript",
+        body: Body::Union(Union {
+            tag: None,
+            variants: &[
+                Variant {
+                    tag: None,
+                    ty: Ty::of(Kind::Model(&VERBOSE)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+                Variant {
+                    tag: None,
+                    ty: Ty::of(Kind::Model(&BRIEF)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+            ],
+            expected: "`Verbose` or `Brief`",
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`UserMessage`](super::models::UserMessage) must look like.
+    pub static USER_MESSAGE: Model = Model {
+        name: "UserMessage",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "content",
+                    ty: Ty::of(Kind::Model(&USER_MESSAGE_CONTENT)),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "role",
+                    ty: Ty::of(Kind::Model(&USER_MESSAGE_ROLE)),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`UserMessageContent`](super::models::UserMessageContent) must look like.
+    pub static USER_MESSAGE_CONTENT: Model = Model {
+        name: "UserMessageContent",
+        body: Body::Union(Union {
+            tag: None,
+            variants: &[
+                Variant {
+                    tag: None,
+                    ty: Ty::of(Kind::String),
+                    kinds: Kinds(Kinds::STRING),
+                },
+                Variant {
+                    tag: None,
+                    ty: Ty::of(Kind::Array(&Ty::of(Kind::Model(&CONTENT_PART)))),
+                    kinds: Kinds(Kinds::ARRAY),
+                },
+            ],
+            expected: "a string or an array of `ContentPart`",
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`UserMessageRole`](super::models::UserMessageRole) must look like.
+    pub static USER_MESSAGE_ROLE: Model = Model {
+        name: "UserMessageRole",
+        body: Body::Enum(Enum {
+            values: &["user"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Verbose`](super::models::Verbose) must look like.
+    pub static VERBOSE: Model = Model {
+        name: "Verbose",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "duration",
+                    ty: Ty::of(Kind::Number),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "language",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "text",
+                    ty: Ty::of(Kind::String),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+}
+
 /// The operations of api-version `2000-01-03`, as the gateway serves them.
 pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_gateway::{catalog, support};
     #[allow(unused_imports)]
-    use super::models;
+    use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+    #[allow(unused_imports)]
+    use super::{models, schemas};
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[];

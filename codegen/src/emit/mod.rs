@@ -1,8 +1,9 @@
 //! Stage 3: Rust source from the intermediate model. The only stage that uses `quote!`.
 //!
-//! Each api-version becomes a `models` module (one item per [`ir::TypeDef`], sorted by name) and a
-//! `routes` module (one documented `static` per operation plus the `ROUTES` table the gateway
-//! serves). Generated code names the gateway's runtime support as `::aoai_gateway::…`, which the
+//! Each api-version becomes a `models` module (one item per [`ir::TypeDef`], sorted by name), a
+//! `schemas` module (the same types as tables the gateway validates requests with, see
+//! [`schemas`]) and a `routes` module (one documented `static` per operation plus the `ROUTES`
+//! table the gateway serves). Generated code names the gateway's runtime support as `::aoai_gateway::…`, which the
 //! gateway crate makes resolvable from inside itself with `extern crate self as aoai_gateway`.
 //! Output is formatted with prettyplease; comments do not survive formatting, so the header
 //! naming the source spec is added afterwards.
@@ -15,6 +16,8 @@ use quote::{format_ident, quote};
 use crate::error::Error;
 use crate::ir::{self, Api, ContentKind, TypeKind, TypeRef};
 
+mod schemas;
+
 /// The generated sources of one api-version.
 #[derive(Debug, Clone)]
 pub struct VersionSource {
@@ -23,17 +26,23 @@ pub struct VersionSource {
     pub source: String,
     /// The contents of the version's `models` module.
     pub models: TokenStream,
+    /// The contents of its `schemas` module.
+    pub schemas: TokenStream,
     /// The contents of its `routes` module.
     pub routes: TokenStream,
 }
 
 impl VersionSource {
-    /// `pub mod models { … } pub mod routes { … }`, documented.
+    /// `pub mod models { … } pub mod schemas { … } pub mod routes { … }`, documented.
     pub fn tokens(&self) -> TokenStream {
-        let (models, routes) = (&self.models, &self.routes);
+        let (models, schemas, routes) = (&self.models, &self.schemas, &self.routes);
         let models_doc = doc_lines(&format!(
             "Request and response models of api-version `{}`, one type per schema of `{}`.",
             self.version, self.source
+        ));
+        let schemas_doc = doc_lines(&format!(
+            "The types of api-version `{}` as tables the gateway checks requests against.",
+            self.version
         ));
         let routes_doc = doc_lines(&format!(
             "The operations of api-version `{}`, as the gateway serves them.",
@@ -42,6 +51,8 @@ impl VersionSource {
         quote! {
             #models_doc
             pub mod models { #models }
+            #schemas_doc
+            pub mod schemas { #schemas }
             #routes_doc
             pub mod routes { #routes }
         }
@@ -54,6 +65,7 @@ pub fn version(api: &Api) -> VersionSource {
         module: api.module.clone(),
         source: api.source.clone(),
         models: models(api),
+        schemas: schemas::schemas(api),
         routes: routes(api),
     }
 }
@@ -204,7 +216,7 @@ pub fn models(api: &Api) -> TokenStream {
                 let target = rust_type(target, &quote!());
                 quote!(pub type #name = #target;)
             }
-            TypeKind::Intersection { parts } => intersection(&name, parts),
+            TypeKind::Intersection { parts, .. } => intersection(&name, parts),
             TypeKind::Untyped { reason } => {
                 let note = doc_lines(&format!("\nUntyped: {reason} cannot be typed yet."));
                 quote!(#note pub type #name = serde_json::Value;)
@@ -578,6 +590,8 @@ fn intersection(name: &Ident, parts: &[TypeRef]) -> TokenStream {
 fn routes(api: &Api) -> TokenStream {
     let catalog = quote!(catalog);
     let models = quote!(models::);
+    let names = schemas::Names::new(api);
+    let mut types = schemas::RouteTypes::new(api, &names);
     let statics: Vec<Ident> = api
         .operations
         .iter()
@@ -613,13 +627,17 @@ fn routes(api: &Api) -> TokenStream {
                 ir::ParamLocation::Cookie => "Cookie",
             });
             let required = p.required;
-            let ty = param_type(api, &p.ty);
+            let ty = types.ty(&p.ty, &p.checks);
             quote!(#catalog::Parameter { name: #name, location: #catalog::ParamLocation::#location, required: #required, ty: #ty })
-        });
+        }).collect::<Vec<_>>();
         let request = match &op.request {
             Some(body) => {
                 let required = body.required;
-                let content = body.content.iter().map(|c| media(api, c, true, &models));
+                let content: Vec<TokenStream> = body
+                    .content
+                    .iter()
+                    .map(|c| media(api, c, true, &models, &mut types))
+                    .collect();
                 quote!(Some(#catalog::RequestSpec { required: #required, content: &[#(#content),*] }))
             }
             None => quote!(None),
@@ -627,7 +645,11 @@ fn routes(api: &Api) -> TokenStream {
         let responses = op.responses.iter().map(|r| {
             let status = &r.status;
             let description = &r.description;
-            let content = r.content.iter().map(|c| media(api, c, false, &models));
+            let content: Vec<TokenStream> = r
+                .content
+                .iter()
+                .map(|c| media(api, c, false, &models, &mut types))
+                .collect();
             quote!(#catalog::ResponseSpec { status: #status, description: #description, content: &[#(#content),*] })
         });
         let stream_flag = option_str(op.stream_flag.as_deref());
@@ -654,7 +676,9 @@ fn routes(api: &Api) -> TokenStream {
         #[allow(unused_imports)]
         use ::aoai_gateway::{catalog, support};
         #[allow(unused_imports)]
-        use super::models;
+        use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+        #[allow(unused_imports)]
+        use super::{models, schemas};
         /// Every operation of this api-version, in spec order.
         pub static ROUTES: &[&#catalog::Route] = &[#(&#statics),*];
         /// This api-version as the gateway serves it.
@@ -675,26 +699,6 @@ fn option_str(s: Option<&str>) -> TokenStream {
     }
 }
 
-fn param_type(api: &Api, t: &TypeRef) -> TokenStream {
-    let catalog = quote!(catalog);
-    match t {
-        TypeRef::String | TypeRef::Binary => quote!(#catalog::ParamType::String),
-        TypeRef::Integer(_) => quote!(#catalog::ParamType::Integer),
-        TypeRef::Number => quote!(#catalog::ParamType::Number),
-        TypeRef::Boolean => quote!(#catalog::ParamType::Boolean),
-        TypeRef::Named(name) => match api.type_def(name).map(|d| &d.kind) {
-            Some(TypeKind::Enum(e)) if !e.open => {
-                let values = e.values.iter().map(|v| &v.value);
-                quote!(#catalog::ParamType::Enum(&[#(#values),*]))
-            }
-            Some(TypeKind::Enum(_)) => quote!(#catalog::ParamType::String),
-            Some(TypeKind::Alias { target }) => param_type(api, target),
-            _ => quote!(#catalog::ParamType::Any),
-        },
-        _ => quote!(#catalog::ParamType::Any),
-    }
-}
-
 /// The Rust type a body decodes into, when it is a JSON value the models describe.
 fn body_model<'a>(api: &'a Api, t: &'a TypeRef) -> Option<&'a TypeRef> {
     match t {
@@ -709,7 +713,13 @@ fn body_model<'a>(api: &'a Api, t: &'a TypeRef) -> Option<&'a TypeRef> {
     }
 }
 
-fn media(api: &Api, c: &ir::Content, request: bool, models: &TokenStream) -> TokenStream {
+fn media(
+    api: &Api,
+    c: &ir::Content,
+    request: bool,
+    models: &TokenStream,
+    types: &mut schemas::RouteTypes<'_>,
+) -> TokenStream {
     let catalog = quote!(catalog);
     let support = quote!(support);
     let media_type = &c.media_type;
@@ -736,9 +746,13 @@ fn media(api: &Api, c: &ir::Content, request: bool, models: &TokenStream) -> Tok
             .filter(|n| !n.is_empty()),
     );
     let rust = model_ty.map(|t| rust_type(t, models));
-    let validate = match (&rust, request) {
-        (Some(rust), true) => quote!(Some(#support::validate_json::<#rust>)),
-        _ => quote!(None),
+    // What a request body is checked against; responses are the backend's business.
+    let schema = match model_ty.filter(|_| request) {
+        Some(t) => {
+            let ty = types.ty(t, &ir::Checks::default());
+            quote!(Some(&#ty))
+        }
+        None => quote!(None),
     };
     let roundtrip = match (&rust, c.kind) {
         // Only test builds carry these (the gateway's `model-roundtrip` feature).
@@ -747,20 +761,24 @@ fn media(api: &Api, c: &ir::Content, request: bool, models: &TokenStream) -> Tok
         },
         _ => quote!(None),
     };
-    let form_fields = form_fields(api, c);
+    let form_fields = form_fields(api, c, types);
     let condition = option_str(c.condition.as_deref());
     quote!(#catalog::Media {
         media_type: #media_type,
         kind: #catalog::ContentKind::#kind,
         model: #model_name,
         condition: #condition,
-        validate: #validate,
+        schema: #schema,
         roundtrip: #roundtrip,
         form_fields: &[#(#form_fields),*],
     })
 }
 
-fn form_fields(api: &Api, c: &ir::Content) -> Vec<TokenStream> {
+fn form_fields(
+    api: &Api,
+    c: &ir::Content,
+    types: &mut schemas::RouteTypes<'_>,
+) -> Vec<TokenStream> {
     let catalog = quote!(catalog);
     if !matches!(c.kind, ContentKind::Multipart | ContentKind::FormUrlEncoded) {
         return Vec::new();
@@ -779,7 +797,8 @@ fn form_fields(api: &Api, c: &ir::Content) -> Vec<TokenStream> {
             let name = &f.name;
             let required = f.required;
             let binary = f.ty == TypeRef::Binary;
-            quote!(#catalog::FormField { name: #name, required: #required, binary: #binary })
+            let ty = types.ty(&f.ty, &f.checks);
+            quote!(#catalog::FormField { name: #name, required: #required, binary: #binary, ty: #ty })
         })
         .collect()
 }
