@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use crate::diff::{self, Signature, VersionDiff};
-use crate::ir::{Api, Content, ContentKind, Operation, TypeDef, TypeKind, TypeRef};
+use crate::ir::{Api, Checks, Content, ContentKind, Operation, TypeDef, TypeKind, TypeRef};
 
 /// Stands for the gateway's base path in the pages.
 pub const BASE_PATH: &str = "@@AOAI_BASE_PATH@@";
@@ -459,13 +459,14 @@ fn operation(api: &Api, op: &Operation) -> String {
         for p in &op.parameters {
             let _ = write!(
                 s,
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}{}{}</td></tr>",
                 esc(&p.name),
                 p.location.as_str(),
                 type_link(api, &p.ty),
                 yes_no(p.required),
                 p.description.as_deref().map(prose).unwrap_or_default(),
                 enum_values(api, &p.ty),
+                rules(api, &p.ty, &p.checks),
             );
         }
         s.push_str("</table>");
@@ -584,10 +585,26 @@ fn enum_values(api: &Api, ty: &TypeRef) -> String {
         r#"<div class="values">One of {}{}.</div>"#,
         values.join(", "),
         if e.open {
-            ", or another value the service adds"
+            ", or another value the service adds (open: the gateway accepts values not listed)"
         } else {
             ""
         }
+    )
+}
+
+/// The rules the gateway checks a value against, beyond its type: those stated where it is
+/// described, and those of the type it names.
+fn rules(api: &Api, ty: &TypeRef, checks: &Checks) -> String {
+    let mut said = checks.describe();
+    if let Some(def) = ty.named().and_then(|n| api.type_def(n)) {
+        said.extend(def.checks.describe());
+    }
+    if said.is_empty() {
+        return String::new();
+    }
+    format!(
+        r#"<div class="values rules">Checked: {}.</div>"#,
+        esc(&said.join(", "))
     )
 }
 
@@ -612,6 +629,7 @@ fn fields_table(api: &Api, def: &TypeDef, depth: usize) -> String {
             notes.push_str(r#"<div class="values">Read-only.</div>"#);
         }
         notes.push_str(&enum_values(api, &f.ty));
+        notes.push_str(&rules(api, &f.ty, &f.checks));
         let _ = write!(
             s,
             "<tr><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -693,7 +711,7 @@ fn model(api: &Api, def: &TypeDef) -> String {
             s.push_str("</table>");
             if e.open {
                 s.push_str(
-                    "<p>The service may send values not listed here; they are accepted.</p>",
+                    "<p>Open (<code>modelAsString</code>): the service may use values not listed here, and the gateway accepts them.</p>",
                 );
             }
         }
@@ -722,9 +740,10 @@ fn model(api: &Api, def: &TypeDef) -> String {
         TypeKind::Alias { target } => {
             let _ = write!(
                 s,
-                "<p>Type: {}</p>{}",
+                "<p>Type: {}</p>{}{}",
                 type_link(api, target),
-                enum_values(api, target)
+                enum_values(api, target),
+                rules(api, target, &def.checks)
             );
         }
         TypeKind::Intersection { parts, .. } => {
