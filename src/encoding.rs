@@ -14,8 +14,9 @@ use actix_web::http::header::{self, HeaderMap};
 
 use crate::error::GatewayError;
 
+/// A content coding the gateway can undo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Coding {
+pub enum Coding {
     Gzip,
     Deflate,
     Brotli,
@@ -31,8 +32,9 @@ impl Coding {
     }
 }
 
-/// The codings applied to the body, in the order they were applied.
-fn codings(headers: &HeaderMap) -> Result<Vec<Coding>, GatewayError> {
+/// The codings applied to the body, in the order they were applied; empty for a body sent as
+/// it is.
+pub fn codings(headers: &HeaderMap) -> Result<Vec<Coding>, GatewayError> {
     let mut codings = Vec::new();
     for value in headers.get_all(header::CONTENT_ENCODING) {
         let value = value
@@ -57,19 +59,18 @@ fn codings(headers: &HeaderMap) -> Result<Vec<Coding>, GatewayError> {
     Ok(codings)
 }
 
-/// The body as the client meant it: `body` itself when it is not compressed, else decoded, at
-/// most `limit` bytes.
-pub fn decoded<'b>(
-    headers: &HeaderMap,
+/// The body as the client meant it: `body` with `codings` (as [`codings`] lists them) undone,
+/// at most `limit` bytes; `body` itself when it is not compressed.
+pub fn decode_all<'b>(
+    codings: &[Coding],
     body: &'b [u8],
     limit: usize,
 ) -> Result<Cow<'b, [u8]>, GatewayError> {
-    let codings = codings(headers)?;
     let mut current = Cow::Borrowed(body);
     if current.is_empty() {
         return Ok(current);
     }
-    for coding in codings.into_iter().rev() {
+    for &coding in codings.iter().rev() {
         current = Cow::Owned(decode(coding, &current, limit)?);
     }
     Ok(current)
@@ -121,6 +122,14 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
         h
+    }
+
+    fn decoded<'b>(
+        headers: &HeaderMap,
+        body: &'b [u8],
+        limit: usize,
+    ) -> Result<Cow<'b, [u8]>, GatewayError> {
+        decode_all(&codings(headers)?, body, limit)
     }
 
     fn gzip(data: &[u8]) -> Vec<u8> {

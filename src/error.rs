@@ -66,6 +66,8 @@ pub enum GatewayError {
     ClientTimeout { limit_ms: u128 },
     #[error("the client asked to upgrade the connection")]
     UpgradeRefused,
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl GatewayError {
@@ -84,6 +86,7 @@ impl GatewayError {
             | GatewayError::ClientRead(_)
             | GatewayError::UpgradeRefused => "InvalidRequest",
             GatewayError::ClientTimeout { .. } => "RequestTimeout",
+            GatewayError::Internal(_) => "InternalError",
             GatewayError::UnsupportedMediaType { .. }
             | GatewayError::UnsupportedEncoding { .. } => "UnsupportedMediaType",
             GatewayError::InvalidPath | GatewayError::RepeatedParameter { .. } => "InvalidRequest",
@@ -130,6 +133,7 @@ impl GatewayError {
             GatewayError::UpstreamTimeout { .. } => "The backend did not answer in time. Try again later.".into(),
             GatewayError::ClientRead(_) => "The request body could not be read.".into(),
             GatewayError::ClientTimeout { limit_ms } => format!("The request body did not arrive within {limit_ms} ms."),
+            GatewayError::Internal(_) => "The gateway failed to handle the request. Try again.".into(),
             GatewayError::UpgradeRefused => "This gateway does not switch protocols: send the request without an Upgrade header (WebSocket APIs such as realtime are not served).".into(),
         }
     }
@@ -169,6 +173,7 @@ impl ResponseError for GatewayError {
             | GatewayError::ClientRead(_)
             | GatewayError::UpgradeRefused => StatusCode::BAD_REQUEST,
             GatewayError::ClientTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
             GatewayError::UnsupportedMediaType { .. }
             | GatewayError::UnsupportedEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,

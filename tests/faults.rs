@@ -479,3 +479,71 @@ fn compressed_bodies_are_checked_decoded_and_forwarded_as_sent() {
         still_serves(&gw).await;
     });
 }
+
+/// A chat body of about `mb` megabytes whose last message has a role the spec does not allow,
+/// so that the whole body is read before it is refused.
+fn large_invalid_chat(mb: usize) -> String {
+    let message = r#"{"role":"user","content":"hello world, this is one of many messages"},"#;
+    let count = mb * 1024 * 1024 / message.len();
+    let mut body = String::with_capacity(count * message.len() + 64);
+    body.push_str(r#"{"messages":["#);
+    for _ in 0..count {
+        body.push_str(message);
+    }
+    body.push_str(r#"{"role":"robot","content":"x"}]}"#);
+    body
+}
+
+#[test]
+fn large_bodies_are_checked_without_holding_up_other_calls() {
+    run(async {
+        let gw = start(Setup {
+            max_body_bytes: 32 << 20,
+            ..Setup::default()
+        })
+        .await;
+        // One worker (the harness's setting): a body checked on it would stall the rest.
+        let body = bytes::Bytes::from(large_invalid_chat(20));
+        let finished = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut large = Vec::new();
+        for _ in 0..4 {
+            let (request, body, finished) = (
+                gw.client
+                    .post(gw.url(CHAT))
+                    .timeout(Duration::from_secs(120))
+                    .insert_header(("api-key", common::CLIENT_KEY))
+                    .insert_header(("content-type", "application/json")),
+                body.clone(),
+                finished.clone(),
+            );
+            large.push(actix_web::rt::spawn(async move {
+                let response = request.send_body(body).await.expect("answer");
+                let (status, _, reply) = common::collect(response).await;
+                finished.borrow_mut().push(Instant::now());
+                (status, reply)
+            }));
+        }
+        // Let the uploads arrive and the checks start.
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        let (status, _, _) = gw.get("/healthz").await;
+        let healthz_answered = Instant::now();
+        assert_eq!(status, 200);
+        for handle in large {
+            let (status, reply) = handle.await.expect("task");
+            assert_eq!(status, 400, "{}", String::from_utf8_lossy(&reply));
+            assert!(String::from_utf8_lossy(&reply).contains("].role"));
+        }
+        let first_large = finished
+            .borrow()
+            .iter()
+            .min()
+            .copied()
+            .expect("four answers");
+        assert!(
+            healthz_answered < first_large,
+            "/healthz waited for a large body's check"
+        );
+        assert!(gw.all_recorded().is_empty());
+        still_serves(&gw).await;
+    });
+}

@@ -8,23 +8,9 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
-use common::{CLIENT_KEY, Setup, run, start};
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("AOAI_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python")));
-    assert!(
-        path.exists(),
-        "{} not found: the SDK conformance test needs the openai SDK in a virtualenv. Run scripts/test.sh, \
-         or: python3 -m venv .venv && .venv/bin/pip install -r tests/conformance/requirements.txt",
-        path.display()
-    );
-    path
-}
+use common::{CLIENT_KEY, Setup, python, run, start};
 
 #[test]
 fn the_openai_sdk_works_through_the_gateway() {

@@ -57,9 +57,50 @@ pub fn convert(doc: &Document) -> Result<(ir::Api, Vec<Warning>), Error> {
         description: doc.api.info.description.clone(),
         operations,
         types: c.types.into_values().collect(),
-        document: doc.raw.clone(),
+        document: served(doc),
     };
     Ok((api, c.warnings))
+}
+
+/// The spec as the gateway serves it at `/openapi/<api-version>.json`: `servers` removed (the
+/// gateway adds its own), and the `api-version` query parameter narrowed to the one version the
+/// document answers to, which is the only value the gateway accepts with it. Nothing else
+/// changes.
+fn served(doc: &Document) -> Value {
+    let mut served = doc.raw.clone();
+    let pin = |parameters: Option<&mut Value>| {
+        let Some(parameters) = parameters else {
+            return;
+        };
+        let list: Vec<&mut Value> = match parameters {
+            Value::Array(items) => items.iter_mut().collect(),
+            Value::Object(named) => named.values_mut().collect(),
+            _ => return,
+        };
+        for p in list {
+            if p.get("name").and_then(Value::as_str) == Some("api-version")
+                && p.get("in").and_then(Value::as_str) == Some("query")
+            {
+                p["schema"] = serde_json::json!({ "type": "string", "enum": [doc.version] });
+            }
+        }
+    };
+    if let Some(paths) = served.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (key, value) in item.iter_mut() {
+                if key == "parameters" {
+                    pin(Some(value));
+                } else if ir::Method::from_openapi(key).is_some() {
+                    pin(value.get_mut("parameters"));
+                }
+            }
+        }
+    }
+    pin(served.pointer_mut("/components/parameters"));
+    served
 }
 
 /// A schema, or a reference to one, as it sits in the spec.

@@ -110,6 +110,13 @@ impl Number {
             Number::Float(_) => None,
         }
     }
+
+    /// Whether the value cannot be a 64-bit integer. serde_json reads an integer literal that
+    /// fits neither `i64` nor `u64` as a float, rounded: `-9223372036854775809` becomes exactly
+    /// `i64::MIN as f64`. So a float this far from zero is out of range whatever it rounds to.
+    pub fn beyond_64_bits(self) -> bool {
+        matches!(self, Number::Float(v) if v.abs() >= 9_223_372_036_854_775_808.0)
+    }
 }
 
 impl fmt::Display for Number {

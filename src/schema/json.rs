@@ -97,6 +97,13 @@ impl Ctx {
                 let mut path = String::new();
                 for segment in failure.path.iter().rev() {
                     match segment {
+                        // A name that would read as something else is quoted: `labels[""]`,
+                        // `labels["a.b"]`.
+                        Segment::Field(name) if !plain(name) => {
+                            path.push('[');
+                            path.push_str(&serde_json::Value::from(name.as_str()).to_string());
+                            path.push(']');
+                        }
                         Segment::Field(name) if path.is_empty() => path.push_str(name),
                         Segment::Field(name) => {
                             path.push('.');
@@ -135,6 +142,14 @@ impl Ctx {
             }
         }
     }
+}
+
+/// A member name that reads unambiguously in a dotted path.
+fn plain(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '$' | '@'))
 }
 
 /// The seed for one value of type `ty`.
@@ -448,7 +463,8 @@ impl Expect<'_, '_> {
                     return Err(self.mismatch(&format!("{value}")));
                 };
                 let (low, high) = width.range();
-                if integer < i128::from(low) || integer > i128::from(high) {
+                if value.beyond_64_bits() || integer < i128::from(low) || integer > i128::from(high)
+                {
                     return Err(self.ctx.fail(format!(
                         "{value} is out of range: must be an integer from {low} to {high}"
                     )));
@@ -899,6 +915,12 @@ mod tests {
                         checks: &AT_LEAST_ONE,
                     },
                     required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "seed",
+                    ty: Ty::of(Kind::Integer(Width::I64)),
+                    required: false,
                     nullable: false,
                 },
                 Field {

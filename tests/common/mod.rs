@@ -216,6 +216,25 @@ pub async fn start(setup: Setup) -> Running {
     }
 }
 
+/// The interpreter of the virtualenv with the test's Python packages (the openai SDK,
+/// schemathesis), which the README's test command creates: `AOAI_TEST_PYTHON`, or
+/// `.venv/bin/python`.
+pub fn python() -> std::path::PathBuf {
+    let path = std::env::var_os("AOAI_TEST_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"))
+        });
+    assert!(
+        path.exists(),
+        "{} not found: this test needs the Python packages of tests/conformance/requirements.txt \
+         in a virtualenv. Run scripts/test.sh, or: python3 -m venv .venv && \
+         .venv/bin/pip install -r tests/conformance/requirements.txt",
+        path.display()
+    );
+    path
+}
+
 pub fn run<F: std::future::Future<Output = ()>>(test: F) {
     System::new().block_on(test);
 }

@@ -1,0 +1,159 @@
+"""Fuzzes one api-version of a running gateway with schemathesis and fails on any finding that
+tests/fuzz/accepted.toml does not explain.
+
+Arguments: GATEWAY (e.g. http://127.0.0.1:8080), API_VERSION, KEY (a subscription key),
+REPORT_DIR. Environment: FUZZ_SEED (default 1), FUZZ_EXAMPLES per operation (default 25),
+FUZZ_SECONDS as a time budget (default 60), SCHEMATHESIS (the CLI, default next to python).
+
+The spec fuzzed is the one the gateway serves for the version, with the gateway's two
+documented rules stated in it (open `modelAsString` enums, 64-bit integers; see
+accepted.toml). Checks: not_a_server_error, negative_data_rejection,
+positive_data_acceptance. Prints one JSON line: cases, findings, accepted findings by reason.
+"""
+
+import base64
+import glob
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHECKS = "not_a_server_error,negative_data_rejection,positive_data_acceptance"
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def contract(node):
+    """The served spec with the gateway's own rules stated, in place."""
+    if isinstance(node, list):
+        for item in node:
+            contract(item)
+        return
+    if not isinstance(node, dict):
+        return
+    x_ms_enum = node.get("x-ms-enum")
+    if isinstance(x_ms_enum, dict) and x_ms_enum.get("modelAsString") is True:
+        node.pop("enum", None)
+    if node.get("type") == "integer":
+        low, high = INT32 if node.get("format") == "int32" else INT64
+        node["minimum"] = max(node.get("minimum", low), low)
+        node["maximum"] = min(node.get("maximum", high), high)
+    for value in node.values():
+        contract(value)
+
+
+def findings(report_dir):
+    """(check name, finding message, gateway's answer) for every failed check."""
+    out = []
+    for path in glob.glob(os.path.join(report_dir, "*.ndjson")):
+        for line in open(path, encoding="utf-8"):
+            event = json.loads(line)
+            scenario = event.get("ScenarioFinished")
+            if not scenario:
+                continue
+            recorder = scenario.get("recorder") or {}
+            for case_id, checks in (recorder.get("checks") or {}).items():
+                for check in checks:
+                    info = check.get("failure_info")
+                    if not info:
+                        continue
+                    failure = info["failure"]
+                    interaction = (recorder.get("interactions") or {}).get(case_id) or {}
+                    response = interaction.get("response") or {}
+                    content = response.get("content") or {}
+                    answer = base64.b64decode(content.get("$base64", "")).decode("utf-8", "replace")
+                    request = interaction.get("request") or {}
+                    headers = request.get("headers") or {}
+                    content_type = next(
+                        (v[0] for k, v in headers.items() if k.lower() == "content-type" and v), ""
+                    )
+                    out.append(
+                        {
+                            "check": check["name"],
+                            "code": failure.get("code"),
+                            "operation": failure.get("operation"),
+                            "message": failure.get("message", ""),
+                            "answer": answer,
+                            "status": response.get("status_code"),
+                            "request": f"{request.get('method')} {request.get('uri')}",
+                            "content_type": content_type,
+                        }
+                    )
+    return out
+
+
+def main():
+    gateway, version, key, report_dir = sys.argv[1:5]
+    accepted = tomllib.load(open(os.path.join(HERE, "accepted.toml"), "rb"))["accepted"]
+    with urllib.request.urlopen(f"{gateway}/openapi/{version}.json") as r:
+        spec = json.load(r)
+    contract(spec)
+    os.makedirs(report_dir, exist_ok=True)
+    spec_path = os.path.join(report_dir, f"{version}.contract.json")
+    json.dump(spec, open(spec_path, "w"))
+    cli = os.environ.get("SCHEMATHESIS") or os.path.join(os.path.dirname(sys.executable), "schemathesis")
+    run = subprocess.run(
+        [
+            cli, "run", spec_path,
+            "--url", f"{gateway}/openai",
+            "-H", f"api-key: {key}",
+            "--checks", CHECKS,
+            "--seed", os.environ.get("FUZZ_SEED", "1"),
+            "--max-examples", os.environ.get("FUZZ_EXAMPLES", "25"),
+            "--max-time", os.environ.get("FUZZ_SECONDS", "60"),
+            "--workers", "2",
+            "--no-color",
+            "--report", "ndjson",
+            "--report-dir", report_dir,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    found = findings(report_dir)
+    unexplained, explained, seen = [], {}, set()
+    for f in found:
+        key = (f["check"], f["operation"], f["message"], f["answer"])
+        if key in seen:
+            continue
+        seen.add(key)
+        text = f["message"] if f["check"] == "negative_data_rejection" else f["answer"]
+        entry = next(
+            (
+                a
+                for a in accepted
+                if a["check"] == f["check"]
+                and a["contains"] in text
+                and f["content_type"].startswith(a.get("content_type", ""))
+            ),
+            None,
+        )
+        if entry is None:
+            unexplained.append(f)
+        else:
+            explained[entry["contains"]] = explained.get(entry["contains"], 0) + 1
+    generated = sum(1 for _ in open(glob.glob(os.path.join(report_dir, "*.ndjson"))[0]))
+    print(json.dumps({
+        "api_version": version,
+        "schemathesis_exit": run.returncode,
+        "events": generated,
+        "findings": len(seen),
+        "accepted": explained,
+        "unexplained": len(unexplained),
+    }))
+    for f in unexplained[:30]:
+        print(
+            f"\n{f['check']} ({f['code']}) on {f['operation']}\n  {f['request']}\n"
+            f"  finding: {f['message']}\n  answer ({f['status']}): {f['answer'][:400]}",
+            file=sys.stderr,
+        )
+    if run.returncode not in (0, 1):
+        print(run.stdout[-4000:], run.stderr[-4000:], file=sys.stderr)
+        sys.exit(2)
+    sys.exit(1 if unexplained else 0)
+
+
+if __name__ == "__main__":
+    main()
