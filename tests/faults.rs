@@ -547,3 +547,41 @@ fn large_bodies_are_checked_without_holding_up_other_calls() {
         still_serves(&gw).await;
     });
 }
+
+#[test]
+fn a_client_that_leaves_mid_stream_costs_nothing_more() {
+    run(async {
+        let gw = start(Setup {
+            backends: vec![Backend::new("eastus", "East US")],
+            chunk_delay: Duration::from_millis(200),
+            ..Setup::default()
+        })
+        .await;
+        let addr = gw.addr;
+        actix_web::rt::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+            stream
+                .write_all(&raw_post(CHAT, STREAM, ""))
+                .expect("write");
+            let mut first = [0u8; 1024];
+            let n = stream.read(&mut first).expect("first bytes");
+            assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+            // Gone, with the answer half-sent.
+        })
+        .await
+        .expect("client");
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        let (_, _, metrics) = gw.get("/metrics").await;
+        let metrics = String::from_utf8_lossy(&metrics);
+        assert_eq!(
+            metric(
+                &metrics,
+                "aoai_gateway_backend_streams_cut_total{backend=\"eastus\"}"
+            ),
+            Some(0),
+            "a client leaving is not the backend's fault: {metrics}"
+        );
+        still_serves(&gw).await;
+    });
+}

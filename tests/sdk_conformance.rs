@@ -1,7 +1,8 @@
 //! Conformance with a real client: the official `openai` Python SDK's `AzureOpenAI`, pointed at
 //! the gateway with a subscription key, for each compiled api-version: chat, streaming chat with
-//! `stream_options.include_usage`, embeddings, audio transcription, image generation, an
-//! Assistants call where the version has them, and the gateway's errors as SDK exceptions.
+//! `stream_options.include_usage`, a stream the backend cuts half-way (which must raise),
+//! embeddings, audio transcription, image generation, an Assistants call where the version has
+//! them, and the gateway's errors as SDK exceptions.
 //!
 //! The SDK lives in a virtualenv that the README's test command creates (`scripts/test.sh`);
 //! `AOAI_TEST_PYTHON` names its interpreter, defaulting to `.venv/bin/python`.
@@ -48,6 +49,7 @@ fn the_openai_sdk_works_through_the_gateway() {
                 "two calls in a row should be served by both regions: {seen}"
             );
             assert!(seen["stream_chunks"].as_u64().unwrap_or(0) > 3, "{seen}");
+            assert!(seen["cut_stream_raised"].is_string(), "{seen}");
             assert_eq!(seen["assistant"].is_string(), assistants, "{seen}");
         }
         // What the SDK sent reached the backends with their own keys and never the client's.

@@ -15,6 +15,7 @@ import struct
 import sys
 import warnings
 
+import httpx
 import openai
 from openai import AzureOpenAI
 
@@ -62,6 +63,18 @@ def main():
     check(text.startswith("Hello from"), f"streamed text {text!r}")
     check(usage is not None and usage.total_tokens > 0, "the include_usage chunk")
     seen["stream_chunks"] = chunks
+
+    # A backend that dies half-way through a stream: the SDK must fail, not hand back part of a
+    # completion as if it were all of it (the gateway fails the client's response in turn).
+    received = ""
+    try:
+        for chunk in client.chat.completions.create(model="cut-stream", messages=messages, stream=True):
+            if chunk.choices:
+                received += chunk.choices[0].delta.content or ""
+        check(False, f"a stream cut by the backend ended normally after {received!r}")
+    except (openai.APIConnectionError, httpx.TransportError) as e:
+        # Mid-stream, the SDK lets httpx's own error through (an incomplete chunked read).
+        seen["cut_stream_raised"] = type(e).__name__
 
     embeddings = client.embeddings.create(model="text-embedding-3-small", input=["first text", "second text"])
     check(len(embeddings.data) == 2 and len(embeddings.data[0].embedding) > 100, "two embeddings")

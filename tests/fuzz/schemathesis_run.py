@@ -15,6 +15,7 @@ import base64
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -85,6 +86,26 @@ def findings(report_dir):
     return out
 
 
+def unlisted(answer):
+    """Whether a `must be one of "a", "b", got "x"` answer refused a value it does not list."""
+    try:
+        message = json.loads(answer)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    found = re.search(r'must be one of (.+), got "(.*)"$', message)
+    return bool(found) and found.group(2) not in re.findall(r'"((?:[^"\\]|\\.)*)"', found.group(1))
+
+
+def matches(entry, finding):
+    text = finding["message"] if finding["check"] == "negative_data_rejection" else finding["answer"]
+    return (
+        entry["check"] == finding["check"]
+        and entry["contains"] in text
+        and finding["content_type"].startswith(entry.get("content_type", ""))
+        and (not entry.get("unlisted_value") or unlisted(finding["answer"]))
+    )
+
+
 def main():
     gateway, version, key, report_dir = sys.argv[1:5]
     accepted = tomllib.load(open(os.path.join(HERE, "accepted.toml"), "rb"))["accepted"]
@@ -119,17 +140,7 @@ def main():
         if key in seen:
             continue
         seen.add(key)
-        text = f["message"] if f["check"] == "negative_data_rejection" else f["answer"]
-        entry = next(
-            (
-                a
-                for a in accepted
-                if a["check"] == f["check"]
-                and a["contains"] in text
-                and f["content_type"].startswith(a.get("content_type", ""))
-            ),
-            None,
-        )
+        entry = next((a for a in accepted if matches(a, f)), None)
         if entry is None:
             unexplained.append(f)
         else:
