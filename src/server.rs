@@ -208,7 +208,7 @@ async fn handle(
 ) -> HttpResponse {
     let started = Instant::now();
     let mut trace = Trace::default();
-    let response = match route(&req, payload, &gw, &client, &mut trace).await {
+    let mut response = match route(&req, payload, &gw, &client, &mut trace).await {
         Ok(Reply::Own(response)) => response,
         Ok(Reply::Backend(answer)) => {
             let status = answer.status.as_u16();
@@ -234,7 +234,6 @@ async fn handle(
     let status = response.status().as_u16();
     count_request(&gw, &trace, status);
     access_record(&gw, &req, status, started, &trace, None);
-    let mut response = response;
     close_if_draining(&gw, &mut response);
     response
 }

@@ -141,6 +141,18 @@ impl Answer {
         client: Version,
         on_end: impl FnOnce(End) + Unpin + 'static,
     ) -> HttpResponse {
+        // actix never reads a body it knows to be empty, so such an answer ends here.
+        let empty = self.length == Some(0)
+            || matches!(
+                self.status,
+                StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
+            );
+        if empty {
+            on_end(End::Complete { bytes: 0 });
+            let mut reply = HttpResponse::build(self.status).finish();
+            *reply.headers_mut() = self.headers;
+            return reply;
+        }
         let relay = Relay::new(self.body, self.framing, on_end);
         // A known length is kept so the client sees it.
         let mut reply = match self.length {

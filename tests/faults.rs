@@ -585,3 +585,27 @@ fn a_client_that_leaves_mid_stream_costs_nothing_more() {
         still_serves(&gw).await;
     });
 }
+
+#[test]
+fn unknown_fields_are_forwarded_unless_the_config_refuses_them() {
+    run(async {
+        let body =
+            r#"{"messages":[{"role":"user","content":"Hello!"}],"added_by_azure_later":true}"#;
+        let gw = start(Setup::default()).await;
+        let (status, _, _) = gw.post_json(CHAT, body).await;
+        assert_eq!(status, 200);
+        assert_eq!(gw.all_recorded()[0].body, body.as_bytes());
+
+        let gw = start(Setup {
+            tweak: |c| c.validation.unknown_fields = aoai_gateway::config::UnknownFields::Reject,
+            ..Setup::default()
+        })
+        .await;
+        let (status, _, reply) = gw.post_json(CHAT, body).await;
+        assert_eq!(status, 400);
+        let error: serde_json::Value = serde_json::from_slice(&reply).expect("json");
+        assert_eq!(error["error"]["param"], "added_by_azure_later");
+        assert!(gw.all_recorded().is_empty());
+        still_serves(&gw).await;
+    });
+}

@@ -16,6 +16,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -594,19 +595,19 @@ impl<'de> Visitor<'de> for Expect<'_, '_> {
         let count = match self.what {
             Expected::Struct(s) => walk_struct(s, ctx, &mut map)?,
             Expected::Map(value) => {
-                let mut names: Vec<Key<'de>> = Vec::new();
+                let mut names: HashSet<Key<'de>> = HashSet::new();
                 let seed = Seed {
                     ty: value,
                     inherited: None,
                     ctx,
                 };
                 while let Some(name) = map.next_key_seed(KeySeed)? {
-                    if names.contains(&name) {
+                    if names.contains(&*name) {
                         return Err(ctx.fail(format!("repeats the key `{}`", printable(&name))));
                     }
                     let segment = || Segment::Field(name.to_string());
                     ctx.within(segment, map.next_value_seed(seed))?;
-                    names.push(name);
+                    names.insert(name);
                 }
                 names.len()
             }
@@ -669,8 +670,8 @@ fn walk_struct<'de, A: MapAccess<'de>>(
     map: &mut A,
 ) -> Result<usize, A::Error> {
     let mut seen = Seen::new(s.fields.len());
-    // Members the struct does not list, to catch repeats among them too; rare.
-    let mut others: Vec<Key<'de>> = Vec::new();
+    // Members the struct does not list, to catch repeats among them too.
+    let mut others: HashSet<Key<'de>> = HashSet::new();
     let mut count = 0;
     while let Some(name) = map.next_key_seed(KeySeed)? {
         count += 1;
@@ -692,7 +693,7 @@ fn walk_struct<'de, A: MapAccess<'de>>(
             ctx.within(segment, result)?;
             continue;
         }
-        if others.contains(&name) {
+        if others.contains(&*name) {
             return Err(ctx.fail(format!("repeats the field `{}`", printable(&name))));
         }
         match &s.extra {
@@ -715,7 +716,7 @@ fn walk_struct<'de, A: MapAccess<'de>>(
                 map.next_value::<IgnoredAny>()?;
             }
         }
-        others.push(name);
+        others.insert(name);
     }
     if let Some(missing) = s
         .fields
@@ -728,11 +729,31 @@ fn walk_struct<'de, A: MapAccess<'de>>(
     Ok(count)
 }
 
-/// An object member's name, borrowed from the body where it has no escapes.
-#[derive(PartialEq)]
+/// An object member's name, borrowed from the body where it has no escapes. Compared and
+/// hashed as its text.
 enum Key<'de> {
     Borrowed(&'de str),
     Owned(String),
+}
+
+impl PartialEq for Key<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Key<'_> {}
+
+impl std::hash::Hash for Key<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (**self).hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for Key<'_> {
+    fn borrow(&self) -> &str {
+        self
+    }
 }
 
 impl std::ops::Deref for Key<'_> {
