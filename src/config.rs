@@ -565,7 +565,7 @@ pub struct Settings {
     pub base_path: String,
     pub workers: Option<usize>,
     pub max_body_bytes: usize,
-    pub validation: crate::schema::Policy,
+    pub validation: aoai_runtime::schema::Policy,
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub client_head_timeout: Duration,
@@ -718,7 +718,7 @@ impl FileConfig {
             base_path,
             workers: self.workers,
             max_body_bytes: self.limits.max_body_bytes,
-            validation: crate::schema::Policy {
+            validation: aoai_runtime::schema::Policy {
                 reject_unknown_fields: self.validation.unknown_fields == UnknownFields::Reject,
             },
             connect_timeout: Duration::from_millis(self.timeouts.connect_ms),

@@ -10,8 +10,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::catalog::Method;
-use crate::schema::ValidationError;
+use aoai_runtime::catalog::Method;
+use aoai_runtime::schema::ValidationError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {

@@ -5,13 +5,8 @@
 //! models ([`validate`]), authenticates the caller ([`auth`]), picks a regional backend
 //! ([`balancer`]) and streams the call through ([`upstream`]).
 
-// Generated code names this crate's runtime support as `::aoai_gateway::…`, which then resolves
-// the same way inside this crate and in tests that compile generated snapshots.
-extern crate self as aoai_gateway;
-
 pub mod auth;
 pub mod balancer;
-pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod docs;
@@ -23,10 +18,8 @@ pub mod multipart;
 pub mod query;
 pub mod relay;
 pub mod router;
-pub mod schema;
 pub mod server;
 pub mod simulator;
-pub mod support;
 pub mod upstream;
 pub mod validate;
 

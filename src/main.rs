@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aoai_gateway::catalog::ApiVersion;
 use aoai_gateway::generated::{API_VERSIONS, SOURCES};
 use aoai_gateway::server::{self, Gateway};
 use aoai_gateway::simulator::{self, Simulator, SimulatorConfig};
 use aoai_gateway::{config, demo};
+use aoai_runtime::catalog::ApiVersion;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]

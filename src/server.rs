@@ -29,7 +29,6 @@ use futures_util::StreamExt;
 
 use crate::auth::{Auth, QUERY_PARAM};
 use crate::balancer::Balancer;
-use crate::catalog::Route;
 use crate::config::{Backend, Failover, MetricsConfig, Settings};
 use crate::docs::Docs;
 use crate::error::GatewayError;
@@ -37,9 +36,10 @@ use crate::failover;
 use crate::metrics::Metrics;
 use crate::relay::End;
 use crate::router::Router;
-use crate::schema::Policy;
 use crate::upstream::{self, Answer, Outgoing};
 use crate::{encoding, query, validate};
+use aoai_runtime::catalog::Route;
+use aoai_runtime::schema::Policy;
 
 const API_VERSION: &str = "api-version";
 

@@ -1,7 +1,7 @@
 //! Checks a request against its operation before any backend quota is spent.
 //!
 //! Parameters are read from text and checked against their types and the spec's rules; a JSON
-//! body is walked against the api-version's schema tables (see [`crate::schema`]); a form body
+//! body is walked against the api-version's schema tables (see [`aoai_runtime::schema`]); a form body
 //! must have its required parts, and its text parts must fit their fields. Nothing here changes
 //! the request: the bytes forwarded are the client's.
 //!
@@ -12,11 +12,11 @@ use std::borrow::Cow;
 
 use actix_web::http::header::HeaderMap;
 
-use crate::catalog::{ContentKind, Media, ParamLocation, Route};
 use crate::error::GatewayError;
 use crate::router::Matched;
-use crate::schema::{self, Policy};
 use crate::{multipart, query};
+use aoai_runtime::catalog::{ContentKind, Media, ParamLocation, Route};
+use aoai_runtime::schema::{self, Policy};
 
 pub fn parameters(
     route: &Route,

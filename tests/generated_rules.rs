@@ -3,7 +3,7 @@
 //! accept and reject, with which path and message, and that a value read into the `models` and
 //! written back loses nothing.
 
-use aoai_gateway::schema::{self, Kind, Model, Policy, Ty, ValidationError};
+use aoai_runtime::schema::{self, Kind, Model, Policy, Ty, ValidationError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -329,8 +329,8 @@ fn recursion_is_boxed_only_where_needed() {
 
 #[test]
 fn names_are_sanitized_and_keep_the_spec_name() {
-    use aoai_gateway::catalog::{ContentKind, Method, ParamLocation};
-    use aoai_gateway::schema::{Body, Width};
+    use aoai_runtime::catalog::{ContentKind, Method, ParamLocation};
+    use aoai_runtime::schema::{Body, Width};
     use names::models::{OptionSchema, StringSchema, ThingsUpdateRequest};
     let r: ThingsUpdateRequest =
         roundtrip(json!({"type": "t", "self": true, "fieldsMapping": "m", "a-b": "1", "a_b": "2"}));

@@ -198,7 +198,7 @@ fn intermediate_model_serializes() {
 #[test]
 fn every_request_example_passes_the_validator() {
     let generated = aoai_codegen::generate(spec_dir(), "spec").unwrap_or_else(|e| panic!("{e}"));
-    let strict = aoai_gateway::schema::Policy {
+    let strict = aoai_runtime::schema::Policy {
         reject_unknown_fields: true,
     };
     let mut checked = 0;
@@ -224,7 +224,7 @@ fn every_request_example_passes_the_validator() {
                 let Some(schema) = media.schema else { continue };
                 for example in &content.examples {
                     let bytes = serde_json::to_vec(&example.value).expect("json");
-                    if let Err(e) = aoai_gateway::schema::json::validate(&bytes, schema, strict) {
+                    if let Err(e) = aoai_runtime::schema::json::validate(&bytes, schema, strict) {
                         panic!("{}: {e}", example.pointer);
                     }
                     checked += 1;

@@ -6,9 +6,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::rt::System;
-use aoai_gateway::catalog::Roundtrip;
 use aoai_gateway::generated::API_VERSIONS;
 use aoai_gateway::simulator::{self, Simulator, SimulatorConfig};
+use aoai_runtime::catalog::Roundtrip;
 use serde_json::Value;
 
 const KEY: &str = "simulated-key";

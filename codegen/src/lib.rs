@@ -241,7 +241,7 @@ pub fn build(spec_dir: &Path, out_dir: &Path) -> Result<BuildReport, Error> {
         /// Stands for the configured base path in [`DOCS`].
         pub const DOCS_BASE_PATH: &str = #base_placeholder;
         /// Every compiled api-version, sorted by version.
-        pub static API_VERSIONS: &[&::aoai_gateway::catalog::ApiVersion] = &[#(#apis),*];
+        pub static API_VERSIONS: &[&::aoai_runtime::catalog::ApiVersion] = &[#(#apis),*];
         /// Each api-version's spec as served (JSON, without `servers`).
         pub static DOCUMENTS: &[(&str, &str)] = &[#(#documents),*];
         /// The generated sources, as `aoai-gateway codegen --out DIR` writes them.

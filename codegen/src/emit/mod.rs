@@ -3,8 +3,8 @@
 //! Each api-version becomes a `models` module (one item per [`ir::TypeDef`], sorted by name), a
 //! `schemas` module (the same types as tables the gateway validates requests with, see
 //! [`schemas`]) and a `routes` module (one documented `static` per operation plus the `ROUTES`
-//! table the gateway serves). Generated code names the gateway's runtime support as `::aoai_gateway::…`, which the
-//! gateway crate makes resolvable from inside itself with `extern crate self as aoai_gateway`.
+//! table the gateway serves). Generated code names what it depends on as `::aoai_runtime::…`,
+//! the small runtime crate both the gateway and the tests that compile snapshots depend on.
 //! Output is formatted with prettyplease; comments do not survive formatting, so the header
 //! naming the source spec is added afterwards.
 
@@ -199,7 +199,7 @@ fn rust_type(t: &TypeRef, models: &TokenStream) -> TokenStream {
 pub fn models(api: &Api) -> TokenStream {
     let imports = quote! {
         #[allow(unused_imports)]
-        use ::aoai_gateway::support;
+        use ::aoai_runtime::support;
         #[allow(unused_imports)]
         use ::serde::{Deserialize, Deserializer, Serialize, Serializer};
         #[allow(unused_imports)]
@@ -674,9 +674,9 @@ fn routes(api: &Api) -> TokenStream {
     let source = &api.source;
     quote! {
         #[allow(unused_imports)]
-        use ::aoai_gateway::{catalog, support};
+        use ::aoai_runtime::{catalog, support};
         #[allow(unused_imports)]
-        use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+        use ::aoai_runtime::schema::{Bound, Checks, Format, Kind, Ty, Width};
         #[allow(unused_imports)]
         use super::{models, schemas};
         /// Every operation of this api-version, in spec order.

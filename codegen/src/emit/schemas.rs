@@ -2,7 +2,7 @@
 //!
 //! One `static` per type of the intermediate model, named after it in capitals
 //! (`CreateChatCompletionRequest` → `CREATE_CHAT_COMPLETION_REQUEST`), each a
-//! `::aoai_gateway::schema::Model` that the gateway's validator walks a request against. The
+//! `::aoai_runtime::schema::Model` that the gateway's validator walks a request against. The
 //! statics refer to each other by address, so recursive schemas need nothing special. Struct
 //! fields are sorted by name (the validator looks them up by binary search); patterns are
 //! statics of their own, in `patterns`, because each compiles itself on first use.
@@ -68,14 +68,14 @@ pub fn schemas(api: &Api) -> TokenStream {
         quote! {
             /// The patterns the spec states, each compiled on first use.
             pub mod patterns {
-                use ::aoai_gateway::schema::Pattern;
+                use ::aoai_runtime::schema::Pattern;
                 #(#patterns)*
             }
         }
     };
     quote! {
         #[allow(unused_imports)]
-        use ::aoai_gateway::schema::{
+        use ::aoai_runtime::schema::{
             Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct, Ty,
             Union, Variant, Width,
         };

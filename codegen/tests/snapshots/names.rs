@@ -4,7 +4,7 @@
 /// Request and response models of api-version `2000-01-07`, one type per schema of `names.yaml`.
 pub mod models {
     #[allow(unused_imports)]
-    use ::aoai_gateway::support;
+    use ::aoai_runtime::support;
     #[allow(unused_imports)]
     use ::serde::{Deserialize, Deserializer, Serialize, Serializer};
     #[allow(unused_imports)]
@@ -126,7 +126,7 @@ pub mod models {
 /// The types of api-version `2000-01-07` as tables the gateway checks requests against.
 pub mod schemas {
     #[allow(unused_imports)]
-    use ::aoai_gateway::schema::{
+    use ::aoai_runtime::schema::{
         Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
         Ty, Union, Variant, Width,
     };
@@ -253,9 +253,9 @@ pub mod schemas {
 /// The operations of api-version `2000-01-07`, as the gateway serves them.
 pub mod routes {
     #[allow(unused_imports)]
-    use ::aoai_gateway::{catalog, support};
+    use ::aoai_runtime::{catalog, support};
     #[allow(unused_imports)]
-    use ::aoai_gateway::schema::{Bound, Checks, Format, Kind, Ty, Width};
+    use ::aoai_runtime::schema::{Bound, Checks, Format, Kind, Ty, Width};
     #[allow(unused_imports)]
     use super::{models, schemas};
 
