@@ -112,6 +112,7 @@ def main():
     with urllib.request.urlopen(f"{gateway}/openapi/{version}.json") as r:
         spec = json.load(r)
     contract(spec)
+    report_dir = os.path.abspath(report_dir)
     os.makedirs(report_dir, exist_ok=True)
     spec_path = os.path.join(report_dir, f"{version}.contract.json")
     json.dump(spec, open(spec_path, "w"))
@@ -132,6 +133,8 @@ def main():
         ],
         capture_output=True,
         text=True,
+        # schemathesis keeps a cache of past findings where it runs: not in the source tree.
+        cwd=report_dir,
     )
     found = findings(report_dir)
     unexplained, explained, seen = [], {}, set()
