@@ -15,7 +15,7 @@ use actix_web::http::header::HeaderMap;
 use crate::error::GatewayError;
 use crate::router::Matched;
 use crate::{multipart, query};
-use aoai_runtime::catalog::{ContentKind, Media, ParamLocation, Route};
+use aoai_runtime::catalog::{ContentKind, Media, ParamLocation, Route, essence};
 use aoai_runtime::schema::{self, Policy};
 
 pub fn parameters(
@@ -54,7 +54,7 @@ pub fn parameters(
         if values.is_empty() && p.required {
             return Err(invalid(format!(
                 "the {} parameter is required",
-                location(p.location)
+                p.location.as_str()
             )));
         }
         for value in &values {
@@ -62,26 +62,6 @@ pub fn parameters(
         }
     }
     Ok(())
-}
-
-fn location(l: ParamLocation) -> &'static str {
-    match l {
-        ParamLocation::Path => "path",
-        ParamLocation::Query => "query",
-        ParamLocation::Header => "header",
-        ParamLocation::Cookie => "cookie",
-    }
-}
-
-/// The media type without parameters, lower-cased: `Application/JSON; charset=utf-8` →
-/// `application/json`.
-fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
 }
 
 pub fn body(

@@ -7,6 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The enums the generated code shares with the generator, defined once in the runtime crate.
+pub use aoai_runtime::catalog::{ContentKind, Method, ParamLocation};
+pub use aoai_runtime::schema::{Bound, Format, Rule};
+
 /// One api-version: its operations and every type they use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Api {
@@ -37,48 +41,6 @@ impl Api {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Method {
-    Get,
-    Put,
-    Post,
-    Delete,
-    Options,
-    Head,
-    Patch,
-    Trace,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Put => "PUT",
-            Method::Post => "POST",
-            Method::Delete => "DELETE",
-            Method::Options => "OPTIONS",
-            Method::Head => "HEAD",
-            Method::Patch => "PATCH",
-            Method::Trace => "TRACE",
-        }
-    }
-
-    pub fn from_openapi(name: &str) -> Option<Method> {
-        Some(match name {
-            "get" => Method::Get,
-            "put" => Method::Put,
-            "post" => Method::Post,
-            "delete" => Method::Delete,
-            "options" => Method::Options,
-            "head" => Method::Head,
-            "patch" => Method::Patch,
-            "trace" => Method::Trace,
-            _ => return None,
-        })
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Operation {
     pub operation_id: String,
@@ -101,26 +63,6 @@ pub struct Operation {
     pub pointer: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ParamLocation {
-    Path,
-    Query,
-    Header,
-    Cookie,
-}
-
-impl ParamLocation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ParamLocation::Path => "path",
-            ParamLocation::Query => "query",
-            ParamLocation::Header => "header",
-            ParamLocation::Cookie => "cookie",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Parameter {
     pub name: String,
@@ -140,43 +82,6 @@ pub struct RequestBody {
     pub required: bool,
     pub description: Option<String>,
     pub content: Vec<Content>,
-}
-
-/// How a body of one media type is framed on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ContentKind {
-    Json,
-    Multipart,
-    FormUrlEncoded,
-    Text,
-    Binary,
-    EventStream,
-    Other,
-}
-
-impl ContentKind {
-    pub fn of(media_type: &str) -> ContentKind {
-        let essence = media_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match essence.as_str() {
-            "application/json" => ContentKind::Json,
-            s if s.ends_with("+json") => ContentKind::Json,
-            "multipart/form-data" => ContentKind::Multipart,
-            "application/x-www-form-urlencoded" => ContentKind::FormUrlEncoded,
-            "text/event-stream" => ContentKind::EventStream,
-            s if s.starts_with("text/") => ContentKind::Text,
-            "application/octet-stream" => ContentKind::Binary,
-            s if s.starts_with("audio/") || s.starts_with("image/") || s.starts_with("video/") => {
-                ContentKind::Binary
-            }
-            _ => ContentKind::Other,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -328,60 +233,25 @@ impl Checks {
         *self == Checks::default()
     }
 
-    /// The rules as a reader would say them, for the docs: `>= 0`, `at most 4 items`, ….
+    /// The rules stated here, as the docs say them: `>= 0`, `at most 4 items`, …, with those of
+    /// items and map values.
     pub fn describe(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        let number = |v: f64| {
-            if v.fract() == 0.0 && v.abs() < 1e15 {
-                format!("{}", v as i64)
-            } else {
-                format!("{v}")
-            }
-        };
-        if let Some(b) = &self.minimum {
-            out.push(format!(
-                "{} {}",
-                if b.exclusive { ">" } else { ">=" },
-                number(b.value)
-            ));
-        }
-        if let Some(b) = &self.maximum {
-            out.push(format!(
-                "{} {}",
-                if b.exclusive { "<" } else { "<=" },
-                number(b.value)
-            ));
-        }
-        if let Some(m) = self.multiple_of {
-            out.push(format!("a multiple of {}", number(m)));
-        }
-        if let Some(n) = self.min_length {
-            out.push(format!("at least {n} characters"));
-        }
-        if let Some(n) = self.max_length {
-            out.push(format!("at most {n} characters"));
-        }
-        if let Some(p) = &self.pattern {
-            out.push(format!("matches `{p}`"));
-        }
-        if let Some(f) = self.format {
-            out.push(format!("format {}", f.name()));
-        }
-        if let Some(n) = self.min_items {
-            out.push(format!("at least {n} items"));
-        }
-        if let Some(n) = self.max_items {
-            out.push(format!("at most {n} items"));
-        }
+        let mut rules = Vec::new();
+        rules.extend(self.minimum.map(Rule::Minimum));
+        rules.extend(self.maximum.map(Rule::Maximum));
+        rules.extend(self.multiple_of.map(Rule::MultipleOf));
+        rules.extend(self.min_length.map(Rule::MinLength));
+        rules.extend(self.max_length.map(Rule::MaxLength));
+        rules.extend(self.pattern.as_deref().map(Rule::Pattern));
+        rules.extend(self.format.map(Rule::Format));
+        rules.extend(self.min_items.map(Rule::MinItems));
+        rules.extend(self.max_items.map(Rule::MaxItems));
         if self.unique_items {
-            out.push("no repeated items".into());
+            rules.push(Rule::UniqueItems);
         }
-        if let Some(n) = self.min_properties {
-            out.push(format!("at least {n} properties"));
-        }
-        if let Some(n) = self.max_properties {
-            out.push(format!("at most {n} properties"));
-        }
+        rules.extend(self.min_properties.map(Rule::MinProperties));
+        rules.extend(self.max_properties.map(Rule::MaxProperties));
+        let mut out: Vec<String> = rules.iter().map(Rule::to_string).collect();
         if let Some(items) = &self.items {
             out.extend(
                 items
@@ -399,51 +269,6 @@ impl Checks {
             );
         }
         out
-    }
-}
-
-/// A numeric bound; `exclusive` excludes the value itself.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Bound {
-    pub value: f64,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub exclusive: bool,
-}
-
-/// The `format`s the gateway checks. Others (`binary`, `unixtime`, `double`, …) describe a value
-/// without narrowing it further than its type; `byte`/`base64` and `float` are left unchecked
-/// on purpose (data URLs and URL-safe base64 would be refused; no service refuses a number
-/// because it does not fit a single-precision float). Integer widths are checked by type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    /// RFC 3339 `date-time`.
-    DateTime,
-    /// RFC 3339 `full-date`.
-    Date,
-    /// An absolute URI: a scheme, then `:`.
-    Uri,
-    Uuid,
-}
-
-impl Format {
-    pub fn from_openapi(name: &str) -> Option<Format> {
-        Some(match name {
-            "date-time" => Format::DateTime,
-            "date" => Format::Date,
-            "uri" => Format::Uri,
-            "uuid" => Format::Uuid,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::DateTime => "date-time",
-            Format::Date => "date",
-            Format::Uri => "uri",
-            Format::Uuid => "uuid",
-        }
     }
 }
 

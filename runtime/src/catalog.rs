@@ -4,7 +4,7 @@
 //! below; the router, the validator, `aoai-gateway routes` and the tests read them and nothing
 //! else, so serving a new api-version needs no hand-written code.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::schema::{Ty, ValidationError};
 
@@ -20,19 +20,40 @@ pub struct ApiVersion {
     pub routes: &'static [&'static Route],
 }
 
-/// Mirrors `aoai_codegen::ir::Method`: the generator is only a build-dependency, so the
-/// runtime keeps its own copy of the few small enums the generated tables use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Method {
-    Get,
-    Put,
-    Post,
-    Delete,
-    Options,
-    Head,
-    Patch,
-    Trace,
+/// Defines a field-less enum shared by the generator and generated code, with the name of each
+/// variant as generated code writes it, so that no one maps the variants a second time.
+macro_rules! shared_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident,)* }) => {
+        $(#[$meta])*
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// The variant's name, as generated code writes it (`Method::Get`).
+            pub const fn variant(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($variant),)*
+                }
+            }
+        }
+    };
+}
+pub(crate) use shared_enum;
+
+shared_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+    #[serde(rename_all = "UPPERCASE")]
+    pub enum Method {
+        Get,
+        Put,
+        Post,
+        Delete,
+        Options,
+        Head,
+        Patch,
+        Trace,
+    }
 }
 
 impl Method {
@@ -49,6 +70,7 @@ impl Method {
         }
     }
 
+    /// An HTTP method name, which is case-sensitive: `POST`.
     pub fn parse(method: &str) -> Option<Method> {
         Some(match method {
             "GET" => Method::Get,
@@ -61,6 +83,14 @@ impl Method {
             "TRACE" => Method::Trace,
             _ => return None,
         })
+    }
+
+    /// The method an OpenAPI path item's key names: `post`.
+    pub fn from_openapi(key: &str) -> Option<Method> {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            return None;
+        }
+        Method::parse(&key.to_ascii_uppercase())
     }
 }
 
@@ -80,13 +110,26 @@ pub struct Route {
     pub stream_flag: Option<&'static str>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ParamLocation {
-    Path,
-    Query,
-    Header,
-    Cookie,
+shared_enum! {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum ParamLocation {
+        Path,
+        Query,
+        Header,
+        Cookie,
+    }
+}
+
+impl ParamLocation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamLocation::Path => "path",
+            ParamLocation::Query => "query",
+            ParamLocation::Header => "header",
+            ParamLocation::Cookie => "cookie",
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -113,16 +156,48 @@ pub struct ResponseSpec {
     pub content: &'static [Media],
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ContentKind {
-    Json,
-    Multipart,
-    FormUrlEncoded,
-    Text,
-    Binary,
-    EventStream,
-    Other,
+shared_enum! {
+    /// How a body of one media type is framed on the wire.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum ContentKind {
+        Json,
+        Multipart,
+        FormUrlEncoded,
+        Text,
+        Binary,
+        EventStream,
+        Other,
+    }
+}
+
+impl ContentKind {
+    pub fn of(media_type: &str) -> ContentKind {
+        match essence(media_type).as_str() {
+            "application/json" => ContentKind::Json,
+            s if s.ends_with("+json") => ContentKind::Json,
+            "multipart/form-data" => ContentKind::Multipart,
+            "application/x-www-form-urlencoded" => ContentKind::FormUrlEncoded,
+            "text/event-stream" => ContentKind::EventStream,
+            s if s.starts_with("text/") => ContentKind::Text,
+            "application/octet-stream" => ContentKind::Binary,
+            s if s.starts_with("audio/") || s.starts_with("image/") || s.starts_with("video/") => {
+                ContentKind::Binary
+            }
+            _ => ContentKind::Other,
+        }
+    }
+}
+
+/// A media type without its parameters, lower-cased: `Application/JSON; charset=utf-8` →
+/// `application/json`.
+pub fn essence(media_type: &str) -> String {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// A body of one media type.

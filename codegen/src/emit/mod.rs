@@ -604,28 +604,14 @@ fn routes(api: &Api) -> TokenStream {
             op.description.clone().filter(|d| Some(d) != op.summary.as_ref()),
         ]));
         let operation_id = &op.operation_id;
-        let method = ident(match op.method {
-            ir::Method::Get => "Get",
-            ir::Method::Put => "Put",
-            ir::Method::Post => "Post",
-            ir::Method::Delete => "Delete",
-            ir::Method::Options => "Options",
-            ir::Method::Head => "Head",
-            ir::Method::Patch => "Patch",
-            ir::Method::Trace => "Trace",
-        });
+        let method = ident(op.method.variant());
         let path = &op.path;
         let summary = op.summary.as_deref().unwrap_or_default();
         let tags = &op.tags;
         let deprecated = op.deprecated;
         let parameters = op.parameters.iter().map(|p| {
             let name = &p.name;
-            let location = ident(match p.location {
-                ir::ParamLocation::Path => "Path",
-                ir::ParamLocation::Query => "Query",
-                ir::ParamLocation::Header => "Header",
-                ir::ParamLocation::Cookie => "Cookie",
-            });
+            let location = ident(p.location.variant());
             let required = p.required;
             let ty = types.ty(&p.ty, &p.checks);
             quote!(#catalog::Parameter { name: #name, location: #catalog::ParamLocation::#location, required: #required, ty: #ty })
@@ -723,15 +709,7 @@ fn media(
     let catalog = quote!(catalog);
     let support = quote!(support);
     let media_type = &c.media_type;
-    let kind = ident(match c.kind {
-        ContentKind::Json => "Json",
-        ContentKind::Multipart => "Multipart",
-        ContentKind::FormUrlEncoded => "FormUrlEncoded",
-        ContentKind::Text => "Text",
-        ContentKind::Binary => "Binary",
-        ContentKind::EventStream => "EventStream",
-        ContentKind::Other => "Other",
-    });
+    let kind = ident(c.kind.variant());
     let structured = matches!(
         c.kind,
         ContentKind::Json | ContentKind::Multipart | ContentKind::FormUrlEncoded

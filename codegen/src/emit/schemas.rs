@@ -311,12 +311,7 @@ impl Writer<'_> {
             set.push(quote!(pattern: Some(&#module patterns::#name)));
         }
         if let Some(f) = c.format {
-            let f = ident(match f {
-                ir::Format::DateTime => "DateTime",
-                ir::Format::Date => "Date",
-                ir::Format::Uri => "Uri",
-                ir::Format::Uuid => "Uuid",
-            });
+            let f = ident(f.variant());
             set.push(quote!(format: Some(Format::#f)));
         }
         if c.unique_items {

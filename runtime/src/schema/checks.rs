@@ -7,7 +7,10 @@
 
 use std::fmt::{self, Write as _};
 
+use serde::{Deserialize, Serialize};
+
 use super::CompiledPattern;
+use crate::catalog::shared_enum;
 
 /// A schema's validation keywords. Generated code writes only the ones a schema has, the rest
 /// from [`Checks::NONE`].
@@ -28,9 +31,10 @@ pub struct Checks {
 }
 
 /// A numeric bound; `exclusive` excludes the value itself.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Bound {
     pub value: f64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exclusive: bool,
 }
 
@@ -50,12 +54,23 @@ impl Bound {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    DateTime,
-    Date,
-    Uri,
-    Uuid,
+shared_enum! {
+    /// The `format`s the gateway checks. Others (`binary`, `unixtime`, `double`, …) describe a
+    /// value without narrowing it further than its type; `byte`/`base64` and `float` are left
+    /// unchecked on purpose (data URLs and URL-safe base64 would be refused; no service refuses
+    /// a number because it does not fit a single-precision float). Integer widths are checked
+    /// by type.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    pub enum Format {
+        /// RFC 3339 `date-time`.
+        DateTime,
+        /// RFC 3339 `full-date`.
+        Date,
+        /// An absolute URI: a scheme, then `:`.
+        Uri,
+        Uuid,
+    }
 }
 
 /// A `pattern`, compiled the first time a value is checked against it.
@@ -254,48 +269,72 @@ impl Checks {
         Ok(())
     }
 
-    /// The rules in words, for `aoai-gateway routes --json`.
-    pub fn describe(&self) -> Vec<String> {
+    /// The rules these checks state, each once.
+    pub fn rules(&self) -> Vec<Rule<'static>> {
         let mut out = Vec::new();
-        if let Some(b) = self.minimum {
-            out.push(format!(
+        out.extend(self.minimum.map(Rule::Minimum));
+        out.extend(self.maximum.map(Rule::Maximum));
+        out.extend(self.multiple_of.map(Rule::MultipleOf));
+        out.extend(self.min_length.map(Rule::MinLength));
+        out.extend(self.max_length.map(Rule::MaxLength));
+        out.extend(self.pattern.map(|p| Rule::Pattern(p.source)));
+        out.extend(self.format.map(Rule::Format));
+        out.extend(self.min_items.map(Rule::MinItems));
+        out.extend(self.max_items.map(Rule::MaxItems));
+        if self.unique_items {
+            out.push(Rule::UniqueItems);
+        }
+        out.extend(self.min_properties.map(Rule::MinProperties));
+        out.extend(self.max_properties.map(Rule::MaxProperties));
+        out
+    }
+}
+
+/// One rule a value is checked against beyond its type, as the route docs and
+/// `aoai-gateway routes --json` say it: `>= 0`, `at most 4 items`, `format uri`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rule<'a> {
+    Minimum(Bound),
+    Maximum(Bound),
+    MultipleOf(f64),
+    MinLength(u64),
+    MaxLength(u64),
+    Pattern(&'a str),
+    Format(Format),
+    MinItems(u64),
+    MaxItems(u64),
+    UniqueItems,
+    MinProperties(u64),
+    MaxProperties(u64),
+}
+
+impl fmt::Display for Rule<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let properties = |n: u64| if n == 1 { "property" } else { "properties" };
+        match *self {
+            Rule::Minimum(b) => write!(
+                f,
                 "{} {}",
                 if b.exclusive { ">" } else { ">=" },
                 shown(b.value)
-            ));
-        }
-        if let Some(b) = self.maximum {
-            out.push(format!(
+            ),
+            Rule::Maximum(b) => write!(
+                f,
                 "{} {}",
                 if b.exclusive { "<" } else { "<=" },
                 shown(b.value)
-            ));
+            ),
+            Rule::MultipleOf(m) => write!(f, "a multiple of {}", shown(m)),
+            Rule::MinLength(n) => write!(f, "at least {n} character{}", plural(n)),
+            Rule::MaxLength(n) => write!(f, "at most {n} character{}", plural(n)),
+            Rule::Pattern(p) => write!(f, "matches `{p}`"),
+            Rule::Format(format) => write!(f, "format {}", format.name()),
+            Rule::MinItems(n) => write!(f, "at least {n} item{}", plural(n)),
+            Rule::MaxItems(n) => write!(f, "at most {n} item{}", plural(n)),
+            Rule::UniqueItems => f.write_str("no repeated items"),
+            Rule::MinProperties(n) => write!(f, "at least {n} {}", properties(n)),
+            Rule::MaxProperties(n) => write!(f, "at most {n} {}", properties(n)),
         }
-        if let Some(m) = self.multiple_of {
-            out.push(format!("multiple of {}", shown(m)));
-        }
-        for (rule, n) in [
-            ("minLength", self.min_length),
-            ("maxLength", self.max_length),
-            ("minItems", self.min_items),
-            ("maxItems", self.max_items),
-            ("minProperties", self.min_properties),
-            ("maxProperties", self.max_properties),
-        ] {
-            if let Some(n) = n {
-                out.push(format!("{rule} {n}"));
-            }
-        }
-        if let Some(p) = self.pattern {
-            out.push(format!("pattern {}", p.source));
-        }
-        if let Some(f) = self.format {
-            out.push(format!("format {}", f.name()));
-        }
-        if self.unique_items {
-            out.push("uniqueItems".into());
-        }
-        out
     }
 }
 
@@ -321,6 +360,17 @@ fn excerpt(s: &str) -> String {
 }
 
 impl Format {
+    /// The format a schema's `format` names, if the gateway checks it.
+    pub fn from_openapi(name: &str) -> Option<Format> {
+        Some(match name {
+            "date-time" => Format::DateTime,
+            "date" => Format::Date,
+            "uri" => Format::Uri,
+            "uuid" => Format::Uuid,
+            _ => return None,
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Format::DateTime => "date-time",

@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
-pub use checks::{Bound, Checks, Format, Pattern};
+pub use checks::{Bound, Checks, Format, Pattern, Rule};
 
 /// A named schema: the shape of one model type.
 #[derive(Debug)]
@@ -304,7 +304,7 @@ impl Serialize for Ty {
                 }
             }
         }
-        let rules = self.checks.describe();
+        let rules: Vec<String> = self.checks.rules().iter().map(Rule::to_string).collect();
         if !rules.is_empty() {
             map.serialize_entry("checks", &rules)?;
         }
