@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aoai_gateway::config;
 use aoai_gateway::generated::{API_VERSIONS, SOURCES};
-use aoai_gateway::server::{self, Gateway};
-use aoai_gateway::simulator::{self, Simulator, SimulatorConfig};
-use aoai_gateway::{config, demo};
+use aoai_gateway::proxy::{self, Gateway};
+use aoai_gateway::sim::{self, Simulator, SimulatorConfig, demo};
 use aoai_runtime::catalog::ApiVersion;
 use clap::{Parser, Subcommand};
 
@@ -148,7 +148,7 @@ fn serve(path: &str) -> Result<(), String> {
         log::info!("backend {} ({}) at {}", b.name, b.region, b.base_url);
     }
     actix_web::rt::System::new().block_on(async move {
-        let (server, addr) = server::start(Arc::new(Gateway::new(settings)), listener, true)
+        let (server, addr) = proxy::start(Arc::new(Gateway::new(settings)), listener, true)
             .map_err(|e| e.to_string())?;
         log::info!(
             "serving on http://{addr}; api-versions {}",
@@ -234,7 +234,7 @@ fn simulate(
     config.workers = workers;
     actix_web::rt::System::new().block_on(async move {
         let (server, addr) =
-            simulator::start(Simulator::new(config), listener).map_err(|e| e.to_string())?;
+            sim::start(Simulator::new(config), listener).map_err(|e| e.to_string())?;
         log::info!("simulated Azure OpenAI resource ({region}) on http://{addr}/openai");
         server.await.map_err(|e| e.to_string())
     })

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aoai_gateway::simulator::{self, Simulator, SimulatorConfig};
+use aoai_gateway::sim::{self, Simulator, SimulatorConfig};
 use common::{CLIENT_KEY, RawReply, raw_post, run};
 
 const STREAM: &str = r#"{"messages":[{"role":"user","content":"Tell me a story"}],"stream":true}"#;
@@ -158,7 +158,7 @@ fn backend(chunk_delay: Duration) -> SocketAddr {
     config.chunk_delay = chunk_delay;
     let sim: Arc<Simulator> = Simulator::new(config);
     let (server, addr) =
-        simulator::start(sim, TcpListener::bind("127.0.0.1:0").expect("bind")).expect("simulator");
+        sim::start(sim, TcpListener::bind("127.0.0.1:0").expect("bind")).expect("simulator");
     actix_web::rt::spawn(server);
     addr
 }

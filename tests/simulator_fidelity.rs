@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix_web::rt::System;
 use aoai_gateway::generated::API_VERSIONS;
-use aoai_gateway::simulator::{self, Simulator, SimulatorConfig};
+use aoai_gateway::sim::{self, Simulator, SimulatorConfig};
 use aoai_runtime::catalog::Roundtrip;
 use serde_json::Value;
 
@@ -78,7 +78,7 @@ fn every_simulated_answer_matches_the_spec() {
     System::new().block_on(async {
         let mut config = SimulatorConfig::new("East US", KEY);
         config.chunk_delay = Duration::ZERO;
-        let (server, addr) = simulator::start(Simulator::new(config), TcpListener::bind("127.0.0.1:0").expect("bind")).expect("start");
+        let (server, addr) = sim::start(Simulator::new(config), TcpListener::bind("127.0.0.1:0").expect("bind")).expect("start");
         actix_web::rt::spawn(server);
         let base = format!("http://{addr}/openai");
         let json = "application/json";

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use actix_web::rt::System;
 use aoai_gateway::config::{BackendConfig, DocsConfig, FileConfig, SubscriptionConfig};
-use aoai_gateway::server::{self, Gateway};
-use aoai_gateway::simulator::{self, Simulator, SimulatorConfig};
+use aoai_gateway::proxy::{self, Gateway};
+use aoai_gateway::sim::{self, Simulator, SimulatorConfig};
 use bytes::Bytes;
 
 pub const CLIENT_KEY: &str = "client-secret-key";
@@ -79,7 +79,7 @@ impl Running {
         format!("{}{path}", self.base)
     }
 
-    pub fn all_recorded(&self) -> Vec<aoai_gateway::simulator::Recorded> {
+    pub fn all_recorded(&self) -> Vec<aoai_gateway::sim::Recorded> {
         self.sims.iter().flat_map(|s| s.recorded()).collect()
     }
 
@@ -160,7 +160,7 @@ pub async fn start(setup: Setup) -> Running {
             config.slow_delay = Duration::from_secs(5);
             let sim = Simulator::new(config);
             let (server, addr) =
-                simulator::start(sim.clone(), TcpListener::bind("127.0.0.1:0").expect("bind"))
+                sim::start(sim.clone(), TcpListener::bind("127.0.0.1:0").expect("bind"))
                     .expect("simulator starts");
             actix_web::rt::spawn(server);
             sims.push(sim);
@@ -177,7 +177,7 @@ pub async fn start(setup: Setup) -> Running {
             deployments: Vec::new(),
             deployment_map: b.deployment_map,
             api_versions: Vec::new(),
-            resources: true,
+            stored_objects: true,
         });
     }
     let mut config: FileConfig = toml::from_str("").expect("defaults");
@@ -197,7 +197,7 @@ pub async fn start(setup: Setup) -> Running {
         .map(|v| v.version)
         .collect();
     let settings = config.check("test", &env, &versions).expect("valid config");
-    let (server, addr) = server::start(
+    let (server, addr) = proxy::start(
         Arc::new(Gateway::new(settings)),
         TcpListener::bind("127.0.0.1:0").expect("bind"),
         false,

@@ -1,185 +1,25 @@
-//! The HTTP service: one handler serves every generated route.
-//!
-//! A request goes through these phases, each of which can end it with its own error:
-//! 1. the path must be under the base path (404);
-//! 2. `api-version` picks the version's route table (400 listing the supported versions);
-//! 3. the route table matches path and method (404, 405);
-//! 4. the subscription key is checked (401);
-//! 5. parameters and the body (read up to the size limit, 413) are checked against the
-//!    version's models (400, 415), before any backend quota is spent;
-//! 6. the balancer picks a backend for the deployment (404 when none serves it);
-//! 7. the request goes to that backend and its answer streams back (502, 504); a backend over
-//!    its quota, failing or unreachable hands the call to the next one ([`failover`]).
-//!
-//! `/healthz`, `/readyz`, `/metrics`, the route docs and the served specs are answered before
-//! all this.
-//!
-//! Each request is logged once, without its query string (which may hold a subscription key).
+//! One request's path through the gateway, from its head to the end of its answer: the phases
+//! the [module note](super) lists, the failover loop over backends, and the access record
+//! written once the answer has ended.
 
 use std::borrow::Cow;
-use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use actix_web::http::header;
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use aoai_runtime::catalog::Route;
+use aoai_runtime::schema::Policy;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
-use crate::auth::{Auth, QUERY_PARAM};
-use crate::balancer::Balancer;
-use crate::config::{Backend, Failover, MetricsConfig, Settings};
-use crate::docs::Docs;
-use crate::error::GatewayError;
-use crate::failover;
-use crate::metrics::Metrics;
-use crate::relay::End;
-use crate::router::Router;
-use crate::upstream::{self, Answer, Outgoing};
-use crate::{encoding, query, validate};
-use aoai_runtime::catalog::Route;
-use aoai_runtime::schema::Policy;
+use super::auth::QUERY_PARAM;
+use super::error::GatewayError;
+use super::relay::End;
+use super::upstream::{self, Answer, Outgoing};
+use super::{Gateway, encoding, failover, query, validate};
+use crate::config::Backend;
 
 const API_VERSION: &str = "api-version";
-
-/// Everything the handler needs, shared by all workers.
-pub struct Gateway {
-    pub router: Router,
-    pub auth: Auth,
-    pub balancer: Balancer,
-    pub base_path: String,
-    pub max_body_bytes: usize,
-    pub validation: Policy,
-    /// `None` when the docs are switched off.
-    pub docs: Option<Docs>,
-    pub connect_timeout: Duration,
-    pub response_timeout: Duration,
-    pub client_head_timeout: Duration,
-    pub client_body_timeout: Duration,
-    pub failover: Failover,
-    pub metrics: Metrics,
-    pub metrics_page: MetricsConfig,
-    pub workers: Option<usize>,
-    pub shutdown_drain: Duration,
-    pub shutdown_grace: Duration,
-    /// Set once the gateway has been told to stop: `/readyz` answers 503 from then on.
-    draining: AtomicBool,
-}
-
-impl Gateway {
-    pub fn new(settings: Settings) -> Gateway {
-        let metrics = Metrics::new(
-            settings.subscriptions.iter().map(|s| s.name.as_str()),
-            settings.backends.iter().map(|b| b.name.as_str()),
-        );
-        Gateway {
-            metrics,
-            metrics_page: settings.metrics,
-            docs: Docs::new(&settings.docs, &settings.base_path),
-            router: Router::new(crate::generated::API_VERSIONS),
-            auth: Auth::new(settings.auth, settings.subscriptions),
-            balancer: Balancer::new(
-                settings.backends,
-                &settings.failover,
-                settings.response_timeout,
-            ),
-            base_path: settings.base_path,
-            max_body_bytes: settings.max_body_bytes,
-            validation: settings.validation,
-            connect_timeout: settings.connect_timeout,
-            response_timeout: settings.response_timeout,
-            client_head_timeout: settings.client_head_timeout,
-            client_body_timeout: settings.client_body_timeout,
-            failover: settings.failover,
-            workers: settings.workers,
-            shutdown_drain: settings.shutdown_drain,
-            shutdown_grace: settings.shutdown_grace,
-            draining: AtomicBool::new(false),
-        }
-    }
-
-    /// Whether the gateway is shutting down.
-    pub fn draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-}
-
-/// Starts serving on an already bound listener; call it inside the actix system that will run
-/// the server. With `signals`, SIGTERM and Ctrl-C stop the gateway gracefully (see
-/// [`stop_on_signal`]); without, the caller stops it (tests).
-pub fn start(
-    gateway: Arc<Gateway>,
-    listener: TcpListener,
-    signals: bool,
-) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
-    let addr = listener.local_addr()?;
-    let workers = gateway.workers;
-    let grace = gateway.shutdown_grace;
-    let head_timeout = gateway.client_head_timeout;
-    let shared = web::Data::from(gateway);
-    let draining = shared.clone();
-    let mut server = HttpServer::new(move || {
-        let client = upstream::client(shared.connect_timeout, shared.response_timeout);
-        App::new()
-            .app_data(shared.clone())
-            .app_data(web::Data::new(client))
-            .default_service(web::to(handle))
-    })
-    .client_request_timeout(head_timeout)
-    .tcp_nodelay(true);
-    if let Some(n) = workers {
-        server = server.workers(n);
-    }
-    let server = server
-        .shutdown_timeout(grace.as_secs())
-        // Signals are handled here rather than by actix, so that `/readyz` can say the gateway
-        // is going away while the calls in flight finish.
-        .disable_signals()
-        .listen(listener)?
-        .run();
-    if signals {
-        actix_web::rt::spawn(stop_on_signal(draining, server.handle()));
-    }
-    Ok((server, addr))
-}
-
-async fn wait_for_signal(terminate: &mut actix_web::rt::signal::unix::Signal) {
-    let interrupt = Box::pin(actix_web::rt::signal::ctrl_c());
-    let terminated = Box::pin(terminate.recv());
-    futures_util::future::select(interrupt, terminated).await;
-}
-
-/// On SIGTERM or Ctrl-C: `/readyz` answers 503 at once; for `shutdown.drain_s` calls are still
-/// accepted, each connection closed after its answer; then no new connections are accepted and
-/// calls and streams in flight have `shutdown.grace_s` to finish (actix closes idle connections
-/// at once); then the server's future completes and the process exits 0. A second signal stops
-/// at once.
-async fn stop_on_signal(gw: web::Data<Gateway>, server: actix_web::dev::ServerHandle) {
-    use actix_web::rt::signal::unix::{SignalKind, signal};
-    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-        log::warn!("cannot listen for SIGTERM; stop the gateway with SIGKILL");
-        return;
-    };
-    wait_for_signal(&mut terminate).await;
-    gw.draining.store(true, Ordering::Relaxed);
-    log::info!(
-        "stopping: /readyz answers 503; accepting for {} s more, then calls in flight have {} s to finish",
-        gw.shutdown_drain.as_secs(),
-        gw.shutdown_grace.as_secs()
-    );
-    if !gw.shutdown_drain.is_zero() {
-        let drained = Box::pin(actix_web::rt::time::sleep(gw.shutdown_drain));
-        futures_util::future::select(drained, Box::pin(wait_for_signal(&mut terminate))).await;
-    }
-    let graceful = server.stop(true);
-    let forced = async {
-        wait_for_signal(&mut terminate).await;
-        log::warn!("second signal: stopping now");
-        server.stop(false).await;
-    };
-    futures_util::future::select(Box::pin(graceful), Box::pin(forced)).await;
-}
 
 /// What the access record says about a request besides method, path and status.
 #[derive(Default, Clone, Copy)]
@@ -200,7 +40,7 @@ enum Reply {
     Backend(Answer),
 }
 
-async fn handle(
+pub(super) async fn handle(
     req: HttpRequest,
     payload: web::Payload,
     gw: web::Data<Gateway>,
@@ -337,7 +177,7 @@ async fn route(
     if query::has_unsafe_segment(path) {
         return Err(GatewayError::InvalidPath);
     }
-    let rest = path
+    let subpath = path
         .strip_prefix(gw.base_path.as_str())
         .filter(|r| r.starts_with('/'))
         .ok_or(GatewayError::NotFound)?;
@@ -360,7 +200,7 @@ async fn route(
             given: version.to_string(),
             supported: gw.router.supported().to_vec(),
         })?;
-    let matched = table.find(req.method().as_str(), rest)?;
+    let matched = table.find(req.method().as_str(), subpath)?;
     let route = matched.route;
     trace.operation = Some(route.operation_id);
 
@@ -401,12 +241,12 @@ async fn route(
 
     let deployment = matched
         .deployment_segment
-        .and_then(|i| rest[1..].split('/').nth(i))
+        .and_then(|i| subpath[1..].split('/').nth(i))
         .map(query::decode_path);
     let call = Call {
         req,
         version: table.api.version,
-        rest,
+        subpath,
         deployment_segment: matched.deployment_segment,
         deployment: deployment.as_deref(),
         query: query::without(raw_query, QUERY_PARAM),
@@ -438,7 +278,7 @@ struct Call<'r> {
     req: &'r HttpRequest,
     version: &'static str,
     /// The path below the base path, with the client's deployment name at `deployment_segment`.
-    rest: &'r str,
+    subpath: &'r str,
     deployment_segment: Option<usize>,
     /// The client's deployment name, decoded; `None` for operations on stored objects.
     deployment: Option<&'r str>,
@@ -451,10 +291,14 @@ impl Call<'_> {
     /// The path for `backend`, with its own name for the deployment.
     fn path_for(&self, backend: &Backend) -> Cow<'_, str> {
         match (self.deployment_segment, self.deployment) {
-            (Some(i), Some(name)) if backend.deployment_name(name) != name => Cow::Owned(
-                replace_segment(self.rest, i, &encode_segment(backend.deployment_name(name))),
-            ),
-            _ => Cow::Borrowed(self.rest),
+            (Some(i), Some(name)) if backend.deployment_name(name) != name => {
+                Cow::Owned(replace_segment(
+                    self.subpath,
+                    i,
+                    &encode_segment(backend.deployment_name(name)),
+                ))
+            }
+            _ => Cow::Borrowed(self.subpath),
         }
     }
 }
@@ -576,10 +420,10 @@ fn encode_segment(name: &str) -> String {
     out
 }
 
-/// `rest` is `/a/b/c`; segment 1 is `b`.
-fn replace_segment(rest: &str, index: usize, with: &str) -> String {
-    let mut out = String::with_capacity(rest.len() + with.len());
-    for (i, segment) in rest[1..].split('/').enumerate() {
+/// `subpath` is `/a/b/c`; segment 1 is `b`.
+fn replace_segment(subpath: &str, index: usize, with: &str) -> String {
+    let mut out = String::with_capacity(subpath.len() + with.len());
+    for (i, segment) in subpath[1..].split('/').enumerate() {
         out.push('/');
         out.push_str(if i == index { with } else { segment });
     }

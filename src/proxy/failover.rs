@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use actix_web::http::header::HeaderMap;
 
-use crate::balancer::Outcome;
 use crate::config::Failover;
-use crate::error::GatewayError;
-use crate::upstream::Answer;
+use crate::proxy::balancer::Outcome;
+use crate::proxy::error::GatewayError;
+use crate::proxy::upstream::Answer;
 
 /// Statuses after which another backend may take the call.
 const MOVE_ON: [u16; 5] = [429, 500, 502, 503, 504];

@@ -14,10 +14,10 @@ use std::collections::HashMap;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::auth::Auth;
 use crate::config::DocsConfig;
-use crate::error::GatewayError;
 use crate::generated::{DOCS, DOCS_BASE_PATH, DOCUMENTS};
+use crate::proxy::auth::Auth;
+use crate::proxy::error::GatewayError;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 

@@ -6,7 +6,7 @@
 //! on a thread called `runs`. A path that matches with another method is a 405 listing the
 //! methods that would work; no match at all is a 404.
 
-use crate::error::GatewayError;
+use crate::proxy::error::GatewayError;
 use aoai_runtime::catalog::{ApiVersion, Method, Route};
 
 /// The path parameter that names an Azure OpenAI deployment.

@@ -347,7 +347,7 @@ impl Balancer {
                 .backends
                 .iter()
                 .enumerate()
-                .find(|(_, b)| b.resources && b.serves_version(version));
+                .find(|(_, b)| b.stored_objects && b.serves_version(version));
         };
         let eligible = |(i, b): &(usize, &Backend)| {
             b.serves_version(version) && b.serves_deployment(name) && !tried.contains(i)
@@ -392,7 +392,7 @@ mod tests {
     use actix_web::http::header::HeaderValue;
     use std::collections::{HashMap, HashSet};
 
-    fn backend(name: &str, deployments: Option<&[&str]>, resources: bool) -> Backend {
+    fn backend(name: &str, deployments: Option<&[&str]>, stored_objects: bool) -> Backend {
         Backend {
             name: name.into(),
             region: String::new(),
@@ -404,7 +404,7 @@ mod tests {
             deployments: deployments
                 .map(|d| d.iter().map(|s| s.to_string()).collect::<HashSet<_>>()),
             api_versions: None,
-            resources,
+            stored_objects,
         }
     }
 

@@ -21,10 +21,10 @@ use actix_web::http::{ConnectionType, Method, StatusCode, Version};
 use awc::error::SendRequestError;
 use bytes::Bytes;
 
-use crate::auth::{API_KEY_HEADER, OCP_APIM_HEADER};
 use crate::config::Backend;
-use crate::error::GatewayError;
-use crate::relay::{End, Framing, Relay, WatchedStream};
+use crate::proxy::auth::{API_KEY_HEADER, OCP_APIM_HEADER};
+use crate::proxy::error::GatewayError;
+use crate::proxy::relay::{End, Framing, Relay, WatchedStream};
 
 pub const BACKEND_HEADER: &str = "x-aoai-gateway-backend";
 
@@ -133,7 +133,7 @@ pub struct Answer {
 
 impl Answer {
     /// The client's response, streaming the body as it arrives; `on_end` hears how the body
-    /// ended (see [`relay`](crate::relay)). `client` is the client's HTTP version: an HTTP/1.0
+    /// ended (see [`relay`](crate::proxy::relay)). `client` is the client's HTTP version: an HTTP/1.0
     /// client knows no chunked encoding, so a body of unknown length is delimited by closing
     /// its connection.
     pub fn into_response(

@@ -12,7 +12,7 @@ use std::io::Read;
 
 use actix_web::http::header::{self, HeaderMap};
 
-use crate::error::GatewayError;
+use crate::proxy::error::GatewayError;
 
 /// A content coding the gateway can undo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{BackendConfig, FileConfig, SubscriptionConfig};
-use crate::server::{self, Gateway};
-use crate::simulator::{self, Simulator, SimulatorConfig};
+use crate::proxy::{self, Gateway};
+use crate::sim::{self, Simulator, SimulatorConfig};
 
 /// The demo's subscription key: printed, and only ever bound to loopback.
 pub const DEMO_KEY: &str = "demo-key";
@@ -37,7 +37,7 @@ pub async fn run(listen: &str) -> Result<(), String> {
         config.chunk_delay = Duration::from_millis(60);
         let sim_listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let (sim_server, addr) =
-            simulator::start(Simulator::new(config), sim_listener).map_err(|e| e.to_string())?;
+            sim::start(Simulator::new(config), sim_listener).map_err(|e| e.to_string())?;
         actix_web::rt::spawn(sim_server);
         simulators.push(addr);
         let key_env = format!("DEMO_{}_KEY", name.to_ascii_uppercase());
@@ -55,7 +55,7 @@ pub async fn run(listen: &str) -> Result<(), String> {
                 Default::default()
             },
             api_versions: Vec::new(),
-            resources: true,
+            stored_objects: true,
         });
     }
     env.insert("DEMO_SUBSCRIPTION_KEY".into(), DEMO_KEY.into());
@@ -77,7 +77,7 @@ pub async fn run(listen: &str) -> Result<(), String> {
     let base = settings.base_path.clone();
     let docs = settings.docs.path.clone();
     let metrics = settings.metrics.path.clone();
-    let (gateway, addr) = server::start(Arc::new(Gateway::new(settings)), listener, true)
+    let (gateway, addr) = proxy::start(Arc::new(Gateway::new(settings)), listener, true)
         .map_err(|e| e.to_string())?;
     let latest_stable = versions
         .iter()

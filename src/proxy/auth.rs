@@ -9,8 +9,8 @@ use actix_web::http::header::HeaderMap;
 use subtle::ConstantTimeEq;
 
 use crate::config::{AuthConfig, Subscription, sha256};
-use crate::error::GatewayError;
-use crate::query;
+use crate::proxy::error::GatewayError;
+use crate::proxy::query;
 
 pub const OCP_APIM_HEADER: &str = "ocp-apim-subscription-key";
 pub const API_KEY_HEADER: &str = "api-key";

@@ -12,9 +12,9 @@ use std::borrow::Cow;
 
 use actix_web::http::header::HeaderMap;
 
-use crate::error::GatewayError;
-use crate::router::Matched;
-use crate::{multipart, query};
+use crate::proxy::error::GatewayError;
+use crate::proxy::router::Matched;
+use crate::proxy::{multipart, query};
 use aoai_runtime::catalog::{ContentKind, Media, ParamLocation, Route, essence};
 use aoai_runtime::schema::{self, Policy};
 

@@ -1,0 +1,441 @@
+//! From the file as written to [`Settings`]: every value checked, every mistake reported.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_web::http::header::HeaderValue;
+
+use super::{
+    Backend, ConfigError, DocsConfig, Failover, FileConfig, MetricsConfig, Settings, Subscription,
+    UnknownFields, sha256,
+};
+
+/// Everything wrong with a config, found in one pass: each mistake on a line of its own, as
+/// `file: key: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        ConfigErrors(vec![error])
+    }
+}
+
+/// Collects mistakes while a config is checked, so that all of them are reported at once.
+struct Checker<'f> {
+    file: &'f str,
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.into(),
+            key: key.into(),
+            reason: reason.into(),
+        });
+    }
+
+    /// The value, or `None` with the mistake noted under `key`.
+    fn ok<T>(&mut self, key: impl Into<String>, result: Result<T, String>) -> Option<T> {
+        result.map_err(|reason| self.fail(key, reason)).ok()
+    }
+}
+
+impl FileConfig {
+    /// Checks every value; `env` supplies the keys; `versions` are the compiled api-versions.
+    /// Every mistake is reported, not only the first.
+    pub fn check(
+        &self,
+        file: &str,
+        env: &HashMap<String, String>,
+        versions: &[&str],
+    ) -> Result<Settings, ConfigErrors> {
+        let mut c = Checker {
+            file,
+            errors: Vec::new(),
+        };
+        let listen = c.ok(
+            "listen",
+            self.listen
+                .parse::<SocketAddr>()
+                .map_err(|_| format!("`{}` is not an address such as 127.0.0.1:8080", self.listen)),
+        );
+        let base_path = self.checked_base_path(&mut c);
+        self.check_numbers(&mut c);
+        if let Some(base_path) = &base_path {
+            self.check_pages(&mut c, base_path);
+        }
+        let backends = self.checked_backends(&mut c, env, versions);
+        let subscriptions = self.checked_subscriptions(&mut c, env);
+        let a = &self.auth;
+        if !(a.ocp_apim_subscription_key_header || a.api_key_header || a.subscription_key_query) {
+            c.fail(
+                "auth",
+                "at least one place for the subscription key must be allowed",
+            );
+        }
+        let (Some(listen), Some(base_path), true) = (listen, base_path, c.errors.is_empty()) else {
+            return Err(ConfigErrors(c.errors));
+        };
+        Ok(Settings {
+            listen,
+            base_path,
+            workers: self.workers,
+            max_body_bytes: self.limits.max_body_bytes,
+            validation: aoai_runtime::schema::Policy {
+                reject_unknown_fields: self.validation.unknown_fields == UnknownFields::Reject,
+            },
+            connect_timeout: Duration::from_millis(self.timeouts.connect_ms),
+            response_timeout: Duration::from_millis(self.timeouts.response_ms),
+            client_head_timeout: Duration::from_millis(self.timeouts.client_head_ms),
+            client_body_timeout: Duration::from_millis(self.timeouts.client_body_ms),
+            failover: Failover {
+                attempts: self.failover.attempts,
+                unreachable_rest: Duration::from_millis(self.failover.unreachable_rest_ms),
+                max_rest: Duration::from_millis(self.failover.max_rest_ms),
+                circuit_failures: self.failover.circuit_failures,
+                circuit_window: Duration::from_millis(self.failover.circuit_window_ms),
+                circuit_cooldown: Duration::from_millis(self.failover.circuit_cooldown_ms),
+            },
+            shutdown_drain: Duration::from_secs(self.shutdown.drain_s),
+            shutdown_grace: Duration::from_secs(self.shutdown.grace_s),
+            auth: self.auth.clone(),
+            docs: DocsConfig {
+                path: self.docs.path.trim_end_matches('/').to_string(),
+                ..self.docs.clone()
+            },
+            metrics: MetricsConfig {
+                path: self.metrics.path.trim_end_matches('/').to_string(),
+                ..self.metrics.clone()
+            },
+            backends,
+            subscriptions,
+        })
+    }
+
+    fn checked_base_path(&self, c: &mut Checker) -> Option<String> {
+        let base_path = self.base_path.trim_end_matches('/').to_string();
+        if !self.base_path.starts_with('/') || base_path.contains(['?', '#']) {
+            c.fail(
+                "base_path",
+                format!(
+                    "`{}` must be a path starting with `/`, such as /openai",
+                    self.base_path
+                ),
+            );
+            return None;
+        }
+        Some(base_path)
+    }
+
+    fn check_numbers(&self, c: &mut Checker) {
+        if self.workers == Some(0) {
+            c.fail("workers", "must be at least 1");
+        }
+        if self.limits.max_body_bytes == 0 {
+            c.fail("limits.max_body_bytes", "must be more than 0");
+        }
+        let t = &self.timeouts;
+        for (key, ms) in [
+            ("timeouts.connect_ms", t.connect_ms),
+            ("timeouts.response_ms", t.response_ms),
+            ("timeouts.client_body_ms", t.client_body_ms),
+        ] {
+            if ms == 0 {
+                c.fail(key, "must be more than 0 ms");
+            }
+        }
+        if t.client_head_ms < 1_000 {
+            // actix times request heads on a clock it updates every 500 ms.
+            c.fail(
+                "timeouts.client_head_ms",
+                format!(
+                    "{} is under 1000: the HTTP server measures it in steps of 500 ms",
+                    t.client_head_ms
+                ),
+            );
+        }
+        if !(1..=10).contains(&self.failover.attempts) {
+            c.fail(
+                "failover.attempts",
+                format!("{} is not between 1 and 10", self.failover.attempts),
+            );
+        }
+    }
+
+    /// Pages the gateway serves itself must not hide routes, nor each other.
+    fn check_pages(&self, c: &mut Checker, base_path: &str) {
+        let mut taken = vec![
+            base_path.to_string(),
+            "/openapi".into(),
+            "/healthz".into(),
+            "/readyz".into(),
+        ];
+        let pages = [
+            ("docs.path", self.docs.enabled, &self.docs.path, "/docs"),
+            (
+                "metrics.path",
+                self.metrics.enabled,
+                &self.metrics.path,
+                "/metrics",
+            ),
+        ];
+        for (key, enabled, path, example) in pages {
+            if enabled && let Some(path) = c.ok(key, check_page_path(path, example, &taken)) {
+                taken.push(path);
+            }
+        }
+    }
+
+    fn checked_backends(
+        &self,
+        c: &mut Checker,
+        env: &HashMap<String, String>,
+        versions: &[&str],
+    ) -> Vec<Backend> {
+        if self.backends.is_empty() {
+            c.fail("backends", "at least one backend is needed");
+        }
+        let mut names = HashSet::new();
+        let mut backends = Vec::new();
+        for (i, b) in self.backends.iter().enumerate() {
+            let at = |field: &str| format!("backends[{i}].{field}");
+            if b.name.trim().is_empty() || !names.insert(b.name.clone()) {
+                c.fail(
+                    at("name"),
+                    format!("`{}` must be non-empty and unique", b.name),
+                );
+            }
+            let name_header = c.ok(
+                at("name"),
+                HeaderValue::from_str(&b.name)
+                    .map_err(|_| format!("`{}` holds characters a header cannot carry", b.name)),
+            );
+            let base_url = c.ok(at("endpoint"), backend_base_url(&b.endpoint));
+            let host = base_url.as_deref().and_then(|url| {
+                c.ok(
+                    at("endpoint"),
+                    host_header(url).ok_or_else(|| format!("`{}` has no usable host", b.endpoint)),
+                )
+            });
+            let api_key = c.ok(at("api_key_env"), header_secret(env, &b.api_key_env));
+            for v in &b.api_versions {
+                if !versions.contains(&v.as_str()) {
+                    c.fail(
+                        at("api_versions"),
+                        format!("`{v}` is not compiled in; known: {}", versions.join(", ")),
+                    );
+                }
+            }
+            let (Some(name_header), Some(base_url), Some(host), Some(api_key)) =
+                (name_header, base_url, host, api_key)
+            else {
+                continue;
+            };
+            backends.push(Backend {
+                name: b.name.clone(),
+                region: b.region.clone(),
+                base_url,
+                host,
+                name_header,
+                api_key,
+                deployment_map: b
+                    .deployment_map
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                deployments: (!b.deployments.is_empty())
+                    .then(|| b.deployments.iter().cloned().collect()),
+                api_versions: (!b.api_versions.is_empty())
+                    .then(|| b.api_versions.iter().cloned().collect()),
+                stored_objects: b.stored_objects,
+            });
+        }
+        backends
+    }
+
+    fn checked_subscriptions(
+        &self,
+        c: &mut Checker,
+        env: &HashMap<String, String>,
+    ) -> Vec<Subscription> {
+        if self.subscriptions.is_empty() {
+            c.fail(
+                "subscriptions",
+                "at least one subscription is needed: every call must carry a key",
+            );
+        }
+        let mut subscriptions = Vec::new();
+        let mut names = HashSet::new();
+        for (i, s) in self.subscriptions.iter().enumerate() {
+            let at = |field: &str| format!("subscriptions[{i}].{field}");
+            if s.name.trim().is_empty() || !names.insert(s.name.clone()) {
+                c.fail(
+                    at("name"),
+                    format!("`{}` must be non-empty and unique", s.name),
+                );
+            }
+            let key_sha256 = match (&s.key_env, &s.key_sha256) {
+                (Some(var), None) => c.ok(
+                    at("key_env"),
+                    env.get(var)
+                        .filter(|k| !k.is_empty())
+                        .map(|k| sha256(k))
+                        .ok_or_else(|| format!("environment variable `{var}` is not set")),
+                ),
+                (None, Some(hex)) => c.ok(
+                    at("key_sha256"),
+                    parse_hex_digest(hex).ok_or_else(|| "must be 64 hex digits (a SHA-256)".into()),
+                ),
+                _ => {
+                    c.fail(
+                        at("key_env"),
+                        "give exactly one of `key_env` and `key_sha256`",
+                    );
+                    None
+                }
+            };
+            if let Some(key_sha256) = key_sha256 {
+                subscriptions.push(Subscription {
+                    name: s.name.clone(),
+                    key_sha256,
+                });
+            }
+        }
+        subscriptions
+    }
+}
+
+/// The secret an environment variable holds, as a header value marked sensitive (so it never
+/// shows in debug output).
+fn header_secret(env: &HashMap<String, String>, var: &str) -> Result<HeaderValue, String> {
+    let value = env
+        .get(var)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| format!("environment variable `{var}` is not set"))?;
+    let mut header = HeaderValue::from_str(value)
+        .map_err(|_| format!("`{var}` holds characters a header cannot carry"))?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+/// `path` for a page of the gateway's own, trimmed, unless it is not a path or overlaps one of
+/// `taken`.
+fn check_page_path(path: &str, example: &str, taken: &[String]) -> Result<String, String> {
+    let trimmed = path.trim_end_matches('/');
+    if !path.starts_with('/') || trimmed.is_empty() || path.contains(['?', '#']) {
+        return Err(format!(
+            "`{path}` must be a path starting with `/`, such as {example}"
+        ));
+    }
+    let under =
+        |path: &str, prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    match taken
+        .iter()
+        .find(|t| under(trimmed, t) || under(t, trimmed))
+    {
+        Some(other) => Err(format!(
+            "`{trimmed}` overlaps `{other}`, which the gateway already serves; pick another"
+        )),
+        None => Ok(trimmed.to_string()),
+    }
+}
+
+fn parse_hex_digest(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The `Host` header for a base URL: the authority, without a default port.
+fn host_header(base_url: &str) -> Option<HeaderValue> {
+    let (scheme, rest) = base_url.split_once("://")?;
+    let authority = rest.split('/').next()?;
+    let authority = match (scheme, authority.rsplit_once(':')) {
+        ("https", Some((host, "443"))) | ("http", Some((host, "80"))) => host,
+        _ => authority,
+    };
+    HeaderValue::from_str(authority).ok()
+}
+
+/// `https://host` → `https://host/openai`; an endpoint with a path keeps it.
+fn backend_base_url(endpoint: &str) -> Result<String, String> {
+    let endpoint = endpoint.trim();
+    let rest = endpoint
+        .strip_prefix("https://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+        .ok_or_else(|| {
+            format!("`{endpoint}` must start with https:// (or http:// for a local test backend)")
+        })?;
+    if endpoint.contains(['?', '#']) {
+        return Err(format!("`{endpoint}` must not have a query or fragment"));
+    }
+    let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+    if host.is_empty() || host.contains(['@', ' ']) {
+        return Err(format!("`{endpoint}` has no usable host"));
+    }
+    let scheme = &endpoint[..endpoint.len() - rest.len()];
+    let path = path.trim_end_matches('/');
+    Ok(if path.is_empty() {
+        format!("{scheme}{host}/openai")
+    } else {
+        format!("{scheme}{host}/{path}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_headers() {
+        assert_eq!(
+            host_header("https://x.openai.azure.com/openai").unwrap(),
+            "x.openai.azure.com"
+        );
+        assert_eq!(
+            host_header("https://x.example:443/openai").unwrap(),
+            "x.example"
+        );
+        assert_eq!(
+            host_header("http://127.0.0.1:8081/openai").unwrap(),
+            "127.0.0.1:8081"
+        );
+    }
+
+    #[test]
+    fn endpoint_paths() {
+        assert_eq!(
+            backend_base_url("https://x.openai.azure.com").unwrap(),
+            "https://x.openai.azure.com/openai"
+        );
+        assert_eq!(
+            backend_base_url("http://127.0.0.1:5/custom/").unwrap(),
+            "http://127.0.0.1:5/custom"
+        );
+        assert!(backend_base_url("x.openai.azure.com").is_err());
+    }
+}

@@ -1,0 +1,343 @@
+//! The configuration file as written: one type per section, each key with its default.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Where the routes live; `/openai` is what Azure OpenAI clients call.
+    #[serde(default = "default_base_path")]
+    pub base_path: String,
+    /// Worker threads; defaults to the number of CPUs.
+    pub workers: Option<usize>,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub validation: ValidationConfig,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub failover: FailoverConfig,
+    #[serde(default)]
+    pub shutdown: ShutdownConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub docs: DocsConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub backends: Vec<BackendConfig>,
+    #[serde(default)]
+    pub subscriptions: Vec<SubscriptionConfig>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+
+fn default_base_path() -> String {
+    "/openai".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted; audio uploads to Azure may be 25 MB.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body() -> usize {
+    32 * 1024 * 1024
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: default_max_body(),
+        }
+    }
+}
+
+/// How requests are held to the spec beyond what it requires.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationConfig {
+    /// `"accept"` (the default): fields a schema does not list are accepted and forwarded,
+    /// because Azure adds fields to the service before it republishes the spec. `"reject"`:
+    /// they get 400, except where the schema allows other fields (`additionalProperties`).
+    #[serde(default)]
+    pub unknown_fields: UnknownFields,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownFields {
+    #[default]
+    Accept,
+    Reject,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Connecting to a backend, TLS included.
+    #[serde(default = "default_connect_ms")]
+    pub connect_ms: u64,
+    /// From sending the request to the backend's response headers. A streamed body may take
+    /// longer; it is not cut off.
+    #[serde(default = "default_response_ms")]
+    pub response_ms: u64,
+    /// For a client to send a request's head (line and headers); then 408. At least 1000: the
+    /// HTTP server measures it in steps of 500 ms.
+    #[serde(default = "default_client_head_ms")]
+    pub client_head_ms: u64,
+    /// For a client to send a request's whole body, from the end of its head; a body that
+    /// stalls or trickles gets 408 and its connection is closed. Together with `client_head_ms`
+    /// this bounds how long a request can hold a connection before anything is sent upstream.
+    #[serde(default = "default_client_body_ms")]
+    pub client_body_ms: u64,
+}
+
+fn default_client_head_ms() -> u64 {
+    10_000
+}
+
+fn default_client_body_ms() -> u64 {
+    60_000
+}
+
+fn default_connect_ms() -> u64 {
+    5_000
+}
+
+fn default_response_ms() -> u64 {
+    300_000
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect_ms: default_connect_ms(),
+            response_ms: default_response_ms(),
+            client_head_ms: default_client_head_ms(),
+            client_body_ms: default_client_body_ms(),
+        }
+    }
+}
+
+/// `/metrics`, in Prometheus' text format.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_metrics_path")]
+    pub path: String,
+    /// Ask for a subscription key to read the metrics, which name subscriptions and backends.
+    #[serde(default)]
+    pub require_key: bool,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            path: default_metrics_path(),
+            require_key: false,
+        }
+    }
+}
+
+/// What happens when a backend is over its quota or cannot be reached.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverConfig {
+    /// Backends tried for one call, the first included; 1 turns failover off. A call moves on
+    /// when a backend answers 429, 500, 502, 503 or 504 or cannot be connected to, and only
+    /// while another backend serves the deployment.
+    #[serde(default = "default_attempts")]
+    pub attempts: usize,
+    /// How long a backend that could not be connected to is left out of the rotation. One that
+    /// answered with `retry-after` is left out for that long, at most `max_rest_ms`.
+    #[serde(default = "default_unreachable_rest_ms")]
+    pub unreachable_rest_ms: u64,
+    #[serde(default = "default_max_rest_ms")]
+    pub max_rest_ms: u64,
+    /// Failures of one deployment on a backend (429 or 5xx without `retry-after`, no answer in
+    /// time), or connection
+    /// failures of the whole backend, within `circuit_window_ms` that open its circuit: it then
+    /// rests for `circuit_cooldown_ms`, after which one trial call decides whether it rejoins.
+    /// 0 turns the circuit breaker off.
+    #[serde(default = "default_circuit_failures")]
+    pub circuit_failures: u32,
+    #[serde(default = "default_circuit_window_ms")]
+    pub circuit_window_ms: u64,
+    #[serde(default = "default_circuit_cooldown_ms")]
+    pub circuit_cooldown_ms: u64,
+}
+
+fn default_circuit_failures() -> u32 {
+    5
+}
+
+fn default_circuit_window_ms() -> u64 {
+    10_000
+}
+
+fn default_circuit_cooldown_ms() -> u64 {
+    30_000
+}
+
+fn default_attempts() -> usize {
+    3
+}
+
+fn default_unreachable_rest_ms() -> u64 {
+    5_000
+}
+
+fn default_max_rest_ms() -> u64 {
+    60_000
+}
+
+impl Default for FailoverConfig {
+    fn default() -> Self {
+        FailoverConfig {
+            attempts: default_attempts(),
+            unreachable_rest_ms: default_unreachable_rest_ms(),
+            max_rest_ms: default_max_rest_ms(),
+            circuit_failures: default_circuit_failures(),
+            circuit_window_ms: default_circuit_window_ms(),
+            circuit_cooldown_ms: default_circuit_cooldown_ms(),
+        }
+    }
+}
+
+/// What happens on SIGTERM (or Ctrl-C): `/readyz` answers 503 at once; for `drain_s` seconds the
+/// gateway still accepts and serves calls, closing each connection after its answer, so that a
+/// load balancer probing `/readyz` sees it leave; then it stops accepting, and calls and streams
+/// in flight have `grace_s` seconds to finish before the process exits 0.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    #[serde(default)]
+    pub drain_s: u64,
+    #[serde(default = "default_grace_s")]
+    pub grace_s: u64,
+}
+
+fn default_grace_s() -> u64 {
+    30
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        ShutdownConfig {
+            drain_s: 0,
+            grace_s: default_grace_s(),
+        }
+    }
+}
+
+/// Where a client may put its subscription key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The `Ocp-Apim-Subscription-Key` header, as API Management uses.
+    #[serde(default = "yes")]
+    pub ocp_apim_subscription_key_header: bool,
+    /// The `api-key` header, which the Azure OpenAI SDKs send.
+    #[serde(default = "yes")]
+    pub api_key_header: bool,
+    /// The `subscription-key` query parameter.
+    #[serde(default = "yes")]
+    pub subscription_key_query: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            ocp_apim_subscription_key_header: true,
+            api_key_header: true,
+            subscription_key_query: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocsConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "default_docs_path")]
+    pub path: String,
+    /// Ask for a subscription key to read the docs and the served specs.
+    #[serde(default)]
+    pub require_key: bool,
+}
+
+fn default_docs_path() -> String {
+    "/docs".into()
+}
+
+impl Default for DocsConfig {
+    fn default() -> Self {
+        DocsConfig {
+            enabled: true,
+            path: default_docs_path(),
+            require_key: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    pub name: String,
+    /// The Azure OpenAI resource endpoint, e.g. `https://contoso-eastus.openai.azure.com`.
+    /// Without a path, `/openai` is appended; with one, it is used as given.
+    pub endpoint: String,
+    /// A label for logs and docs; Azure reports the real one in `x-ms-region`.
+    #[serde(default)]
+    pub region: String,
+    /// The environment variable holding this resource's `api-key`.
+    pub api_key_env: String,
+    /// Client deployment names this backend serves; empty means every one.
+    #[serde(default)]
+    pub deployments: Vec<String>,
+    /// Client deployment name → this resource's deployment name. A mapped name is served.
+    #[serde(default)]
+    pub deployment_map: BTreeMap<String, String>,
+    /// api-versions this backend serves; empty means every compiled one.
+    #[serde(default)]
+    pub api_versions: Vec<String>,
+    /// Whether operations on stored objects (assistants, threads, vector stores, files…) may
+    /// go here. They are not rotated: such objects live in one resource, so they go to the first
+    /// backend in this list that allows them. (Formerly `resources`, still accepted.)
+    #[serde(default = "yes", alias = "resources")]
+    pub stored_objects: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionConfig {
+    pub name: String,
+    /// The environment variable holding the key.
+    pub key_env: Option<String>,
+    /// Or the key's SHA-256, as 64 hex digits (`printf %s KEY | sha256sum`).
+    pub key_sha256: Option<String>,
+}

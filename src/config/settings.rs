@@ -1,0 +1,110 @@
+//! The configuration checked, as the gateway runs with it.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use actix_web::http::header::HeaderValue;
+use sha2::{Digest, Sha256};
+
+use super::{AuthConfig, DocsConfig, MetricsConfig};
+
+/// A backend as the balancer and the forwarder use it.
+pub struct Backend {
+    pub name: String,
+    pub region: String,
+    /// Scheme, host, port and base path, e.g. `https://contoso.openai.azure.com/openai`.
+    pub base_url: String,
+    /// `Host` for requests to it, made once rather than per request.
+    pub host: HeaderValue,
+    /// `name` as the value of the header that tells clients which backend answered.
+    pub name_header: HeaderValue,
+    /// Marked sensitive, so it never shows in debug output.
+    pub api_key: HeaderValue,
+    pub deployment_map: HashMap<String, String>,
+    /// `None` serves every deployment.
+    pub deployments: Option<HashSet<String>>,
+    /// `None` serves every api-version.
+    pub api_versions: Option<HashSet<String>>,
+    /// May hold stored objects (see `BackendConfig::stored_objects`).
+    pub stored_objects: bool,
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backend")
+            .field("name", &self.name)
+            .field("region", &self.region)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Backend {
+    pub fn serves_version(&self, version: &str) -> bool {
+        self.api_versions
+            .as_ref()
+            .is_none_or(|v| v.contains(version))
+    }
+
+    pub fn serves_deployment(&self, deployment: &str) -> bool {
+        self.deployment_map.contains_key(deployment)
+            || self
+                .deployments
+                .as_ref()
+                .is_none_or(|d| d.contains(deployment))
+    }
+
+    /// This resource's name for a client's deployment.
+    pub fn deployment_name<'a>(&'a self, client_name: &'a str) -> &'a str {
+        self.deployment_map
+            .get(client_name)
+            .map_or(client_name, String::as_str)
+    }
+}
+
+#[derive(Debug)]
+pub struct Subscription {
+    pub name: String,
+    pub key_sha256: [u8; 32],
+}
+
+/// Everything the gateway needs, checked.
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub base_path: String,
+    pub workers: Option<usize>,
+    pub max_body_bytes: usize,
+    pub validation: aoai_runtime::schema::Policy,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub client_head_timeout: Duration,
+    pub client_body_timeout: Duration,
+    pub failover: Failover,
+    /// How long the gateway keeps accepting once told to stop, and how long calls in flight
+    /// may then take to finish.
+    pub shutdown_drain: Duration,
+    pub shutdown_grace: Duration,
+    pub auth: AuthConfig,
+    pub docs: DocsConfig,
+    pub metrics: MetricsConfig,
+    pub backends: Vec<Backend>,
+    pub subscriptions: Vec<Subscription>,
+}
+
+/// [`FailoverConfig`], checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Failover {
+    pub attempts: usize,
+    pub unreachable_rest: Duration,
+    pub max_rest: Duration,
+    pub circuit_failures: u32,
+    pub circuit_window: Duration,
+    pub circuit_cooldown: Duration,
+}
+
+pub fn sha256(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}

@@ -1,0 +1,187 @@
+//! The proxy: the HTTP service that serves every generated route, and what it needs on the way.
+//!
+//! A request takes one path through these modules ([`handler`] drives it):
+//! 1. the path must be under the base path and plain: no dot segments (404, 400);
+//! 2. `api-version` picks the version's route table ([`router`]; 400 listing the supported
+//!    versions);
+//! 3. the route table matches path and method (404, 405);
+//! 4. the subscription key is checked ([`auth`]; 401);
+//! 5. parameters and the body (read up to the size and time limits, 413, 408; decoded when
+//!    compressed, [`encoding`]) are checked against the version's schemas ([`validate`]; 400,
+//!    415), before any backend quota is spent;
+//! 6. the balancer picks a backend for the deployment ([`balancer`]; 404 when none serves it);
+//! 7. the request goes to that backend ([`upstream`]) and its answer streams back through a
+//!    [`relay`] that fails the client's response if the backend cuts it; a backend over its
+//!    quota, failing or unreachable hands the call to the next one ([`failover`]).
+//!
+//! Every refusal is a [`GatewayError`](error::GatewayError) in Azure's error shape.
+//! `/healthz`, `/readyz`, `/metrics`, the route [`docs`] and the served specs are answered
+//! before all this. This module holds what all requests share ([`Gateway`]) and starts and
+//! stops the server.
+
+pub mod auth;
+pub mod balancer;
+pub mod docs;
+pub mod encoding;
+pub mod error;
+pub mod failover;
+mod handler;
+pub mod multipart;
+pub mod query;
+pub mod relay;
+pub mod router;
+pub mod upstream;
+pub mod validate;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use aoai_runtime::schema::Policy;
+
+use crate::config::{Failover, MetricsConfig, Settings};
+use crate::metrics::Metrics;
+use auth::Auth;
+use balancer::Balancer;
+use docs::Docs;
+use router::Router;
+
+/// Everything the handler needs, shared by all workers.
+pub struct Gateway {
+    pub router: Router,
+    pub auth: Auth,
+    pub balancer: Balancer,
+    pub base_path: String,
+    pub max_body_bytes: usize,
+    pub validation: Policy,
+    /// `None` when the docs are switched off.
+    pub docs: Option<Docs>,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub client_head_timeout: Duration,
+    pub client_body_timeout: Duration,
+    pub failover: Failover,
+    pub metrics: Metrics,
+    pub metrics_page: MetricsConfig,
+    pub workers: Option<usize>,
+    pub shutdown_drain: Duration,
+    pub shutdown_grace: Duration,
+    /// Set once the gateway has been told to stop: `/readyz` answers 503 from then on.
+    draining: AtomicBool,
+}
+
+impl Gateway {
+    pub fn new(settings: Settings) -> Gateway {
+        let metrics = Metrics::new(
+            settings.subscriptions.iter().map(|s| s.name.as_str()),
+            settings.backends.iter().map(|b| b.name.as_str()),
+        );
+        Gateway {
+            metrics,
+            metrics_page: settings.metrics,
+            docs: Docs::new(&settings.docs, &settings.base_path),
+            router: Router::new(crate::generated::API_VERSIONS),
+            auth: Auth::new(settings.auth, settings.subscriptions),
+            balancer: Balancer::new(
+                settings.backends,
+                &settings.failover,
+                settings.response_timeout,
+            ),
+            base_path: settings.base_path,
+            max_body_bytes: settings.max_body_bytes,
+            validation: settings.validation,
+            connect_timeout: settings.connect_timeout,
+            response_timeout: settings.response_timeout,
+            client_head_timeout: settings.client_head_timeout,
+            client_body_timeout: settings.client_body_timeout,
+            failover: settings.failover,
+            workers: settings.workers,
+            shutdown_drain: settings.shutdown_drain,
+            shutdown_grace: settings.shutdown_grace,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the gateway is shutting down.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts serving on an already bound listener; call it inside the actix system that will run
+/// the server. With `signals`, SIGTERM and Ctrl-C stop the gateway gracefully (see
+/// [`stop_on_signal`]); without, the caller stops it (tests).
+pub fn start(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    signals: bool,
+) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
+    let addr = listener.local_addr()?;
+    let workers = gateway.workers;
+    let grace = gateway.shutdown_grace;
+    let head_timeout = gateway.client_head_timeout;
+    let shared = web::Data::from(gateway);
+    let draining = shared.clone();
+    let mut server = HttpServer::new(move || {
+        let client = upstream::client(shared.connect_timeout, shared.response_timeout);
+        App::new()
+            .app_data(shared.clone())
+            .app_data(web::Data::new(client))
+            .default_service(web::to(handler::handle))
+    })
+    .client_request_timeout(head_timeout)
+    .tcp_nodelay(true);
+    if let Some(n) = workers {
+        server = server.workers(n);
+    }
+    let server = server
+        .shutdown_timeout(grace.as_secs())
+        // Signals are handled here rather than by actix, so that `/readyz` can say the gateway
+        // is going away while the calls in flight finish.
+        .disable_signals()
+        .listen(listener)?
+        .run();
+    if signals {
+        actix_web::rt::spawn(stop_on_signal(draining, server.handle()));
+    }
+    Ok((server, addr))
+}
+
+async fn wait_for_signal(terminate: &mut actix_web::rt::signal::unix::Signal) {
+    let interrupt = Box::pin(actix_web::rt::signal::ctrl_c());
+    let terminated = Box::pin(terminate.recv());
+    futures_util::future::select(interrupt, terminated).await;
+}
+
+/// On SIGTERM or Ctrl-C: `/readyz` answers 503 at once; for `shutdown.drain_s` calls are still
+/// accepted, each connection closed after its answer; then no new connections are accepted and
+/// calls and streams in flight have `shutdown.grace_s` to finish (actix closes idle connections
+/// at once); then the server's future completes and the process exits 0. A second signal stops
+/// at once.
+async fn stop_on_signal(gw: web::Data<Gateway>, server: actix_web::dev::ServerHandle) {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        log::warn!("cannot listen for SIGTERM; stop the gateway with SIGKILL");
+        return;
+    };
+    wait_for_signal(&mut terminate).await;
+    gw.draining.store(true, Ordering::Relaxed);
+    log::info!(
+        "stopping: /readyz answers 503; accepting for {} s more, then calls in flight have {} s to finish",
+        gw.shutdown_drain.as_secs(),
+        gw.shutdown_grace.as_secs()
+    );
+    if !gw.shutdown_drain.is_zero() {
+        let drained = Box::pin(actix_web::rt::time::sleep(gw.shutdown_drain));
+        futures_util::future::select(drained, Box::pin(wait_for_signal(&mut terminate))).await;
+    }
+    let graceful = server.stop(true);
+    let forced = async {
+        wait_for_signal(&mut terminate).await;
+        log::warn!("second signal: stopping now");
+        server.stop(false).await;
+    };
+    futures_util::future::select(Box::pin(graceful), Box::pin(forced)).await;
+}

@@ -1,0 +1,271 @@
+//! A simulated Azure OpenAI resource on loopback, for the demo, the tests and the benchmark,
+//! until real endpoints are configured. It answers the shipped operations the way the service
+//! does: the same paths under `/openai`, an `api-key` check, Azure's error bodies, server-sent
+//! events framed as `data: {json}\n\n` ending in `data: [DONE]`, and Azure's response headers
+//! (`x-ms-region`, `apim-request-id`, `x-request-id`, `x-ratelimit-remaining-requests`,
+//! `x-ratelimit-remaining-tokens`, and `retry-after` on a 429).
+//!
+//! A few deployment names act out what a real resource does under stress:
+//! - `rate-limited` answers 429 with `retry-after`, as a deployment over its quota;
+//! - `slow` waits [`SimulatorConfig::slow_delay`] before answering;
+//! - `server-error` answers 500 without `retry-after`, as a failing deployment;
+//! - `cut-stream` starts its answer, then drops the connection half-way, as a backend whose
+//!   process dies or whose connection is reset mid-answer;
+//! - any name outside [`SimulatorConfig::deployments`] (when that list is not empty) is 404
+//!   `DeploymentNotFound`.
+//!
+//! Objects the Assistants API creates (assistants, threads, messages, runs, vector stores) are
+//! kept in memory, so a create followed by a get works.
+
+mod audio;
+pub mod demo;
+mod deployments;
+mod images;
+mod stored;
+mod text;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{App, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer, web};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::proxy::query;
+
+pub const MODEL: &str = "gpt-4o-2024-08-06";
+
+#[derive(Debug, Clone)]
+pub struct SimulatorConfig {
+    /// Reported in `x-ms-region` and in answers, e.g. `East US`.
+    pub region: String,
+    /// The key clients must send in `api-key`.
+    pub api_key: String,
+    /// Deployment names this resource has; empty means any name works.
+    pub deployments: Vec<String>,
+    /// Pause between server-sent events.
+    pub chunk_delay: Duration,
+    /// How long the `slow` deployment waits before answering.
+    pub slow_delay: Duration,
+    /// Keep every request for inspection (tests).
+    pub record: bool,
+    pub workers: usize,
+}
+
+impl SimulatorConfig {
+    pub fn new(region: &str, api_key: &str) -> SimulatorConfig {
+        SimulatorConfig {
+            region: region.into(),
+            api_key: api_key.into(),
+            deployments: Vec::new(),
+            chunk_delay: Duration::from_millis(20),
+            slow_delay: Duration::from_secs(30),
+            record: false,
+            workers: 1,
+        }
+    }
+}
+
+/// A request as the simulated resource received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub struct Simulator {
+    config: SimulatorConfig,
+    recorded: Mutex<Vec<Recorded>>,
+    /// id → (collection path, object)
+    objects: Mutex<HashMap<String, (String, Value)>>,
+    counter: AtomicU64,
+}
+
+impl Simulator {
+    pub fn new(config: SimulatorConfig) -> Arc<Simulator> {
+        Arc::new(Simulator {
+            config,
+            recorded: Mutex::new(Vec::new()),
+            objects: Mutex::new(HashMap::new()),
+            counter: AtomicU64::new(1),
+        })
+    }
+
+    pub fn config(&self) -> &SimulatorConfig {
+        &self.config
+    }
+
+    /// Every request received so far (with `record` on).
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.recorded.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    pub(super) fn next_id(&self) -> u64 {
+        self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A UUID-shaped id, unique per resource and request, like Azure's `apim-request-id`.
+    fn request_id(&self) -> String {
+        let n = self.next_id();
+        let region = self
+            .config
+            .region
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x1000_0000_01b3)
+            });
+        let mixed = (n ^ region).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+            now() as u32,
+            region & 0xffff,
+            n & 0xfff,
+            (mixed >> 12) & 0xfff,
+            mixed & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// Starts a simulated resource on an already bound listener.
+pub fn start(
+    sim: Arc<Simulator>,
+    listener: TcpListener,
+) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
+    let addr = listener.local_addr()?;
+    let workers = sim.config.workers.max(1);
+    let data = web::Data::from(sim);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .default_service(web::to(handle))
+    })
+    .workers(workers)
+    .tcp_nodelay(true)
+    .disable_signals()
+    .listen(listener)?
+    .run();
+    Ok((server, addr))
+}
+
+pub(super) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Azure's error body.
+pub(super) fn azure_error(status: StatusCode, code: &str, message: &str) -> (StatusCode, Value) {
+    (
+        status,
+        json!({ "error": { "code": code, "message": message } }),
+    )
+}
+
+/// OpenAI-style error body, which the Assistants API returns.
+pub(super) fn openai_error(status: StatusCode, message: &str) -> (StatusCode, Value) {
+    (
+        status,
+        json!({ "error": { "message": message, "type": "invalid_request_error", "param": null, "code": null } }),
+    )
+}
+
+async fn handle(req: HttpRequest, body: Bytes, sim: web::Data<Simulator>) -> HttpResponse {
+    if sim.config.record
+        && let Ok(mut recorded) = sim.recorded.lock()
+    {
+        recorded.push(Recorded {
+            method: req.method().to_string(),
+            path: req.path().to_string(),
+            query: req.query_string().to_string(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body: body.clone(),
+        });
+    }
+    let mut reply = HttpResponse::build(StatusCode::OK);
+    reply.insert_header(("x-ms-region", sim.config.region.as_str()));
+    let request_id = sim.request_id();
+    reply.insert_header(("apim-request-id", request_id.as_str()));
+    reply.insert_header(("x-request-id", request_id.as_str()));
+    reply.insert_header(("x-content-type-options", "nosniff"));
+
+    let Some(rest) = req.path().strip_prefix("/openai/") else {
+        return json_reply(
+            reply,
+            azure_error(StatusCode::NOT_FOUND, "404", "Resource not found"),
+        );
+    };
+    let key_ok = req
+        .headers()
+        .get("api-key")
+        .is_some_and(|k| k.as_bytes() == sim.config.api_key.as_bytes());
+    if !key_ok {
+        return json_reply(
+            reply,
+            azure_error(
+                StatusCode::UNAUTHORIZED,
+                "401",
+                "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
+            ),
+        );
+    }
+    if query::get(req.query_string(), "api-version").is_none_or(|v| v.is_empty()) {
+        return json_reply(
+            reply,
+            azure_error(StatusCode::NOT_FOUND, "404", "Resource not found"),
+        );
+    }
+    let segments: Vec<&str> = rest.split('/').collect();
+    match segments.as_slice() {
+        ["deployments", deployment, operation @ ..] => {
+            deployments::deployment_call(&sim, reply, &req, deployment, operation, &body).await
+        }
+        _ => stored::resource_call(&sim, reply, &req, &segments, &body),
+    }
+}
+
+pub(super) fn json_reply(
+    mut reply: HttpResponseBuilder,
+    (status, body): (StatusCode, Value),
+) -> HttpResponse {
+    reply.status(status);
+    reply.insert_header((
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    ));
+    reply.body(body.to_string())
+}
+
+pub(super) fn rate_limit_headers(reply: &mut HttpResponseBuilder, tokens_used: u64) {
+    reply.insert_header(("x-ratelimit-remaining-requests", "999"));
+    reply.insert_header((
+        "x-ratelimit-remaining-tokens",
+        (150_000u64.saturating_sub(tokens_used)).to_string(),
+    ));
+}

@@ -1,0 +1,219 @@
+//! Stored objects (assistants, threads, messages, runs, vector stores, files), kept in memory so
+//! that a create followed by a get works, on the one resource that holds them.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::{MODEL, Simulator, azure_error, json_reply, now, openai_error};
+use crate::proxy::query;
+
+/// (object type, id prefix) of each collection.
+fn collection_kind(name: &str) -> Option<(&'static str, &'static str)> {
+    Some(match name {
+        "assistants" => ("assistant", "asst_"),
+        "threads" => ("thread", "thread_"),
+        "messages" => ("thread.message", "msg_"),
+        "runs" => ("thread.run", "run_"),
+        "steps" => ("thread.run.step", "step_"),
+        "vector_stores" => ("vector_store", "vs_"),
+        "files" => ("vector_store.file", "file-"),
+        "file_batches" => ("vector_store.files_batch", "vsfb_"),
+        _ => return None,
+    })
+}
+
+fn new_object(
+    sim: &Simulator,
+    collection: &str,
+    parents: &[(&str, &str)],
+    request: &Value,
+) -> Value {
+    let (object, prefix) = collection_kind(collection).unwrap_or(("object", "obj_"));
+    let id = format!("{prefix}{:024x}", sim.next_id());
+    let created_at = now();
+    let mut value = match collection {
+        "assistants" => json!({
+            "name": null, "description": null, "model": MODEL, "instructions": null, "tools": [],
+            "tool_resources": {}, "metadata": {}, "temperature": 1.0, "top_p": 1.0, "response_format": "auto",
+        }),
+        "threads" => json!({ "metadata": {}, "tool_resources": {} }),
+        "messages" => {
+            let text = match request.get("content") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            json!({
+                "status": "completed", "incomplete_details": null, "completed_at": created_at, "incomplete_at": null,
+                "role": "user", "assistant_id": null, "run_id": null, "attachments": [], "metadata": {},
+                "content": [{ "type": "text", "text": { "value": text, "annotations": [] } }],
+            })
+        }
+        "runs" => json!({
+            "status": "completed", "required_action": null, "last_error": null, "expires_at": created_at + 600,
+            "started_at": created_at, "cancelled_at": null, "failed_at": null, "completed_at": created_at,
+            "incomplete_details": null, "model": MODEL, "instructions": "", "tools": [], "metadata": {},
+            "usage": { "prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20 },
+            "temperature": 1.0, "top_p": 1.0, "max_prompt_tokens": null, "max_completion_tokens": null,
+            "truncation_strategy": { "type": "auto", "last_messages": null }, "tool_choice": "auto",
+            "parallel_tool_calls": true, "response_format": "auto",
+        }),
+        "vector_stores" => json!({
+            "name": "", "usage_bytes": 0, "bytes": 0, "status": "completed", "last_active_at": created_at, "metadata": {},
+            "file_counts": { "in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0, "total": 0 },
+        }),
+        _ => json!({}),
+    };
+    if let (Value::Object(fields), Value::Object(given)) = (&mut value, request) {
+        for (k, v) in given {
+            // Request-only fields are not part of the stored object; a message's text was
+            // already turned into content parts.
+            let request_only = matches!(
+                k.as_str(),
+                "stream" | "additional_messages" | "additional_instructions"
+            );
+            let reshaped = collection == "messages" && k == "content";
+            if !request_only && !reshaped {
+                fields.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    value["id"] = json!(id);
+    value["object"] = json!(object);
+    value["created_at"] = json!(created_at);
+    for (parent, parent_id) in parents {
+        let field = match *parent {
+            "threads" => "thread_id",
+            "runs" => "run_id",
+            "vector_stores" => "vector_store_id",
+            "assistants" => "assistant_id",
+            _ => continue,
+        };
+        value[field] = json!(parent_id);
+    }
+    value
+}
+
+pub(super) fn resource_call(
+    sim: &Simulator,
+    reply: HttpResponseBuilder,
+    req: &HttpRequest,
+    segments: &[&str],
+    body: &Bytes,
+) -> HttpResponse {
+    // Split `threads/t1/runs/r1/cancel` into a collection path, an id and an action.
+    let mut parents: Vec<(&str, &str)> = Vec::new();
+    let mut i = 0;
+    let (collection, id, action) = loop {
+        let Some(&name) = segments.get(i) else {
+            return json_reply(
+                reply,
+                azure_error(StatusCode::NOT_FOUND, "404", "Resource not found"),
+            );
+        };
+        if collection_kind(name).is_none() {
+            return json_reply(
+                reply,
+                azure_error(StatusCode::NOT_FOUND, "404", "Resource not found"),
+            );
+        }
+        match (segments.get(i + 1), segments.get(i + 2)) {
+            (None, _) => break (name, None, None),
+            (Some(&id), None) => break (name, Some(id), None),
+            (Some(&id), Some(&next))
+                if collection_kind(next).is_none() && segments.len() == i + 3 =>
+            {
+                break (name, Some(id), Some(next));
+            }
+            (Some(&id), Some(_)) => {
+                parents.push((name, id));
+                i += 2;
+            }
+        }
+    };
+    let path: String = parents
+        .iter()
+        .map(|(c, id)| format!("/{c}/{id}"))
+        .collect::<String>()
+        + "/"
+        + collection;
+    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Object(Default::default()));
+    let Ok(mut objects) = sim.objects.lock() else {
+        return json_reply(
+            reply,
+            azure_error(StatusCode::INTERNAL_SERVER_ERROR, "500", "Internal error"),
+        );
+    };
+    let (kind, _) = collection_kind(collection).unwrap_or(("object", ""));
+    let method = req.method().as_str();
+    let not_found = |id: &str| {
+        openai_error(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "No {} found with id '{id}'.",
+                kind.rsplit('.').next().unwrap_or(kind)
+            ),
+        )
+    };
+    let result = match (method, id, action) {
+        ("POST", None, None) => {
+            // `POST /threads/runs` creates a thread and runs it.
+            let value = new_object(sim, collection, &parents, &request);
+            let id = value["id"].as_str().unwrap_or_default().to_string();
+            objects.insert(id, (path.clone(), value.clone()));
+            (StatusCode::OK, value)
+        }
+        ("GET", None, None) => {
+            let limit = query::get(req.query_string(), "limit")
+                .and_then(|l| l.parse::<usize>().ok())
+                .unwrap_or(20);
+            let mut data: Vec<&Value> = objects
+                .values()
+                .filter(|(p, _)| *p == path)
+                .map(|(_, v)| v)
+                .collect();
+            data.sort_by_key(|v| {
+                std::cmp::Reverse(v["id"].as_str().unwrap_or_default().to_string())
+            });
+            let has_more = data.len() > limit;
+            data.truncate(limit);
+            let first = data.first().map(|v| v["id"].clone()).unwrap_or(Value::Null);
+            let last = data.last().map(|v| v["id"].clone()).unwrap_or(Value::Null);
+            (
+                StatusCode::OK,
+                json!({ "object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more }),
+            )
+        }
+        ("GET", Some(id), None) => match objects.get(id) {
+            Some((p, value)) if *p == path => (StatusCode::OK, value.clone()),
+            _ => not_found(id),
+        },
+        ("POST", Some(id), action) => match objects.get_mut(id) {
+            Some((p, value)) if *p == path => {
+                if let (Value::Object(fields), Value::Object(given)) = (&mut *value, &request) {
+                    for (k, v) in given {
+                        fields.insert(k.clone(), v.clone());
+                    }
+                }
+                match action {
+                    Some("cancel") => value["status"] = json!("cancelled"),
+                    Some("submit_tool_outputs") => value["status"] = json!("queued"),
+                    _ => {}
+                }
+                (StatusCode::OK, value.clone())
+            }
+            _ => not_found(id),
+        },
+        ("DELETE", Some(id), None) => match objects.remove(id) {
+            Some((p, _)) if p == path => (
+                StatusCode::OK,
+                json!({ "id": id, "object": format!("{kind}.deleted"), "deleted": true }),
+            ),
+            _ => not_found(id),
+        },
+        _ => azure_error(StatusCode::METHOD_NOT_ALLOWED, "405", "Method not allowed"),
+    };
+    json_reply(reply, result)
+}

@@ -1,0 +1,213 @@
+//! Chat completions, completions (as JSON or server-sent events) and embeddings.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self};
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::deployments::cut_half_way;
+use super::{MODEL, Simulator, json_reply, now, rate_limit_headers};
+
+pub(super) fn content_filter() -> Value {
+    let safe = json!({ "filtered": false, "severity": "safe" });
+    json!({ "hate": safe, "self_harm": safe, "sexual": safe, "violence": safe })
+}
+
+/// The text of the last user message (or the prompt), for an answer that shows what was asked.
+pub(super) fn prompt_text(request: &Value) -> String {
+    let text = match request.get("messages").and_then(Value::as_array) {
+        Some(messages) => messages
+            .iter()
+            .rev()
+            .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+            .and_then(|m| m.get("content"))
+            .map(|c| match c {
+                Value::String(s) => s.clone(),
+                Value::Array(parts) => parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                _ => String::new(),
+            }),
+        None => request.get("prompt").map(|p| match p {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+    };
+    text.unwrap_or_default().chars().take(60).collect()
+}
+
+pub(super) fn words(text: &str) -> u64 {
+    text.split_whitespace().count().max(1) as u64
+}
+
+pub(super) fn text_completion(
+    sim: &Simulator,
+    mut reply: HttpResponseBuilder,
+    request: &Value,
+    chat: bool,
+    cut: bool,
+) -> HttpResponse {
+    let asked = prompt_text(request);
+    let answer = format!("Hello from {}! You asked: {asked}", sim.config.region);
+    let prompt_tokens = words(&asked) + 8;
+    let completion_tokens = words(&answer);
+    let usage = json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens });
+    rate_limit_headers(&mut reply, prompt_tokens + completion_tokens);
+    let id = format!(
+        "{}-{:x}",
+        if chat { "chatcmpl" } else { "cmpl" },
+        sim.next_id()
+    );
+    let created = now();
+    let prompt_filter = json!([{ "prompt_index": 0, "content_filter_results": content_filter() }]);
+    let streaming = request
+        .get("stream")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if !streaming {
+        let body = if chat {
+            json!({
+                "id": id, "object": "chat.completion", "created": created, "model": MODEL,
+                "system_fingerprint": "fp_sim",
+                "prompt_filter_results": prompt_filter,
+                "choices": [{ "index": 0, "finish_reason": "stop", "logprobs": null,
+                              "message": { "role": "assistant", "content": answer, "refusal": null },
+                              "content_filter_results": content_filter() }],
+                "usage": usage,
+            })
+        } else {
+            json!({
+                "id": id, "object": "text_completion", "created": created, "model": MODEL,
+                "prompt_filter_results": prompt_filter,
+                "choices": [{ "index": 0, "text": answer, "finish_reason": "stop", "logprobs": null,
+                              "content_filter_results": content_filter() }],
+                "usage": usage,
+            })
+        };
+        if cut {
+            let text = body.to_string();
+            let (a, b) = text.split_at(text.len() / 2);
+            reply.insert_header((header::CONTENT_TYPE, "application/json"));
+            let frames = vec![Bytes::from(a.to_string()), Bytes::from(b.to_string())];
+            return cut_half_way(reply, frames, sim.config.chunk_delay);
+        }
+        return json_reply(reply, (StatusCode::OK, body));
+    }
+
+    let include_usage = request
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let chunk = |choices: Value| {
+        let mut c = json!({ "id": id, "created": created, "model": MODEL, "system_fingerprint": "fp_sim", "choices": choices });
+        c["object"] = json!(if chat {
+            "chat.completion.chunk"
+        } else {
+            "text_completion"
+        });
+        if include_usage {
+            c["usage"] = Value::Null;
+        }
+        c
+    };
+    let mut events: Vec<Value> = Vec::new();
+    let mut first = chunk(json!([]));
+    first["prompt_filter_results"] = prompt_filter;
+    events.push(first);
+    if chat {
+        events.push(chunk(json!([{ "index": 0, "delta": { "role": "assistant", "content": "" }, "finish_reason": null, "logprobs": null }])));
+    }
+    for word in answer.split_inclusive(' ') {
+        let mut choice = json!({ "index": 0, "finish_reason": null, "logprobs": null, "content_filter_results": content_filter() });
+        if chat {
+            choice["delta"] = json!({ "content": word });
+        } else {
+            choice["text"] = json!(word);
+        }
+        events.push(chunk(json!([choice])));
+    }
+    let mut last = json!({ "index": 0, "finish_reason": "stop", "logprobs": null });
+    if chat {
+        last["delta"] = json!({});
+    } else {
+        last["text"] = json!("");
+    }
+    events.push(chunk(json!([last])));
+    if include_usage {
+        let mut u = chunk(json!([]));
+        u["usage"] = usage;
+        events.push(u);
+    }
+    let mut frames: Vec<Bytes> = events
+        .into_iter()
+        .map(|e| Bytes::from(format!("data: {e}\n\n")))
+        .collect();
+    frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    reply.insert_header((header::CONTENT_TYPE, "text/event-stream; charset=utf-8"));
+    reply.insert_header((header::CACHE_CONTROL, "no-cache"));
+    let delay = sim.config.chunk_delay;
+    if cut {
+        return cut_half_way(reply, frames, delay);
+    }
+    let stream = futures_util::stream::unfold(
+        (frames.into_iter(), true),
+        move |(mut frames, first)| async move {
+            let frame = frames.next()?;
+            if !first && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Some((Ok::<Bytes, std::io::Error>(frame), (frames, false)))
+        },
+    );
+    reply.streaming(stream)
+}
+
+pub(super) fn embeddings(mut reply: HttpResponseBuilder, request: &Value) -> HttpResponse {
+    let inputs: Vec<String> = match request.get("input") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
+            .collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => vec![String::new()],
+    };
+    let dimensions = request
+        .get("dimensions")
+        .and_then(Value::as_u64)
+        .unwrap_or(1536)
+        .clamp(1, 3072) as usize;
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            // A deterministic unit-ish vector from the text, so equal inputs embed equally.
+            let mut seed = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x1000_0000_01b3)
+            });
+            let vector: Vec<f64> = (0..dimensions)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    ((seed % 2000) as f64 / 1000.0 - 1.0) / (dimensions as f64).sqrt()
+                })
+                .collect();
+            json!({ "object": "embedding", "index": index, "embedding": vector })
+        })
+        .collect();
+    let tokens: u64 = inputs.iter().map(|i| words(i)).sum();
+    rate_limit_headers(&mut reply, tokens);
+    json_reply(
+        reply,
+        (
+            StatusCode::OK,
+            json!({
+                "object": "list", "data": data, "model": "text-embedding-3-small",
+                "usage": { "prompt_tokens": tokens, "total_tokens": tokens },
+            }),
+        ),
+    )
+}
