@@ -57,6 +57,7 @@ fn headless(args: &[String]) -> std::process::Output {
 }
 
 #[test]
+#[ignore = "needs Chromium: scripts/test.sh installs it and runs this"]
 fn chromium_renders_the_docs() {
     run(async {
         let gw = start(Setup::default()).await;

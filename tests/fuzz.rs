@@ -15,6 +15,7 @@ use aoai_gateway::generated::API_VERSIONS;
 use common::{CLIENT_KEY, Setup, python, run, start};
 
 #[test]
+#[ignore = "needs schemathesis in .venv: scripts/test.sh installs it and runs this"]
 fn schemathesis_finds_nothing_the_gateway_cannot_explain() {
     let python = python();
     run(async move {

@@ -8,31 +8,58 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-macro_rules! snapshot {
-    ($name:ident) => {
-        #[allow(dead_code, clippy::large_enum_variant, clippy::enum_variant_names)]
-        mod $name {
-            include!(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/codegen/tests/snapshots/",
-                stringify!($name),
-                ".rs"
-            ));
-        }
+/// Compiles each named snapshot as a module of that name, and lists the names.
+macro_rules! snapshots {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[allow(dead_code, clippy::large_enum_variant, clippy::enum_variant_names)]
+            mod $name {
+                include!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/codegen/tests/snapshots/",
+                    stringify!($name),
+                    ".rs"
+                ));
+            }
+        )*
+        const SNAPSHOTS: &[&str] = &[$(stringify!($name)),*];
     };
 }
 
-snapshot!(nullable);
-snapshot!(enums);
-snapshot!(unions);
-snapshot!(all_of);
-snapshot!(maps);
-snapshot!(recursion);
-snapshot!(names);
-snapshot!(anchors);
-snapshot!(crlf);
-snapshot!(minified);
-snapshot!(constraints);
+// Every file of codegen/tests/snapshots/ (`every_snapshot_is_compiled` holds this list to it).
+snapshots!(
+    all_of,
+    anchors,
+    constraints,
+    crlf,
+    enums,
+    maps,
+    minified,
+    names,
+    nullable,
+    recursion,
+    unions,
+);
+
+#[test]
+fn every_snapshot_is_compiled() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/codegen/tests/snapshots");
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .expect("the snapshots")
+        .map(|e| {
+            let path = e.expect("entry").path();
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .expect("UTF-8 name")
+                .to_string()
+        })
+        .collect();
+    files.sort();
+    assert_eq!(
+        files, SNAPSHOTS,
+        "add the snapshot to the snapshots! list above"
+    );
+}
 
 /// Reads `value` as `T`, writes it back, and insists nothing changed.
 fn roundtrip<T: DeserializeOwned + Serialize>(value: Value) -> T {

@@ -1,103 +1,101 @@
 //! Each tiny spec in `tests/specs/` covers one generator rule. Its generated code is compared
-//! with the checked-in `tests/snapshots/<name>.rs`; run with `UPDATE_SNAPSHOTS=1` to rewrite
-//! them after an intended change, and review the diff. The gateway's tests compile these
-//! snapshots and check how the generated types behave (`tests/generated_rules.rs`).
+//! with the checked-in `tests/snapshots/<name>.rs`; run with `UPDATE_SNAPSHOTS=1` to write them
+//! after an intended change (or for a new rule), and review the diff. The cases are the files of
+//! `tests/specs/`: a new rule is a new spec file. The gateway's tests compile these snapshots and
+//! check how the generated code behaves (`tests/generated_rules.rs`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-fn check(name: &str) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
-    let spec = std::fs::read_dir(dir.join("specs"))
+fn specs() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specs");
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("tests/specs exists")
         .map(|e| e.expect("readable entry").path())
-        .find(|p| p.file_stem().and_then(|s| s.to_str()) == Some(name))
-        .unwrap_or_else(|| panic!("no spec named {name}"));
+        .collect();
+    specs.sort();
+    specs
+}
+
+fn name_of(path: &Path) -> &str {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .expect("a UTF-8 name")
+}
+
+/// How `spec`'s generated code differs from its snapshot, if it does.
+fn difference(spec: &Path, update: bool) -> Option<String> {
+    let name = name_of(spec);
     let file_name = spec
         .file_name()
         .and_then(|s| s.to_str())
         .expect("utf-8 name");
     let (text, _, warnings) =
-        aoai_codegen::generate_file(&spec, &format!("tests/specs/{file_name}"), file_name)
+        aoai_codegen::generate_file(spec, &format!("tests/specs/{file_name}"), file_name)
             .unwrap_or_else(|e| panic!("{e}"));
-    assert!(warnings.is_empty(), "unexpected warnings: {warnings:?}");
-    let snapshot = dir.join("snapshots").join(format!("{name}.rs"));
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+    assert!(
+        warnings.is_empty(),
+        "{name}: unexpected warnings: {warnings:?}"
+    );
+    let snapshot = spec
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests/")
+        .join("snapshots")
+        .join(format!("{name}.rs"));
+    if update {
         std::fs::write(&snapshot, &text).expect("write snapshot");
-        return;
+        return None;
     }
-    let expected = std::fs::read_to_string(&snapshot).unwrap_or_else(|_| {
-        panic!(
-            "missing {}; run with UPDATE_SNAPSHOTS=1",
+    let Ok(expected) = std::fs::read_to_string(&snapshot) else {
+        return Some(format!(
+            "{name}: missing {}; run with UPDATE_SNAPSHOTS=1",
             snapshot.display()
-        )
-    });
-    if expected != text {
-        let first = expected
-            .lines()
-            .zip(text.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(0);
-        panic!(
-            "generated code for {name} differs from {} from line {}:\n  expected: {}\n  actual:   {}\nrun with UPDATE_SNAPSHOTS=1 to accept",
-            snapshot.display(),
-            first + 1,
-            expected.lines().nth(first).unwrap_or(""),
-            text.lines().nth(first).unwrap_or(""),
+        ));
+    };
+    if expected == text {
+        return None;
+    }
+    let first = expected
+        .lines()
+        .zip(text.lines())
+        .position(|(a, b)| a != b)
+        .unwrap_or(0);
+    Some(format!(
+        "{name}: generated code differs from {} from line {}:\n  expected: {}\n  actual:   {}",
+        snapshot.display(),
+        first + 1,
+        expected.lines().nth(first).unwrap_or(""),
+        text.lines().nth(first).unwrap_or(""),
+    ))
+}
+
+#[test]
+fn every_rule_generates_its_snapshot() {
+    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
+    let specs = specs();
+    assert!(specs.len() >= 11, "{} specs", specs.len());
+    let differences: Vec<String> = specs
+        .iter()
+        .filter_map(|spec| difference(spec, update))
+        .collect();
+    assert!(
+        differences.is_empty(),
+        "{}\nrun with UPDATE_SNAPSHOTS=1 to accept",
+        differences.join("\n")
+    );
+}
+
+#[test]
+fn every_snapshot_has_its_spec() {
+    let names: Vec<String> = specs().iter().map(|s| name_of(s).to_string()).collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
+    for entry in std::fs::read_dir(dir).expect("tests/snapshots exists") {
+        let path = entry.expect("readable entry").path();
+        let name = name_of(&path).to_string();
+        assert!(
+            names.contains(&name),
+            "{} has no spec in tests/specs/: remove it",
+            path.display()
         );
     }
-}
-
-#[test]
-fn nullable() {
-    check("nullable");
-}
-
-#[test]
-fn enums() {
-    check("enums");
-}
-
-#[test]
-fn unions() {
-    check("unions");
-}
-
-#[test]
-fn all_of() {
-    check("all_of");
-}
-
-#[test]
-fn maps() {
-    check("maps");
-}
-
-#[test]
-fn recursion() {
-    check("recursion");
-}
-
-#[test]
-fn names() {
-    check("names");
-}
-
-#[test]
-fn anchors() {
-    check("anchors");
-}
-
-#[test]
-fn crlf() {
-    check("crlf");
-}
-
-#[test]
-fn minified_json() {
-    check("minified");
-}
-
-#[test]
-fn constraints() {
-    check("constraints");
 }
