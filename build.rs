@@ -11,7 +11,12 @@ fn main() {
         eprintln!("error: OUT_DIR is not set; run this through cargo");
         std::process::exit(1);
     };
-    match aoai_codegen::build(spec_dir, &out_dir) {
+    // AOAI_CODEGEN_STRICT=1: a `$ref` that resolves to nothing fails the build.
+    println!("cargo:rerun-if-env-changed=AOAI_CODEGEN_STRICT");
+    let options = aoai_codegen::Options {
+        strict: std::env::var("AOAI_CODEGEN_STRICT").is_ok_and(|v| !v.is_empty() && v != "0"),
+    };
+    match aoai_codegen::build(spec_dir, &out_dir, options) {
         Ok(report) => {
             for input in &report.inputs {
                 println!("cargo:rerun-if-changed={}", input.display());

@@ -39,6 +39,11 @@ snapshots!(
     nullable,
     recursion,
     unions,
+    v31_binary,
+    v31_nullable,
+    v31_refs,
+    v31_values,
+    v32_v1_api,
 );
 
 #[test]
@@ -649,5 +654,96 @@ fn unknown_fields_are_refused_only_when_asked_and_only_where_the_spec_lists_fiel
     assert_eq!(
         schema::json::validate(br#"{"name": "n", "color": "red"}"#, &tagged, strict),
         Ok(())
+    );
+}
+
+#[test]
+fn openapi_3_1_nullable_forms_read_like_3_0_nullable() {
+    use v31_nullable::models::{Settings, SettingsSeed};
+    use v31_nullable::schemas::SETTINGS;
+    let s: Settings = roundtrip(json!({"label": null, "options": null, "seed": "42"}));
+    assert_eq!((s.label, s.options), (None, None));
+    assert_eq!(s.seed, Some(SettingsSeed::String("42".into())));
+    accepts(
+        &SETTINGS,
+        json!({"label": "x", "options": {"include_usage": true}, "stop": null, "seed": 7}),
+    );
+    let (path, message) = field_error(rejects(&SETTINGS, json!({"label": null})));
+    assert_eq!(
+        (path.as_str(), message.as_str()),
+        ("", "missing field `options`")
+    );
+    let (path, _) = field_error(rejects(
+        &SETTINGS,
+        json!({"label": null, "options": null, "seed": 1.5}),
+    ));
+    assert_eq!(path, "seed");
+}
+
+#[test]
+fn openapi_3_1_const_and_exclusive_bounds_are_checked() {
+    use v31_values::schemas::SAMPLING;
+    accepts(
+        &SAMPLING,
+        json!({"type": "sampling", "temperature": 1.0, "top_k": 1}),
+    );
+    // The published int64 bound beyond i64 constrains nothing: every int64 passes.
+    accepts(&SAMPLING, json!({"type": "sampling", "seed": i64::MIN}));
+    accepts(&SAMPLING, json!({"type": "sampling", "seed": i64::MAX}));
+    let (path, _) = field_error(rejects(&SAMPLING, json!({"type": "other"})));
+    assert_eq!(path, "type");
+    for edge in [0.0, 2.0] {
+        let (path, message) = field_error(rejects(
+            &SAMPLING,
+            json!({"type": "sampling", "temperature": edge}),
+        ));
+        assert_eq!(path, "temperature");
+        assert!(message.contains("must be"), "{message}");
+    }
+    let (path, _) = field_error(rejects(&SAMPLING, json!({"type": "sampling", "top_k": 0})));
+    assert_eq!(path, "top_k");
+}
+
+#[test]
+fn openapi_3_1_dynamic_references_make_recursive_types() {
+    use v31_refs::models::Node;
+    use v31_refs::schemas::NODE;
+    let tree =
+        json!({"children": [{"children": [], "metadata": {"k": "v"}}], "parent": {"extra": [1]}});
+    let node: Node = roundtrip(tree.clone());
+    assert_eq!(node.children.map(|c| c.len()), Some(1));
+    accepts(&NODE, tree);
+    let (path, _) = field_error(rejects(
+        &NODE,
+        json!({"children": [{"metadata": {"k": 1}}]}),
+    ));
+    assert_eq!(path, "children[0].metadata.k");
+}
+
+#[test]
+fn openapi_3_1_binary_parts_and_the_v1_api_shape() {
+    let upload = v31_binary::routes::FILES_UPLOAD
+        .request
+        .as_ref()
+        .expect("a body");
+    let fields = upload.content[0].form_fields;
+    assert!(fields.iter().any(|f| f.name == "file" && f.binary));
+    assert!(fields.iter().any(|f| f.name == "thumbnail" && !f.binary));
+
+    let api = &v32_v1_api::routes::API;
+    assert_eq!(api.mount, "/v1");
+    let ids: Vec<(&str, Option<&str>)> = api
+        .routes
+        .iter()
+        .map(|r| (r.operation_id, r.deployment_field))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("createChatCompletion", Some("model")),
+            // A fine-tuning job's `model` is a base model: no usage in its answer.
+            ("postFineTuningJobs", None),
+            ("getResponsesResponseId", None),
+        ]
     );
 }

@@ -6,6 +6,11 @@
 //! each model is flattened into paths such as `messages[].content` or
 //! `tools[] (type=function).function.name`, each with a type description that does not depend
 //! on generated names, so a schema renamed between versions is not reported as changed.
+//!
+//! Paths are compared below each version's mount. Between an API whose paths name the
+//! deployment (`/deployments/{deployment-id}/chat/completions`) and one whose bodies do (the v1
+//! API's `/chat/completions`), the deployment segment and its parameter are left out of the
+//! comparison and the move is reported once ([`VersionDiff::deployment_moved`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,20 +83,38 @@ pub struct VersionDiff {
     pub changed: Vec<OperationChanges>,
     /// How many operations are in both versions and identical.
     pub unchanged: usize,
+    /// One version names the deployment in its paths, the other in its request bodies.
+    pub deployment_moved: bool,
 }
 
-fn reference(op: &Operation) -> OperationRef {
+/// The path segment and parameter that name a deployment in the dated APIs.
+const DEPLOYMENT_SEGMENT: &str = "/deployments/{deployment-id}";
+const DEPLOYMENT_PARAMETER: &str = "deployment-id";
+
+fn deployments_in_paths(api: &Api) -> bool {
+    api.operations
+        .iter()
+        .any(|op| op.path.contains(DEPLOYMENT_SEGMENT))
+}
+
+/// The operation as the changes page names it: its path with the version's mount.
+fn reference(api: &Api, op: &Operation) -> OperationRef {
     OperationRef {
         operation_id: op.operation_id.clone(),
         method: op.method,
-        path: op.path.clone(),
+        path: format!("{}{}", api.mount, op.path),
     }
 }
 
 pub fn diff(from: &Api, to: &Api) -> VersionDiff {
+    let moved = deployments_in_paths(from) != deployments_in_paths(to);
     let key = |op: &Operation| OperationKey {
         method: op.method,
-        path: op.path.clone(),
+        path: if moved {
+            op.path.replacen(DEPLOYMENT_SEGMENT, "", 1)
+        } else {
+            op.path.clone()
+        },
     };
     let before: BTreeMap<OperationKey, &Operation> =
         from.operations.iter().map(|op| (key(op), op)).collect();
@@ -104,18 +127,19 @@ pub fn diff(from: &Api, to: &Api) -> VersionDiff {
         only_in_to: Vec::new(),
         changed: Vec::new(),
         unchanged: 0,
+        deployment_moved: moved,
     };
     for (k, op) in &before {
         match after.get(k) {
-            None => result.only_in_from.push(reference(op)),
+            None => result.only_in_from.push(reference(from, op)),
             Some(new) => {
-                let changes = operation_changes(from, op, to, new);
+                let changes = operation_changes(from, op, to, new, moved);
                 if changes.is_empty() {
                     result.unchanged += 1;
                 } else {
                     result.changed.push(OperationChanges {
-                        from: reference(op),
-                        to: reference(new),
+                        from: reference(from, op),
+                        to: reference(to, new),
                         changes,
                     });
                 }
@@ -125,16 +149,23 @@ pub fn diff(from: &Api, to: &Api) -> VersionDiff {
     result.only_in_to = after
         .iter()
         .filter(|(k, _)| !before.contains_key(*k))
-        .map(|(_, op)| reference(op))
+        .map(|(_, op)| reference(to, op))
         .collect();
     result
 }
 
-fn operation_changes(from: &Api, old: &Operation, to: &Api, new: &Operation) -> Vec<Change> {
+fn operation_changes(
+    from: &Api,
+    old: &Operation,
+    to: &Api,
+    new: &Operation,
+    deployment_moved: bool,
+) -> Vec<Change> {
     let mut changes = Vec::new();
     let params = |api: &Api, op: &Operation| -> BTreeMap<String, Signature> {
         op.parameters
             .iter()
+            .filter(|p| !(deployment_moved && p.name == DEPLOYMENT_PARAMETER))
             .map(|p| {
                 (
                     format!("{} ({})", p.name, p.location.as_str()),

@@ -210,6 +210,7 @@ details > summary { cursor: pointer; color: var(--accent); } details { margin: .
 .model { border-top: 1px solid var(--line); padding-top: .4rem; }
 .added { color: #1f7a3a; } .removed { color: #b42318; } .changed { color: #9a5b00; }
 .hidden { display: none !important; }
+.unchecked, .moved, .deployment { border-left: 3px solid #9a5b00; padding: .2rem .8rem; background: #fff8ec; }
 @media (max-width: 900px) { .layout { grid-template-columns: 1fr; } nav { position: static; height: auto; } }
 "#;
 
@@ -284,14 +285,15 @@ fn version_switcher(current: &str, apis: &[Api]) -> String {
 
 fn index(apis: &[Api]) -> String {
     let mut main = String::from(
-        "<h1>Route docs</h1><p>What this gateway serves for each compiled api-version, generated from the same specs as its routes. Clients select the version with <code>?api-version=</code>.</p><table><tr><th>api-version</th><th>operations</th><th>spec</th><th>served spec</th></tr>",
+        "<h1>Route docs</h1><p>What this gateway serves for each compiled api-version, generated from the same specs as its routes. Clients select the version with <code>?api-version=</code>; below a mount such as <code>/v1</code> it may be left out.</p><table><tr><th>api-version</th><th>served under</th><th>operations</th><th>spec</th><th>served spec</th></tr>",
     );
     for api in apis {
         let _ = write!(
             main,
-            r#"<tr><td><a href="{page}">{v}</a></td><td>{n}</td><td><code>spec/{src}</code></td><td><a href="/openapi/{v}.json">/openapi/{v}.json</a></td></tr>"#,
+            r#"<tr><td><a href="{page}">{v}</a></td><td><code>{BASE_PATH}{mount}</code></td><td>{n}</td><td><code>spec/{src}</code></td><td><a href="/openapi/{v}.json">/openapi/{v}.json</a></td></tr>"#,
             page = esc(&page_name(&api.version)),
             v = esc(&api.version),
+            mount = esc(&api.mount),
             n = api.operations.len(),
             src = esc(&api.source),
         );
@@ -377,13 +379,26 @@ fn version_page(api: &Api, apis: &[Api]) -> String {
     let mut main = String::new();
     let _ = write!(
         main,
-        r#"<h1>{title} <small>api-version {v}</small></h1>{desc}<p>{n} operations, served under <code>{BASE_PATH}</code> with <code>?api-version={v}</code>. Generated from <code>spec/{src}</code>; the spec as served: <a href="/openapi/{v}.json">/openapi/{v}.json</a>.</p>"#,
+        r#"<h1>{title} <small>api-version {v}</small></h1>{desc}<p>{n} operations, served under <code>{BASE_PATH}{mount}</code> with <code>?api-version={v}</code>{optional}. Generated from <code>spec/{src}</code>; the spec as served: <a href="/openapi/{v}.json">/openapi/{v}.json</a>.</p>"#,
         title = esc(&api.title),
         v = esc(&api.version),
         desc = api.description.as_deref().map(prose).unwrap_or_default(),
         n = api.operations.len(),
+        mount = esc(&api.mount),
+        optional = if api.mount.is_empty() {
+            ""
+        } else {
+            " or no api-version at all"
+        },
         src = esc(&api.source),
     );
+    let unchecked: usize = api.operations.iter().map(|op| op.unchecked.len()).sum();
+    if unchecked > 0 {
+        let _ = write!(
+            main,
+            r##"<p class="unchecked">{unchecked} places in requests are not validated, because the spec leaves them untyped; each operation says which.</p>"##
+        );
+    }
     for (name, ops) in &groups {
         let _ = write!(
             main,
@@ -437,13 +452,33 @@ fn operation(api: &Api, op: &Operation) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        r#"<section class="op" id="op-{id}" data-search="{search}"><h2>{badge}<code>{BASE_PATH}{path}</code></h2><p class="id">{id}{deprecated}</p>"#,
+        r#"<section class="op" id="op-{id}" data-search="{search}"><h2>{badge}<code>{BASE_PATH}{mount}{path}</code></h2><p class="id">{id}{deprecated}</p>"#,
         id = esc(&op.operation_id),
         search = esc(&search_text(op)),
         badge = method_badge(op),
+        mount = esc(&api.mount),
         path = esc(&op.path),
         deprecated = if op.deprecated { " · deprecated" } else { "" },
     );
+    if let Some(field) = &op.deployment_field {
+        let _ = write!(
+            s,
+            r#"<p class="deployment">The deployment is the request body's <code>{}</code> field: it picks the backends as a deployment in the path does.</p>"#,
+            esc(field)
+        );
+    }
+    if !op.unchecked.is_empty() {
+        s.push_str(r#"<div class="unchecked"><p>Not validated, because the spec leaves them untyped:</p><ul>"#);
+        for node in &op.unchecked {
+            let _ = write!(
+                s,
+                "<li><code>{}</code>: {}</li>",
+                esc(&node.pointer),
+                esc(&node.reason)
+            );
+        }
+        s.push_str("</ul></div>");
+    }
     if let Some(summary) = &op.summary {
         s.push_str(&prose(summary));
     }
@@ -787,6 +822,9 @@ fn changes_page(d: &VersionDiff) -> String {
         c = d.changed.len(),
         u = d.unchanged,
     );
+    if d.deployment_moved {
+        main.push_str("<p class=\"moved\">The deployment moved: one of these versions names it in the path (<code>/deployments/{deployment-id}/…</code>), the other in the request body's <code>model</code> field. Paths are matched without that segment, and the <code>deployment-id</code> parameter is not listed as a change.</p>");
+    }
     for (title, version, ops, class) in [
         (&d.from, &d.from, &d.only_in_from, "removed"),
         (&d.to, &d.to, &d.only_in_to, "added"),

@@ -20,6 +20,10 @@ pub struct Api {
     pub module: String,
     /// The spec file, relative to the spec folder, with `/` separators.
     pub source: String,
+    /// Where its routes live below the gateway's base path (`/v1`), or empty; see
+    /// [`crate::load::Document::mount`].
+    #[serde(default)]
+    pub mount: String,
     pub title: String,
     pub description: Option<String>,
     /// In spec order: paths as listed, methods in the order GET, PUT, POST, DELETE, OPTIONS,
@@ -38,6 +42,53 @@ impl Api {
             .binary_search_by(|t| t.name.as_str().cmp(name))
             .ok()
             .map(|i| &self.types[i])
+    }
+
+    /// Records each untyped node on the operations whose request reaches it: a node inside the
+    /// operation itself, or inside a type its parameters or request body use, however deep.
+    pub fn mark_unchecked(&mut self, nodes: &[Unchecked]) {
+        let within = |pointer: &str, root: &str| {
+            pointer == root
+                || pointer
+                    .strip_prefix(root)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        let mut marks = Vec::with_capacity(self.operations.len());
+        for op in &self.operations {
+            let mut roots = vec![op.pointer.as_str()];
+            let mut seen = std::collections::HashSet::new();
+            let mut pending: Vec<&str> = op
+                .parameters
+                .iter()
+                .map(|p| &p.ty)
+                .chain(
+                    op.request
+                        .iter()
+                        .flat_map(|r| r.content.iter().flat_map(|c| &c.ty)),
+                )
+                .filter_map(TypeRef::named)
+                .collect();
+            while let Some(name) = pending.pop() {
+                if !seen.insert(name) {
+                    continue;
+                }
+                let Some(def) = self.type_def(name) else {
+                    continue;
+                };
+                roots.push(&def.pointer);
+                pending.extend(def.kind.references().filter_map(TypeRef::named));
+            }
+            marks.push(
+                nodes
+                    .iter()
+                    .filter(|n| roots.iter().any(|r| within(&n.pointer, r)))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+        for (op, unchecked) in self.operations.iter_mut().zip(marks) {
+            op.unchecked = unchecked;
+        }
     }
 }
 
@@ -60,7 +111,23 @@ pub struct Operation {
     /// Name of the boolean request field that switches the response to server-sent events
     /// (`stream`), when the request model has one.
     pub stream_flag: Option<String>,
+    /// The request body field that names the deployment (`model`), for an API whose paths carry
+    /// none; see `convert::operations`.
+    #[serde(default)]
+    pub deployment_field: Option<String>,
+    /// Parts of the request the gateway cannot check, because the spec leaves them untyped
+    /// there (a `$ref` to nothing, a construct no rule covers); see [`Api::mark_unchecked`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchecked: Vec<Unchecked>,
     pub pointer: String,
+}
+
+/// A node of a spec that requests are not validated against, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unchecked {
+    /// JSON pointer into the spec file.
+    pub pointer: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,6 +220,24 @@ pub enum TypeKind {
     },
     /// A construct the generator cannot type yet; a `serde_json::Value` with a build warning.
     Untyped { reason: String },
+}
+
+impl TypeKind {
+    /// Every type reference this type holds directly.
+    pub fn references(&self) -> Box<dyn Iterator<Item = &TypeRef> + '_> {
+        match self {
+            TypeKind::Struct(s) => Box::new(
+                s.fields
+                    .iter()
+                    .map(|f| &f.ty)
+                    .chain(std::iter::once(&s.extra_ty)),
+            ),
+            TypeKind::Union(u) => Box::new(u.variants.iter().map(|v| &v.ty)),
+            TypeKind::Alias { target } => Box::new(std::iter::once(target)),
+            TypeKind::Intersection { parts, .. } => Box::new(parts.iter()),
+            TypeKind::Enum(_) | TypeKind::Untyped { .. } => Box::new(std::iter::empty()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use quote::quote;
 
 pub use error::{Error, Location, Warning};
+pub use load::Options;
 
 /// Every api-version found in a spec folder, converted and emitted.
 pub struct Generated {
@@ -69,7 +70,7 @@ pub fn spec_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Error> {
 
 /// Loads, converts and emits every spec under `dir`. Messages name files as `dir`-relative paths
 /// prefixed with `display_dir` (e.g. `spec`).
-pub fn generate(dir: &Path, display_dir: &str) -> Result<Generated, Error> {
+pub fn generate(dir: &Path, display_dir: &str, options: Options) -> Result<Generated, Error> {
     let (files, skipped) = spec_files(dir)?;
     if files.is_empty() {
         return Err(Error::NoSpecs(dir.to_path_buf()));
@@ -92,7 +93,7 @@ pub fn generate(dir: &Path, display_dir: &str) -> Result<Generated, Error> {
     for path in &files {
         let source = relative(dir, path);
         let file = format!("{display_dir}/{source}");
-        let (doc, load_warnings) = load::load(path, &file, &source)?;
+        let (doc, load_warnings) = load::load(path, &file, &source, options)?;
         warnings.extend(load_warnings);
         if let Some((_, first)) = origins.iter().find(|(v, _)| *v == doc.version) {
             return Err(Error::DuplicateVersion {
@@ -101,9 +102,18 @@ pub fn generate(dir: &Path, display_dir: &str) -> Result<Generated, Error> {
                 second: file.into(),
             });
         }
-        origins.push((doc.version.clone(), file.into()));
+        origins.push((doc.version.clone(), file.clone().into()));
         let (mut api, convert_warnings) = convert::convert(&doc)?;
         warnings.extend(convert_warnings);
+        let unchecked: Vec<ir::Unchecked> = warnings
+            .iter()
+            .filter(|w| w.untyped_fallback && w.location.file == Path::new(&file))
+            .map(|w| ir::Unchecked {
+                pointer: w.location.pointer.clone(),
+                reason: w.message.clone(),
+            })
+            .collect();
+        api.mark_unchecked(&unchecked);
         // Two versions that differ only in punctuation would share a module name.
         while apis.iter().any(|a| a.module == api.module) {
             api.module.push('_');
@@ -183,8 +193,8 @@ pub struct BuildReport {
 /// - `openapi/<module>.json`: each spec as served (no `servers`);
 /// - `tree/…`: the sources [`source_tree`] lists;
 /// - `docs/…`: the route docs ([`docs::pages`]).
-pub fn build(spec_dir: &Path, out_dir: &Path) -> Result<BuildReport, Error> {
-    let generated = generate(spec_dir, &spec_dir.display().to_string())?;
+pub fn build(spec_dir: &Path, out_dir: &Path, options: Options) -> Result<BuildReport, Error> {
+    let generated = generate(spec_dir, &spec_dir.display().to_string(), options)?;
     let write = |rel: &str, text: &str| -> Result<(), Error> {
         let path = out_dir.join(rel);
         if let Some(parent) = path.parent() {
@@ -266,7 +276,7 @@ pub fn generate_file(
     file: &str,
     source: &str,
 ) -> Result<(String, ir::Api, Vec<Warning>), Error> {
-    let (doc, mut warnings) = load::load(path, file, source)?;
+    let (doc, mut warnings) = load::load(path, file, source, Options::default())?;
     let (api, convert_warnings) = convert::convert(&doc)?;
     warnings.extend(convert_warnings);
     let v = emit::version(&api);

@@ -16,9 +16,13 @@ fn spec_dir(test: &str, files: &[(&str, &str)]) -> PathBuf {
 }
 
 fn error_of(test: &str, files: &[(&str, &str)]) -> String {
+    error_with(test, files, aoai_codegen::Options::default())
+}
+
+fn error_with(test: &str, files: &[(&str, &str)], options: aoai_codegen::Options) -> String {
     let dir = spec_dir(test, files);
     let out = dir.join("out");
-    let result = aoai_codegen::build(&dir, &out);
+    let result = aoai_codegen::build(&dir, &out, options);
     let _ = std::fs::remove_dir_all(&dir);
     match result {
         Ok(_) => panic!("expected {test} to fail the build"),
@@ -55,11 +59,63 @@ fn dangling_ref_names_file_and_pointer() {
     let spec = format!(
         "{HEAD}paths:\n  /chat:\n    post:\n      operationId: Chat\n      requestBody:\n        content:\n          application/json:\n            schema:\n              $ref: '#/components/schemas/Nope'\n      responses: {{}}\n"
     );
-    let err = error_of("dangling-ref", &[("a.yaml", &spec)]);
+    let message = "a.yaml at #/paths/~1chat/post/requestBody/content/application~1json/schema: $ref \"#/components/schemas/Nope\" does not resolve: nothing in this file has that JSON pointer; the value there is not checked";
+    // By default the build goes on: a warning, and the body there is not checked.
+    let dir = spec_dir("dangling-ref-warns", &[("a.yaml", &spec)]);
+    let report = aoai_codegen::build(&dir, &dir.join("out"), aoai_codegen::Options::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(
-        err.ends_with("a.yaml at #/paths/~1chat/post/requestBody/content/application~1json/schema: $ref \"#/components/schemas/Nope\" does not resolve: nothing in this file has that JSON pointer"),
-        "{err}"
+        report
+            .warnings
+            .iter()
+            .any(|w| w.to_string().ends_with(message)),
+        "{:?}",
+        report.warnings
     );
+    // AOAI_CODEGEN_STRICT=1 (build.rs) makes it an error.
+    let err = error_with(
+        "dangling-ref",
+        &[("a.yaml", &spec)],
+        aoai_codegen::Options { strict: true },
+    );
+    assert!(err.ends_with(message), "{err}");
+}
+
+#[test]
+fn a_dangling_ref_deep_in_a_body_is_marked_on_the_operations_that_reach_it() {
+    let spec = format!(
+        "{HEAD}paths:\n  /chat:\n    post:\n      operationId: Chat\n      requestBody:\n        content:\n          application/json:\n            schema:\n              $ref: '#/components/schemas/Chat'\n      responses: {{}}\n  /ping:\n    post:\n      operationId: Ping\n      requestBody:\n        content:\n          application/json:\n            schema:\n              type: object\n      responses: {{}}\ncomponents:\n  schemas:\n    Chat:\n      type: object\n      properties:\n        tools:\n          type: array\n          items:\n            $ref: '#/components/schemas/Tool'\n    Tool:\n      type: object\n      properties:\n        spec:\n          $ref: '#/components/schemas/Missing'\n"
+    );
+    let dir = spec_dir("dangling-deep", &[("a.yaml", &spec)]);
+    let generated = aoai_codegen::generate(&dir, "spec", aoai_codegen::Options::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let api = &generated.apis[0];
+    let unchecked = |id: &str| {
+        api.operations
+            .iter()
+            .find(|op| op.operation_id == id)
+            .map(|op| op.unchecked.clone())
+            .expect("operation")
+    };
+    let chat = unchecked("Chat");
+    assert_eq!(chat.len(), 1, "{chat:?}");
+    assert_eq!(chat[0].pointer, "#/components/schemas/Tool/properties/spec");
+    assert!(
+        chat[0].reason.contains("does not resolve"),
+        "{}",
+        chat[0].reason
+    );
+    assert!(unchecked("Ping").is_empty());
+    // The docs say it on the operation.
+    let page = aoai_codegen::docs::pages(&generated.apis)
+        .into_iter()
+        .find(|(name, _)| name == "2025-01-01.html")
+        .map(|(_, html)| html)
+        .expect("version page");
+    assert!(page.contains("Not validated, because the spec leaves them untyped"));
+    assert!(page.contains("<code>#/components/schemas/Tool/properties/spec</code>"));
 }
 
 #[test]
@@ -113,7 +169,7 @@ fn wrong_structure_names_the_part() {
     );
     let err = error_of("structure", &[("a.yaml", &spec)]);
     assert!(
-        err.contains("a.yaml at #/paths/~1a/get/parameters/0: not a valid OpenAPI 3.0 document"),
+        err.contains("a.yaml at #/paths/~1a/get/parameters/0: not a valid OpenAPI 3.0.0 document"),
         "{err}"
     );
 }
@@ -130,7 +186,8 @@ fn untypeable_schema_warns_with_file_and_pointer_and_builds() {
         "{HEAD}paths: {{}}\ncomponents:\n  schemas:\n    NotAString:\n      not:\n        type: string\n"
     );
     let dir = spec_dir("fallback", &[("a.yaml", &spec)]);
-    let report = aoai_codegen::build(&dir, &dir.join("out")).unwrap_or_else(|e| panic!("{e}"));
+    let report = aoai_codegen::build(&dir, &dir.join("out"), aoai_codegen::Options::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     let generated = std::fs::read_to_string(dir.join("out/aoai_generated.rs")).expect("written");
     let _ = std::fs::remove_dir_all(&dir);
     let fallbacks: Vec<String> = report

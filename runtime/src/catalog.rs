@@ -17,6 +17,9 @@ pub struct ApiVersion {
     pub title: &'static str,
     /// The spec file, relative to `spec/`.
     pub source: &'static str,
+    /// Where its routes live below the gateway's base path (`/v1`), or empty: the path of the
+    /// spec's `servers` URL after `/openai`.
+    pub mount: &'static str,
     pub routes: &'static [&'static Route],
 }
 
@@ -108,6 +111,20 @@ pub struct Route {
     pub responses: &'static [ResponseSpec],
     /// The boolean request field that turns the response into server-sent events.
     pub stream_flag: Option<&'static str>,
+    /// The request body field that names the deployment (`model`), where the path names none
+    /// (the v1 API's inference operations).
+    pub deployment_field: Option<&'static str>,
+    /// Parts of the request the spec leaves untyped, which the gateway therefore passes
+    /// unchecked (a `$ref` that resolves to nothing, a construct the generator cannot type).
+    pub unchecked: &'static [Unchecked],
+}
+
+/// A node of the spec that requests are not validated against, and why.
+#[derive(Debug, Serialize)]
+pub struct Unchecked {
+    /// JSON pointer into the spec file.
+    pub pointer: &'static str,
+    pub reason: &'static str,
 }
 
 shared_enum! {

@@ -66,6 +66,7 @@ pub fn convert(doc: &Document) -> Result<(ir::Api, Vec<Warning>), Error> {
         version: doc.version.clone(),
         module: names::version_module(&doc.version),
         source: doc.source.clone(),
+        mount: doc.mount.clone(),
         title: doc.api.info.title.clone(),
         description: doc.api.info.description.clone(),
         operations,
@@ -75,12 +76,12 @@ pub fn convert(doc: &Document) -> Result<(ir::Api, Vec<Warning>), Error> {
     Ok((api, c.warnings))
 }
 
-/// The spec as the gateway serves it at `/openapi/<api-version>.json`: `servers` removed (the
-/// gateway adds its own), and the `api-version` query parameter narrowed to the one version the
-/// document answers to, which is the only value the gateway accepts with it. Nothing else
-/// changes.
+/// The spec as the gateway serves it at `/openapi/<api-version>.json`: as published, `servers`
+/// removed (the gateway adds its own), and the `api-version` query parameter narrowed to the one
+/// version the document answers to, which is the only value the gateway accepts with it.
+/// Nothing else changes.
 fn served(doc: &Document) -> Value {
-    let mut served = doc.raw.clone();
+    let mut served = doc.published.clone();
     let pin = |parameters: Option<&mut Value>| {
         let Some(parameters) = parameters else {
             return;
@@ -251,11 +252,14 @@ impl<'d> Converter<'d> {
                         TypeRef::Named(name)
                     }
                     None => {
-                        self.warn(
-                            site,
-                            format!("untyped: $ref \"{target}\" is not a schema"),
-                            true,
-                        );
+                        // A target that names nothing was reported when the file was loaded.
+                        if self.doc.resolve(target).is_some() {
+                            self.warn(
+                                site,
+                                format!("untyped: $ref \"{target}\" is not a schema"),
+                                true,
+                            );
+                        }
                         TypeRef::Any
                     }
                 }

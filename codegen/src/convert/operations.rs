@@ -14,6 +14,13 @@ impl Converter<'_> {
     pub(super) fn operations(&mut self) -> Result<Vec<ir::Operation>, Error> {
         let doc = self.doc;
         let mut out = Vec::new();
+        // Where this API names a deployment: in its paths, or (the v1 API) in its bodies.
+        let deployments_in_paths = doc
+            .api
+            .paths
+            .paths
+            .keys()
+            .any(|p| p.contains("{deployment-id}"));
         let mut op_names = Namespace::default();
         // (method, template with parameter names erased) → pointer of the first such operation.
         let mut shapes: HashMap<(ir::Method, String), String> = HashMap::new();
@@ -114,6 +121,11 @@ impl Converter<'_> {
                     }
                     responses.push(r);
                 }
+                let deployment_field = if deployments_in_paths {
+                    None
+                } else {
+                    self.deployment_field(request.as_ref(), &responses)
+                };
 
                 out.push(ir::Operation {
                     operation_id,
@@ -128,6 +140,8 @@ impl Converter<'_> {
                     request,
                     responses,
                     stream_flag,
+                    deployment_field,
+                    unchecked: Vec::new(),
                     pointer,
                 });
             }
@@ -262,6 +276,54 @@ impl Converter<'_> {
             });
         }
         out
+    }
+
+    /// For an API whose paths name no deployment (the v1 API), the request field that does: a
+    /// top-level `model` in an operation whose success answer reports `usage`, because it spends
+    /// a deployment's tokens (chat completions, embeddings, responses). A `model` elsewhere names
+    /// something else: a base model to fine-tune, say.
+    pub(super) fn deployment_field(
+        &self,
+        request: Option<&ir::RequestBody>,
+        responses: &[ir::Response],
+    ) -> Option<String> {
+        let named = |c: &ir::Content, field: &str| {
+            c.ty.as_ref().is_some_and(|t| self.has_field(t, field, 0))
+        };
+        let model = request?
+            .content
+            .iter()
+            .filter(|c| matches!(c.kind, ContentKind::Json | ContentKind::Multipart))
+            .any(|c| named(c, "model"));
+        let usage = responses
+            .iter()
+            .filter(|r| r.status.starts_with('2'))
+            .flat_map(|r| &r.content)
+            .any(|c| named(c, "usage"));
+        (model && usage).then(|| "model".to_string())
+    }
+
+    /// Whether values of type `t` have a top-level field `name` (any variant of a union, any
+    /// part of an intersection will do).
+    fn has_field(&self, t: &TypeRef, name: &str, depth: usize) -> bool {
+        let Some(def) = t.inline_named().and_then(|n| self.types.get(n)) else {
+            return false;
+        };
+        if depth > 8 {
+            return false;
+        }
+        match &def.kind {
+            TypeKind::Struct(s) => s.fields.iter().any(|f| f.name == name),
+            TypeKind::Union(u) => u
+                .variants
+                .iter()
+                .any(|v| self.has_field(&v.ty, name, depth + 1)),
+            TypeKind::Intersection { parts, .. } => {
+                parts.iter().any(|p| self.has_field(p, name, depth + 1))
+            }
+            TypeKind::Alias { target } => self.has_field(target, name, depth + 1),
+            _ => false,
+        }
     }
 
     /// `stream` when the JSON request model has a boolean field of that name.

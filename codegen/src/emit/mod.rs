@@ -639,6 +639,11 @@ fn routes(api: &Api) -> TokenStream {
             quote!(#catalog::ResponseSpec { status: #status, description: #description, content: &[#(#content),*] })
         });
         let stream_flag = option_str(op.stream_flag.as_deref());
+        let deployment_field = option_str(op.deployment_field.as_deref());
+        let unchecked = op.unchecked.iter().map(|u| {
+            let (pointer, reason) = (&u.pointer, &u.reason);
+            quote!(#catalog::Unchecked { pointer: #pointer, reason: #reason })
+        });
         quote! {
             #doc
             pub static #static_name: #catalog::Route = #catalog::Route {
@@ -652,12 +657,15 @@ fn routes(api: &Api) -> TokenStream {
                 request: #request,
                 responses: &[#(#responses),*],
                 stream_flag: #stream_flag,
+                deployment_field: #deployment_field,
+                unchecked: &[#(#unchecked),*],
             };
         }
     });
     let version = &api.version;
     let title = &api.title;
     let source = &api.source;
+    let mount = &api.mount;
     quote! {
         #[allow(unused_imports)]
         use ::aoai_runtime::{catalog, support};
@@ -672,6 +680,7 @@ fn routes(api: &Api) -> TokenStream {
             version: #version,
             title: #title,
             source: #source,
+            mount: #mount,
             routes: ROUTES,
         };
         #(#items)*

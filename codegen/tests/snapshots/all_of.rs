@@ -360,6 +360,7 @@ pub mod routes {
         version: "2000-01-04",
         title: "allOf rules",
         source: "all_of.yaml",
+        mount: "",
         routes: ROUTES,
     };
 }

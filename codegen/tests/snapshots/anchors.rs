@@ -151,6 +151,7 @@ pub mod routes {
         version: "2000-01-08",
         title: "Anchor rules",
         source: "anchors.yaml",
+        mount: "",
         routes: ROUTES,
     };
 }

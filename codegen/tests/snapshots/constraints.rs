@@ -485,6 +485,7 @@ pub mod routes {
         version: "2024-01-01",
         title: "Constraints",
         source: "constraints.yaml",
+        mount: "",
         routes: ROUTES,
     };
 
@@ -557,5 +558,7 @@ pub mod routes {
             },
         ],
         stream_flag: None,
+        deployment_field: None,
+        unchecked: &[],
     };
 }

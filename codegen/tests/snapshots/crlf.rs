@@ -151,6 +151,7 @@ pub mod routes {
         version: "2000-01-10",
         title: "CRLF line endings",
         source: "crlf.yaml",
+        mount: "",
         routes: ROUTES,
     };
 }

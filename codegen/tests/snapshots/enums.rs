@@ -258,6 +258,7 @@ pub mod routes {
         version: "2000-01-02",
         title: "Enum rules",
         source: "enums.yaml",
+        mount: "",
         routes: ROUTES,
     };
 }

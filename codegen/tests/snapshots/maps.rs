@@ -147,6 +147,7 @@ pub mod routes {
         version: "2000-01-05",
         title: "Map rules",
         source: "maps.yaml",
+        mount: "",
         routes: ROUTES,
     };
 }

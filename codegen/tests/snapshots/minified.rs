@@ -69,6 +69,7 @@ pub mod routes {
         version: "2000-01-09",
         title: "Minified",
         source: "minified.json",
+        mount: "",
         routes: ROUTES,
     };
 
@@ -90,5 +91,7 @@ pub mod routes {
             },
         ],
         stream_flag: None,
+        deployment_field: None,
+        unchecked: &[],
     };
 }

@@ -267,6 +267,7 @@ pub mod routes {
         version: "2000-01-07",
         title: "Naming rules",
         source: "names.yaml",
+        mount: "",
         routes: ROUTES,
     };
 
@@ -391,6 +392,8 @@ pub mod routes {
             },
         ],
         stream_flag: Some("stream"),
+        deployment_field: None,
+        unchecked: &[],
     };
 
     /// `POST /deployments/{deployment-id}/audio` (Audio_Upload)
@@ -454,5 +457,7 @@ pub mod routes {
             },
         ],
         stream_flag: None,
+        deployment_field: None,
+        unchecked: &[],
     };
 }

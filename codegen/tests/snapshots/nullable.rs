@@ -163,6 +163,7 @@ pub mod routes {
         version: "2000-01-01",
         title: "Nullable rules",
         source: "nullable.yaml",
+        mount: "",
         routes: ROUTES,
     };
 }

@@ -201,6 +201,7 @@ pub mod routes {
         version: "2000-01-06",
         title: "Recursion rules",
         source: "recursion.yaml",
+        mount: "",
         routes: ROUTES,
     };
 }

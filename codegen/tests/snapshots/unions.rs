@@ -817,6 +817,7 @@ pub mod routes {
         version: "2000-01-03",
         title: "Union rules",
         source: "unions.yaml",
+        mount: "",
         routes: ROUTES,
     };
 }

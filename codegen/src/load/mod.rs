@@ -1,22 +1,30 @@
 //! Stage 1: read a spec file, check it, and hand back both its raw JSON tree and its `openapiv3`
 //! form.
 //!
-//! The raw tree is kept because it is what `$ref`s point into, what error pointers are checked
-//! against and what the gateway serves as the spec. It is built by our own deserializer so that
-//! a key written twice (the 2024-09-01-preview spec has one) is noticed instead of refused, and so
-//! that YAML merge keys (`<<`) are applied. JSON files are read with serde_json for its error
-//! messages, YAML with serde_yaml; anchors, aliases, CRLF and a byte-order mark are all fine.
+//! The raw tree is kept because it is what `$ref`s point into and what error pointers are checked
+//! against. It is built by our own deserializer ([`tree`]) so that a key written twice (the
+//! 2024-09-01-preview spec has one) is noticed instead of refused, and so that YAML merge keys
+//! (`<<`) are applied. JSON files are read with serde_json for its error messages, YAML with
+//! serde_yaml; anchors, aliases, CRLF and a byte-order mark are all fine.
+//!
+//! OpenAPI 3.0, 3.1 and 3.2 are read; 3.1 and 3.2 schemas are rewritten into the 3.0 shapes the
+//! converter knows ([`normalize`]), while the copy the gateway serves stays as published. A
+//! `$ref` that resolves to nothing (published documents have some) is a warning, and the value
+//! there is left unchecked; with [`Options::strict`] it fails the build.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::path::Path;
 
 use openapiv3::{OpenAPI, ReferenceOr};
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::{Error, Location, Warning};
 use crate::names::pointer_token;
+
+mod normalize;
+mod tree;
+
+use tree::parse_tree;
 
 /// A spec file that parsed and passed the checks.
 #[derive(Debug, Clone)]
@@ -27,8 +35,20 @@ pub struct Document {
     pub source: String,
     pub version: String,
     pub api: OpenAPI,
-    /// The document as JSON, with `servers` removed.
+    /// The document as JSON, `servers` removed, schemas in 3.0 shapes: what the converter reads.
     pub raw: Value,
+    /// The document as published, `servers` removed: what the gateway serves.
+    pub published: Value,
+    /// Where the document's routes live below the gateway's base path: the path its `servers`
+    /// URL has after `/openai` (`{endpoint}/openai/v1` → `/v1`), or empty.
+    pub mount: String,
+}
+
+/// How strictly specs are read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// A `$ref` that resolves to nothing fails the build instead of warning.
+    pub strict: bool,
 }
 
 impl Document {
@@ -48,13 +68,23 @@ pub fn resolve_pointer<'v>(root: &'v Value, pointer: &str) -> Option<&'v Value> 
 
 /// Reads and checks one spec file. `file` is the name used in messages; `source` the name
 /// relative to the spec folder.
-pub fn load(path: &Path, file: &str, source: &str) -> Result<(Document, Vec<Warning>), Error> {
+pub fn load(
+    path: &Path,
+    file: &str,
+    source: &str,
+    options: Options,
+) -> Result<(Document, Vec<Warning>), Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
-    parse(&bytes, file, source)
+    parse(&bytes, file, source, options)
 }
 
 /// Like [`load`], from bytes already read.
-pub fn parse(bytes: &[u8], file: &str, source: &str) -> Result<(Document, Vec<Warning>), Error> {
+pub fn parse(
+    bytes: &[u8],
+    file: &str,
+    source: &str,
+    options: Options,
+) -> Result<(Document, Vec<Warning>), Error> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Error::spec(
             file,
@@ -67,6 +97,16 @@ pub fn parse(bytes: &[u8], file: &str, source: &str) -> Result<(Document, Vec<Wa
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut warnings = Vec::new();
+    if file.to_ascii_lowercase().ends_with(".json") && text.trim_start().starts_with("//") {
+        return Err(Error::Spec {
+            location: Location {
+                file: file.into(),
+                pointer: String::new(),
+                line: Some((1, 1)),
+            },
+            message: "a `//` comment before the JSON (as API Management repositories keep one): JSON has no comments; remove the line".into(),
+        });
+    }
 
     let (mut raw, duplicates) = parse_tree(text, file)?;
     for dup in duplicates {
@@ -89,6 +129,7 @@ pub fn parse(bytes: &[u8], file: &str, source: &str) -> Result<(Document, Vec<Wa
     }
 
     let head = read_head(text, &raw, file)?;
+    let mut mount = String::new();
     // YAML reads `version: 1.10` as the number 1.1; keep the text as written.
     if let Some(obj) = raw.as_object_mut() {
         obj.insert("openapi".into(), Value::String(head.openapi.clone()));
@@ -96,10 +137,22 @@ pub fn parse(bytes: &[u8], file: &str, source: &str) -> Result<(Document, Vec<Wa
             info.insert("version".into(), Value::String(head.version.clone()));
         }
         // The gateway serves every route relative to its own base path.
-        obj.remove("servers");
+        if let Some(servers) = obj.remove("servers") {
+            mount = mount_of(&servers);
+        }
     }
+    let published = raw.clone();
+    normalize::normalize(&mut raw);
 
-    check_refs(&raw, file)?;
+    for (pointer, target) in check_refs(&raw, file)? {
+        let message = format!(
+            "$ref \"{target}\" does not resolve: nothing in this file has that JSON pointer; the value there is not checked"
+        );
+        if options.strict {
+            return Err(Error::spec(file, pointer, message));
+        }
+        warnings.push(warning(file, &pointer, message, true));
+    }
 
     let api: OpenAPI = match serde_path_to_error::deserialize(&raw) {
         Ok(api) => api,
@@ -113,7 +166,7 @@ pub fn parse(bytes: &[u8], file: &str, source: &str) -> Result<(Document, Vec<Wa
             return Err(Error::spec(
                 file,
                 pointer,
-                format!("not a valid OpenAPI 3.0 document: {message}"),
+                format!("not a valid OpenAPI {} document: {message}", head.openapi),
             ));
         }
     };
@@ -127,9 +180,32 @@ pub fn parse(bytes: &[u8], file: &str, source: &str) -> Result<(Document, Vec<Wa
             version: head.version,
             api,
             raw,
+            published,
+            mount,
         },
         warnings,
     ))
+}
+
+/// The mount a `servers` block gives: the path of its first URL after `/openai`. Hosts and
+/// variables (`{endpoint}`) are the deployment's business, and a URL that does not go through
+/// `/openai` (one rewritten for another gateway) mounts nothing.
+fn mount_of(servers: &Value) -> String {
+    let Some(url) = servers.pointer("/0/url").and_then(Value::as_str) else {
+        return String::new();
+    };
+    let after_host = match url.split_once("://") {
+        Some((_, rest)) => rest,
+        None => url,
+    };
+    // `{endpoint}/openai/v1`, `host/openai/v1` or `/openai/v1`: the path starts at the first `/`.
+    let path = after_host.find('/').map_or("", |i| &after_host[i..]);
+    match path.strip_prefix("/openai") {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            rest.trim_end_matches('/').to_string()
+        }
+        _ => String::new(),
+    }
 }
 
 fn warning(file: &str, pointer: &str, message: String, untyped_fallback: bool) -> Warning {
@@ -183,14 +259,23 @@ fn read_head(text: &str, raw: &Value, file: &str) -> Result<Head, Error> {
             format!("Swagger {swagger} documents are not supported; convert it to OpenAPI 3.0"),
         ));
     }
-    let openapi = head
-        .openapi
-        .ok_or_else(|| Error::spec(file, "#", "missing the `openapi` field (expected 3.0.x)"))?;
-    if !openapi.starts_with("3.0") {
+    let openapi = head.openapi.ok_or_else(|| {
+        Error::spec(
+            file,
+            "#",
+            "missing the `openapi` field (expected 3.0.x, 3.1.x or 3.2.x)",
+        )
+    })?;
+    if !["3.0", "3.1", "3.2"]
+        .iter()
+        .any(|v| openapi == *v || openapi.starts_with(&format!("{v}.")))
+    {
         return Err(Error::spec(
             file,
             "#/openapi",
-            format!("OpenAPI {openapi} is not supported; the generator reads OpenAPI 3.0.x"),
+            format!(
+                "OpenAPI {openapi} is not supported; the generator reads OpenAPI 3.0, 3.1 and 3.2"
+            ),
         ));
     }
     let version = head
@@ -210,217 +295,13 @@ fn read_head(text: &str, raw: &Value, file: &str) -> Result<Head, Error> {
     })
 }
 
-// ----- the raw tree -----
-
-struct Duplicate {
-    pointer: String,
-    key: String,
-    same: bool,
-}
-
-fn parse_tree(text: &str, file: &str) -> Result<(Value, Vec<Duplicate>), Error> {
-    let mut state = TreeState {
-        path: Vec::new(),
-        duplicates: Vec::new(),
-    };
-    let looks_like_json = text.trim_start().starts_with('{');
-    let value = if looks_like_json {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let value = TreeSeed { state: &mut state }
-            .deserialize(&mut de)
-            .and_then(|v| {
-                de.end()?;
-                Ok(v)
-            });
-        value.map_err(|e| Error::Spec {
-            location: Location {
-                file: file.into(),
-                pointer: String::new(),
-                line: Some((e.line(), e.column())),
-            },
-            message: format!("invalid JSON: {}", strip_position(&e.to_string())),
-        })?
-    } else {
-        let de = serde_yaml::Deserializer::from_str(text);
-        TreeSeed { state: &mut state }
-            .deserialize(de)
-            .map_err(|e| Error::Spec {
-                location: Location {
-                    file: file.into(),
-                    pointer: String::new(),
-                    line: e.location().map(|l| (l.line(), l.column())),
-                },
-                message: format!("invalid YAML: {}", strip_position(&e.to_string())),
-            })?
-    };
-    Ok((value, state.duplicates))
-}
-
-/// Parser messages end with " at line N column M", which the location already says.
-fn strip_position(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
-}
-
-struct TreeState {
-    path: Vec<String>,
-    duplicates: Vec<Duplicate>,
-}
-
-impl TreeState {
-    fn pointer(&self) -> String {
-        let mut p = String::from("#");
-        for token in &self.path {
-            p.push('/');
-            p.push_str(&pointer_token(token));
-        }
-        p
-    }
-}
-
-/// Builds a `serde_json::Value`, noting keys that appear twice in one mapping.
-struct TreeSeed<'a> {
-    state: &'a mut TreeState,
-}
-
-impl<'de> DeserializeSeed<'de> for TreeSeed<'_> {
-    type Value = Value;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TreeSeed<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any YAML or JSON value")
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_string()))
-    }
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        self.deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        loop {
-            self.state.path.push(items.len().to_string());
-            let next = seq.next_element_seed(TreeSeed {
-                state: &mut *self.state,
-            });
-            self.state.path.pop();
-            match next? {
-                Some(v) => items.push(v),
-                None => return Ok(Value::Array(items)),
-            }
-        }
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::new();
-        let mut merges = Vec::new();
-        while let Some(key) = access.next_key_seed(KeySeed)? {
-            self.state.path.push(key.clone());
-            let value = access.next_value_seed(TreeSeed {
-                state: &mut *self.state,
-            });
-            let pointer = self.state.pointer();
-            self.state.path.pop();
-            let value = value?;
-            if key == "<<" {
-                merges.push(value);
-                continue;
-            }
-            if let Some(previous) = map.insert(key.clone(), value) {
-                let same = map.get(&key) == Some(&previous);
-                self.state.duplicates.push(Duplicate { pointer, key, same });
-            }
-        }
-        // YAML merge keys: entries written in the mapping itself win over merged ones.
-        for merge in merges {
-            let sources = match merge {
-                Value::Array(items) => items,
-                other => vec![other],
-            };
-            for source in sources {
-                if let Value::Object(entries) = source {
-                    for (k, v) in entries {
-                        map.entry(k).or_insert(v);
-                    }
-                }
-            }
-        }
-        Ok(Value::Object(map))
-    }
-}
-
-/// Mapping keys: YAML allows `200:` unquoted, which arrives as a number.
-struct KeySeed;
-
-impl<'de> DeserializeSeed<'de> for KeySeed {
-    type Value = String;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl Visitor<'_> for KeySeed {
-    type Value = String;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string, number or boolean mapping key")
-    }
-    fn visit_str<E>(self, v: &str) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_string<E>(self, v: String) -> Result<String, E> {
-        Ok(v)
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<String, E> {
-        Ok(v.to_string())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<String, E> {
-        Err(E::custom("a mapping key is null"))
-    }
-}
-
 // ----- checks -----
 
-/// Every `$ref` must be local (`#/…`) and name something that exists. Extensions (`x-…`) and
-/// example values are data, not OpenAPI, so a `$ref` inside them is not followed: the preview
-/// spec's `x-ms-examples` point at files that are not published with it.
-fn check_refs(raw: &Value, file: &str) -> Result<(), Error> {
+/// Every `$ref` must be local (`#/…`); those that name nothing are returned, as (pointer of the
+/// `$ref`, its target). Extensions (`x-…`) and example values are data, not OpenAPI, so a `$ref`
+/// inside them is not followed: the preview spec's `x-ms-examples` point at files that are not
+/// published with it.
+fn check_refs(raw: &Value, file: &str) -> Result<Vec<(String, String)>, Error> {
     fn is_data(path: &[&str], key: &str) -> bool {
         let parent = path.last().copied().unwrap_or("");
         let grandparent = path.len().checked_sub(2).map(|i| path[i]).unwrap_or("");
@@ -436,6 +317,7 @@ fn check_refs(raw: &Value, file: &str) -> Result<(), Error> {
         path: &mut Vec<&'v str>,
         pointer: &mut String,
         file: &str,
+        unresolved: &mut Vec<(String, String)>,
     ) -> Result<(), Error> {
         match value {
             Value::Object(map) => {
@@ -453,13 +335,7 @@ fn check_refs(raw: &Value, file: &str) -> Result<(), Error> {
                         ));
                     }
                     if resolve_pointer(root, target).is_none() {
-                        return Err(Error::spec(
-                            file,
-                            pointer.clone(),
-                            format!(
-                                "$ref \"{target}\" does not resolve: nothing in this file has that JSON pointer"
-                            ),
-                        ));
+                        unresolved.push((pointer.clone(), target.to_string()));
                     }
                 }
                 for (key, child) in map {
@@ -470,7 +346,7 @@ fn check_refs(raw: &Value, file: &str) -> Result<(), Error> {
                     pointer.push('/');
                     pointer.push_str(&pointer_token(key));
                     path.push(key);
-                    walk(root, child, path, pointer, file)?;
+                    walk(root, child, path, pointer, file, unresolved)?;
                     path.pop();
                     pointer.truncate(len);
                 }
@@ -481,7 +357,7 @@ fn check_refs(raw: &Value, file: &str) -> Result<(), Error> {
                     pointer.push('/');
                     pointer.push_str(&i.to_string());
                     path.push("[]");
-                    walk(root, child, path, pointer, file)?;
+                    walk(root, child, path, pointer, file, unresolved)?;
                     path.pop();
                     pointer.truncate(len);
                 }
@@ -490,7 +366,16 @@ fn check_refs(raw: &Value, file: &str) -> Result<(), Error> {
         }
         Ok(())
     }
-    walk(raw, raw, &mut Vec::new(), &mut String::from("#"), file)
+    let mut unresolved = Vec::new();
+    walk(
+        raw,
+        raw,
+        &mut Vec::new(),
+        &mut String::from("#"),
+        file,
+        &mut unresolved,
+    )?;
+    Ok(unresolved)
 }
 
 fn check_operation_ids(raw: &Value, file: &str) -> Result<(), Error> {
@@ -696,7 +581,7 @@ mod tests {
     use super::*;
 
     fn parse_str(text: &str) -> Result<(Document, Vec<Warning>), Error> {
-        parse(text.as_bytes(), "spec/t.yaml", "t.yaml")
+        parse(text.as_bytes(), "spec/t.yaml", "t.yaml", Options::default())
     }
 
     const MINIMAL: &str = "openapi: 3.0.0\ninfo:\n  title: t\n  version: 2024-01-01\nservers:\n  - url: https://x/openai\npaths: {}\n";
@@ -734,6 +619,7 @@ mod tests {
             "{\n  \"openapi\": \"3.0.0\",\n  \"info\": {\n}".as_bytes(),
             "spec/t.json",
             "t.json",
+            Options::default(),
         )
         .unwrap_err();
         assert_eq!(
@@ -749,10 +635,20 @@ mod tests {
         )
         .replace("paths: {}\n", "");
         let text = format!("{text}paths: {{}}\n");
-        let err = parse_str(&text).unwrap_err().to_string();
+        // Published documents have some: a warning, and the value there goes unchecked.
+        let (_, warnings) = parse_str(&text).expect("loads");
         assert_eq!(
-            err,
-            "spec/t.yaml at #/components/schemas/a/properties/b: $ref \"#/components/schemas/missing\" does not resolve: nothing in this file has that JSON pointer"
+            warnings[0].to_string(),
+            "spec/t.yaml at #/components/schemas/a/properties/b: $ref \"#/components/schemas/missing\" does not resolve: nothing in this file has that JSON pointer; the value there is not checked"
+        );
+        assert!(warnings[0].untyped_fallback);
+        // Strict: the build fails with the same words.
+        let strict = Options { strict: true };
+        let err = parse(text.as_bytes(), "spec/t.yaml", "t.yaml", strict).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("spec/t.yaml at #/components/schemas/a/properties/b: $ref"),
+            "{err}"
         );
     }
 
@@ -797,14 +693,51 @@ mod tests {
     }
 
     #[test]
-    fn rejects_swagger_and_openapi_31() {
+    fn reads_3_0_to_3_2_and_refuses_swagger_and_later() {
         let err =
             parse_str("swagger: '2.0'\ninfo: {title: t, version: '1'}\npaths: {}\n").unwrap_err();
         assert!(
             err.to_string()
                 .contains("Swagger 2.0 documents are not supported")
         );
-        let err = parse_str(&MINIMAL.replace("3.0.0", "3.1.0")).unwrap_err();
-        assert!(err.to_string().contains("OpenAPI 3.1.0 is not supported"));
+        for version in ["3.1.0", "3.1.1", "3.2.0"] {
+            assert!(
+                parse_str(&MINIMAL.replace("3.0.0", version)).is_ok(),
+                "{version}"
+            );
+        }
+        let err = parse_str(&MINIMAL.replace("3.0.0", "4.0.0")).unwrap_err();
+        assert!(err.to_string().contains("OpenAPI 4.0.0 is not supported"));
+    }
+
+    #[test]
+    fn a_servers_path_after_openai_is_the_mount() {
+        for (url, mount) in [
+            ("{endpoint}/openai/v1", "/v1"),
+            ("https://{endpoint}/openai/v1/", "/v1"),
+            ("https://x.openai.azure.com/openai", ""),
+            ("https://gateway.contoso.com/aoai", ""),
+            ("/openai/v1", "/v1"),
+        ] {
+            let text = MINIMAL.replace("https://x/openai", &format!("\"{url}\""));
+            let (doc, _) = parse_str(&text).expect("loads");
+            assert_eq!(doc.mount, mount, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_json_spec_with_a_comment_line_says_so() {
+        let err = parse(
+            b"// from our APIM repository\n{\"openapi\": \"3.0.0\"}",
+            "spec/a.json",
+            "a.json",
+            Options::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("spec/a.json:1:1: a `//` comment before the JSON"),
+            "{err}"
+        );
     }
 }
