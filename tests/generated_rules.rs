@@ -243,6 +243,15 @@ fn unions_dispatch_on_constant_tags_and_report_the_inner_path() {
     assert_eq!(path, "");
     accepts(&unions::schemas::SOURCE, json!({"type": "cosmos"}));
 
+    // A subtype the mapping leaves out is still one, tagged by its own one-value `type`.
+    assert!(matches!(
+        roundtrip::<unions::models::Chunking>(json!({"type": "auto"})),
+        unions::models::Chunking::Auto(_)
+    ));
+    accepts(&unions::schemas::CHUNKING, json!({"type": "auto"}));
+    let (path, _) = field_error(rejects(&unions::schemas::CHUNKING, json!({"type": "static"})));
+    assert_eq!(path, "");
+
     // Untagged: the richer object is tried first, so it is not swallowed by the brief one.
     assert!(matches!(
         roundtrip::<Transcript>(json!({"text": "t", "language": "en", "duration": 1.5})),

@@ -299,13 +299,18 @@ impl Converter<'_> {
     }
 
     /// A component schema with a `discriminator` that other schemas extend: the union of those.
+    ///
+    /// The subtypes are those its `mapping` names, and the component schemas whose `allOf` names
+    /// this one (OpenAPI's implicit mapping). An implicit subtype is tagged by its
+    /// `x-ms-discriminator-value`, else by the one value its own tag property allows (how
+    /// TypeSpec writes `type: auto` next to a mapping that lists only `static`), else by its name.
     pub(super) fn polymorphic(
         &self,
         discriminator: Option<&Discriminator>,
         pointer: &str,
     ) -> Option<Shape> {
         let d = discriminator?;
-        let mut subtypes = Vec::new();
+        let mut subtypes: Vec<(String, String)> = Vec::new();
         for (value, target) in &d.mapping {
             let target = if target.starts_with('#') {
                 target.clone()
@@ -316,39 +321,46 @@ impl Converter<'_> {
                 subtypes.push((value.clone(), target));
             }
         }
-        if subtypes.is_empty() {
-            // Without a mapping, the subtypes are the component schemas whose `allOf` names this
-            // one, each tagged by its `x-ms-discriminator-value` or else its name.
-            for (name, schema) in self
-                .doc
-                .api
-                .components
-                .iter()
-                .flat_map(|c| c.schemas.iter())
-            {
-                let ReferenceOr::Item(s) = schema else {
-                    continue;
-                };
-                let all_of = match &s.schema_kind {
-                    SchemaKind::AllOf { all_of } => all_of,
-                    SchemaKind::Any(a) => &a.all_of,
-                    _ => continue,
-                };
-                if all_of.iter().any(
-                    |p| matches!(p, ReferenceOr::Reference { reference } if reference == pointer),
-                ) {
-                    let value = s
-                        .schema_data
-                        .extensions
-                        .get("x-ms-discriminator-value")
-                        .and_then(Value::as_str)
-                        .unwrap_or(name)
-                        .to_string();
-                    subtypes.push((
-                        value,
-                        format!("#/components/schemas/{}", pointer_token(name)),
-                    ));
-                }
+        for (name, schema) in self
+            .doc
+            .api
+            .components
+            .iter()
+            .flat_map(|c| c.schemas.iter())
+        {
+            let ReferenceOr::Item(s) = schema else {
+                continue;
+            };
+            let all_of = match &s.schema_kind {
+                SchemaKind::AllOf { all_of } => all_of,
+                SchemaKind::Any(a) => &a.all_of,
+                _ => continue,
+            };
+            let extends = all_of.iter().any(
+                |p| matches!(p, ReferenceOr::Reference { reference } if reference == pointer),
+            );
+            let target = format!("#/components/schemas/{}", pointer_token(name));
+            if !extends || subtypes.iter().any(|(_, t)| *t == target) {
+                continue;
+            }
+            let own_tag = || {
+                let property = match &s.schema_kind {
+                    SchemaKind::Any(a) => a.properties.get(&d.property_name),
+                    _ => None,
+                }?;
+                let site = format!("{target}/properties/{}", pointer_token(&d.property_name));
+                self.constant(property.into(), &site)
+            };
+            let value = s
+                .schema_data
+                .extensions
+                .get("x-ms-discriminator-value")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(own_tag)
+                .unwrap_or_else(|| name.clone());
+            if !subtypes.iter().any(|(v, _)| *v == value) {
+                subtypes.push((value, target));
             }
         }
         (!subtypes.is_empty()).then(|| Shape::Polymorphic {

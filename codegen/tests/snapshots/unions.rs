@@ -10,6 +10,33 @@ pub mod models {
     #[allow(unused_imports)]
     use ::std::collections::BTreeMap;
 
+    /// Schema `AutoChunking` (`#/components/schemas/AutoChunking`).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct AutoChunking {
+        #[serde(rename = "type")]
+        pub type_: AutoChunkingType,
+        /// Fields the spec does not list; kept so that nothing is lost.
+        #[serde(flatten)]
+        pub extra: BTreeMap<String, serde_json::Value>,
+    }
+
+    /// Inline schema at `#/components/schemas/AutoChunking/properties/type`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum AutoChunkingType {
+        /// `auto`
+        #[serde(rename = "auto")]
+        Auto,
+    }
+
+    impl AutoChunkingType {
+        /// The value as the service spells it.
+        pub fn as_str(&self) -> &'static str {
+            match self {
+                Self::Auto => "auto",
+            }
+        }
+    }
+
     /// Schema `Brief` (`#/components/schemas/Brief`).
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct Brief {
@@ -17,6 +44,31 @@ pub mod models {
         /// Fields the spec does not list; kept so that nothing is lost.
         #[serde(flatten)]
         pub extra: BTreeMap<String, serde_json::Value>,
+    }
+
+    /// A mapping that names one subtype; the other extends the base and is tagged by the one value its own `type` allows (as TypeSpec writes it).
+    ///
+    /// Schema `Chunking` (`#/components/schemas/Chunking`).
+    ///
+    /// Tagged by the `type` field.
+    #[derive(Debug, Clone, PartialEq, Serialize)]
+    #[serde(untagged)]
+    pub enum Chunking {
+        /// `type: "static"`
+        Static(StaticChunking),
+        /// `type: "auto"`
+        Auto(AutoChunking),
+    }
+
+    impl<'de> Deserialize<'de> for Chunking {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            let value = support::buffer::<D>(deserializer)?;
+            match support::tag::<D::Error>(&value, "type")?.as_str() {
+                "static" => support::variant(value).map(Self::Static),
+                "auto" => support::variant(value).map(Self::Auto),
+                other => Err(support::unknown_tag("type", other, &["static", "auto"])),
+            }
+        }
     }
 
     /// Schema `ContentPart` (`#/components/schemas/ContentPart`).
@@ -194,6 +246,34 @@ pub mod models {
                 "search" => support::variant(value).map(Self::Search),
                 "cosmos" => support::variant(value).map(Self::Cosmos),
                 other => Err(support::unknown_tag("type", other, &["search", "cosmos"])),
+            }
+        }
+    }
+
+    /// Schema `StaticChunking` (`#/components/schemas/StaticChunking`).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct StaticChunking {
+        #[serde(rename = "type")]
+        pub type_: StaticChunkingType,
+        pub max_tokens: i64,
+        /// Fields the spec does not list; kept so that nothing is lost.
+        #[serde(flatten)]
+        pub extra: BTreeMap<String, serde_json::Value>,
+    }
+
+    /// Inline schema at `#/components/schemas/StaticChunking/properties/type`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+    pub enum StaticChunkingType {
+        /// `static`
+        #[serde(rename = "static")]
+        Static,
+    }
+
+    impl StaticChunkingType {
+        /// The value as the service spells it.
+        pub fn as_str(&self) -> &'static str {
+            match self {
+                Self::Static => "static",
             }
         }
     }
@@ -382,6 +462,34 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
+    /// What a [`AutoChunking`](super::models::AutoChunking) must look like.
+    pub static AUTO_CHUNKING: Model = Model {
+        name: "AutoChunking",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "type",
+                    ty: Ty::of(Kind::Model(&AUTO_CHUNKING_TYPE)),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`AutoChunkingType`](super::models::AutoChunkingType) must look like.
+    pub static AUTO_CHUNKING_TYPE: Model = Model {
+        name: "AutoChunkingType",
+        body: Body::Enum(Enum {
+            values: &["auto"],
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
     /// What a [`Brief`](super::models::Brief) must look like.
     pub static BRIEF: Model = Model {
         name: "Brief",
@@ -396,6 +504,28 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`Chunking`](super::models::Chunking) must look like.
+    pub static CHUNKING: Model = Model {
+        name: "Chunking",
+        body: Body::Union(Union {
+            tag: Some("type"),
+            variants: &[
+                Variant {
+                    tag: Some("static"),
+                    ty: Ty::of(Kind::Model(&STATIC_CHUNKING)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+                Variant {
+                    tag: Some("auto"),
+                    ty: Ty::of(Kind::Model(&AUTO_CHUNKING)),
+                    kinds: Kinds(Kinds::OBJECT),
+                },
+            ],
+            expected: "`StaticChunking` or `AutoChunking`",
         }),
         checks: &Checks::NONE,
     };
@@ -621,6 +751,40 @@ pub mod schemas {
                 },
             ],
             expected: "`SearchSource` or `CosmosSource`",
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`StaticChunking`](super::models::StaticChunking) must look like.
+    pub static STATIC_CHUNKING: Model = Model {
+        name: "StaticChunking",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "max_tokens",
+                    ty: Ty::of(Kind::Integer(Width::I64)),
+                    required: true,
+                    nullable: false,
+                },
+                Field {
+                    name: "type",
+                    ty: Ty::of(Kind::Model(&STATIC_CHUNKING_TYPE)),
+                    required: true,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a [`StaticChunkingType`](super::models::StaticChunkingType) must look like.
+    pub static STATIC_CHUNKING_TYPE: Model = Model {
+        name: "StaticChunkingType",
+        body: Body::Enum(Enum {
+            values: &["static"],
+            open: false,
         }),
         checks: &Checks::NONE,
     };
