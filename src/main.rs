@@ -185,16 +185,27 @@ fn routes(only: Option<&str>, json: bool, base_path: &str) -> Result<(), String>
             api.routes.len(),
             api.source
         );
-        let width = api.routes.iter().map(|r| r.path.len()).max().unwrap_or(0) + base.len();
+        let prefix = format!("{base}{}", api.mount);
+        let width = api.routes.iter().map(|r| r.path.len()).max().unwrap_or(0) + prefix.len();
         for r in api.routes {
             let _ = writeln!(
                 text,
                 "  {:<6} {:<width$}  {:<36} {}",
                 r.method.as_str(),
-                format!("{base}{}", r.path),
+                format!("{prefix}{}", r.path),
                 r.operation_id,
                 r.summary.lines().next().unwrap_or("")
             );
+            if let Some(field) = r.deployment_field {
+                let _ = writeln!(text, "         deployment: the body's `{field}`");
+            }
+            for node in r.unchecked {
+                let _ = writeln!(
+                    text,
+                    "         not validated: {} ({})",
+                    node.pointer, node.reason
+                );
+            }
         }
         text.push('\n');
     }

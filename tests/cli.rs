@@ -35,15 +35,26 @@ fn routes_lists_every_operation() {
         for route in api.routes {
             let line = listing
                 .lines()
-                .find(|l| l.contains(route.operation_id))
+                .find(|l| l.split_whitespace().any(|w| w == route.operation_id))
                 .unwrap_or_else(|| panic!("{} not listed", route.operation_id));
-            assert!(
-                line.contains(route.method.as_str())
-                    && line.contains(&format!("/openai{}", route.path)),
-                "{line}"
-            );
+            let words: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(words[0], route.method.as_str(), "{line}");
+            assert_eq!(words[1], format!("/openai{}{}", api.mount, route.path));
         }
     }
+    // The v1 API: every operation of the published document, below /openai/v1, the inference
+    // ones saying where their deployment comes from.
+    let v1 = API_VERSIONS
+        .iter()
+        .find(|a| a.version == "v1")
+        .expect("v1 compiled in");
+    assert_eq!(v1.mount, "/v1");
+    assert_eq!(v1.routes.len(), 51);
+    assert!(
+        listing.contains("api-version v1 (51 routes, from spec/v1/azure-v1-v1-generated.yaml)")
+    );
+    assert!(listing.contains("/openai/v1/chat/completions"));
+    assert!(listing.contains("deployment: the body's `model`"));
 
     let out = gateway(&["routes", "--api-version", "2024-10-21", "--json"], &[]);
     assert!(out.status.success());

@@ -268,6 +268,43 @@ fn multipart_and_binary_bodies_pass_byte_for_byte() {
 }
 
 #[test]
+fn a_form_field_named_with_brackets_is_checked_as_the_spec_names_it() {
+    run(async {
+        let gw = start(Setup::default()).await;
+        let boundary = "b0undary";
+        for (granularity, expected) in [("word", 200), ("sentence", 400)] {
+            let mut body = multipart(boundary, b"RIFF");
+            let extra = format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"timestamp_granularities[]\"\r\n\r\n{granularity}\r\n--{boundary}--\r\n"
+            );
+            body.truncate(body.len() - format!("--{boundary}--\r\n").len());
+            body.extend_from_slice(extra.as_bytes());
+            let response = gw
+                .client
+                .post(gw.url(
+                    "/openai/deployments/whisper/audio/transcriptions?api-version=2024-09-01-preview",
+                ))
+                .insert_header(("api-key", CLIENT_KEY))
+                .insert_header((
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                ))
+                .send_body(body)
+                .await
+                .expect("answer");
+            let (status, _, reply) = collect(response).await;
+            let reply = String::from_utf8_lossy(&reply);
+            assert_eq!(status, expected, "{granularity}: {reply}");
+            if expected == 400 {
+                assert!(reply.contains("timestamp_granularities[]"), "{reply}");
+                assert!(reply.contains("\\\"sentence\\\""), "{reply}");
+            }
+        }
+        assert_eq!(gw.all_recorded().len(), 1);
+    });
+}
+
+#[test]
 fn bad_requests_fail_before_any_backend_is_called() {
     run(async {
         let gw = start(Setup {

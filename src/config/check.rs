@@ -85,7 +85,11 @@ impl FileConfig {
         let backends = self.checked_backends(&mut c, env, versions);
         let subscriptions = self.checked_subscriptions(&mut c, env);
         let a = &self.auth;
-        if !(a.ocp_apim_subscription_key_header || a.api_key_header || a.subscription_key_query) {
+        if !(a.ocp_apim_subscription_key_header
+            || a.api_key_header
+            || a.subscription_key_query
+            || a.bearer_header)
+        {
             c.fail(
                 "auth",
                 "at least one place for the subscription key must be allowed",

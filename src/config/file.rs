@@ -262,6 +262,9 @@ pub struct AuthConfig {
     /// The `subscription-key` query parameter.
     #[serde(default = "yes")]
     pub subscription_key_query: bool,
+    /// `Authorization: Bearer <key>`, which the plain OpenAI SDK sends (the v1 API).
+    #[serde(default = "yes")]
+    pub bearer_header: bool,
 }
 
 fn yes() -> bool {
@@ -274,6 +277,7 @@ impl Default for AuthConfig {
             ocp_apim_subscription_key_header: true,
             api_key_header: true,
             subscription_key_query: true,
+            bearer_header: true,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Subscription keys: where a client may send one, and checking it.
+//! Subscription keys: where a client may send one (`Ocp-Apim-Subscription-Key`, `api-key`,
+//! `Authorization: Bearer`, `?subscription-key=`, each switchable), and checking it.
 //!
 //! Keys are compared as SHA-256 digests with a constant-time equality, against every
 //! subscription without stopping at the first hit, so neither a key's prefix nor its position in
@@ -15,6 +16,7 @@ use crate::proxy::query;
 pub const OCP_APIM_HEADER: &str = "ocp-apim-subscription-key";
 pub const API_KEY_HEADER: &str = "api-key";
 pub const QUERY_PARAM: &str = "subscription-key";
+pub const AUTHORIZATION: &str = "authorization";
 
 pub struct Auth {
     places: AuthConfig,
@@ -67,6 +69,13 @@ impl Auth {
         {
             return Some(key);
         }
+        if self.places.bearer_header
+            && let Some(key) = header(AUTHORIZATION)
+                .and_then(|v| bearer(&v).map(str::to_string))
+                .filter(|k| !k.is_empty())
+        {
+            return Some(key);
+        }
         if self.places.subscription_key_query {
             return query::get(raw_query, QUERY_PARAM)
                 .filter(|k| !k.is_empty())
@@ -94,6 +103,15 @@ impl Auth {
             Ok(())
         }
     }
+}
+
+/// The credentials of an `Authorization: Bearer <credentials>` value (the scheme's name is
+/// case-insensitive).
+fn bearer(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
 }
 
 #[cfg(test)]
@@ -151,6 +169,24 @@ mod tests {
                 .is_err()
         );
         assert!(a.authenticate(&headers(&[]), "").is_err());
+    }
+
+    #[test]
+    fn a_bearer_token_is_a_key_too() {
+        let a = auth(AuthConfig::default());
+        let bearer = headers(&[("authorization", "Bearer k2")]);
+        assert_eq!(a.authenticate(&bearer, "").unwrap().1, "b");
+        let lower = headers(&[("authorization", "bearer  k2")]);
+        assert_eq!(a.authenticate(&lower, "").unwrap().1, "b");
+        assert!(
+            a.authenticate(&headers(&[("authorization", "Basic k2")]), "")
+                .is_err()
+        );
+        let off = auth(AuthConfig {
+            bearer_header: false,
+            ..AuthConfig::default()
+        });
+        assert!(off.authenticate(&bearer, "").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use super::auth::QUERY_PARAM;
+use super::deployment::{self, Place};
 use super::error::GatewayError;
 use super::relay::End;
 use super::upstream::{self, Answer, Outgoing};
@@ -189,18 +190,9 @@ async fn route(
             name: API_VERSION.into(),
         });
     }
-    let version = query::get(raw_query, API_VERSION).filter(|v| !v.is_empty());
-    let version = version.ok_or_else(|| GatewayError::MissingApiVersion {
-        supported: gw.router.supported().to_vec(),
-    })?;
-    let table = gw
-        .router
-        .version(&version)
-        .ok_or_else(|| GatewayError::UnsupportedApiVersion {
-            given: version.to_string(),
-            supported: gw.router.supported().to_vec(),
-        })?;
-    let matched = table.find(req.method().as_str(), subpath)?;
+    let version = query::get(raw_query, API_VERSION);
+    let (table, route_path) = gw.router.select(subpath, version.as_deref())?;
+    let matched = table.find(req.method().as_str(), route_path)?;
     let route = matched.route;
     trace.operation = Some(route.operation_id);
 
@@ -219,8 +211,8 @@ async fn route(
         .and_then(|v| v.to_str().ok());
     let codings = encoding::codings(req.headers())?;
     let (limit, policy) = (gw.max_body_bytes, gw.validation);
-    if body.len() <= INLINE_BODY_BYTES && codings.is_empty() {
-        check_body(route, &codings, content_type, &body, limit, policy)?;
+    let checked = if body.len() <= INLINE_BODY_BYTES && codings.is_empty() {
+        check_body(route, &codings, content_type, &body, limit, policy)?
     } else {
         // A large or compressed body (which may inflate to the limit) is checked on the
         // blocking pool, so that it never holds up the other calls of this worker.
@@ -236,21 +228,38 @@ async fn route(
             )
         })
         .await
-        .map_err(|e| GatewayError::Internal(format!("body check did not finish: {e}")))??;
-    }
+        .map_err(|e| GatewayError::Internal(format!("body check did not finish: {e}")))??
+    };
 
-    let deployment = matched
-        .deployment_segment
-        .and_then(|i| subpath[1..].split('/').nth(i))
-        .map(query::decode_path);
+    let (deployment, place) = match (matched.deployment_segment, checked.deployment) {
+        (Some(index), _) => {
+            let name = route_path[1..]
+                .split('/')
+                .nth(index)
+                .map(query::decode_path);
+            (name.map(Cow::into_owned), Some(Place::Path { index }))
+        }
+        (None, Some((name, place))) => (Some(name), Some(place)),
+        (None, None) => {
+            if let Some(field) = route.deployment_field {
+                return Err(GatewayError::InvalidParameter {
+                    name: field.into(),
+                    message: "names the deployment to call, so it is required".into(),
+                });
+            }
+            (None, None)
+        }
+    };
     let call = Call {
         req,
         version: table.api.version,
-        subpath,
-        deployment_segment: matched.deployment_segment,
+        mount: table.api.mount,
+        route_path,
         deployment: deployment.as_deref(),
+        place,
         query: query::without(raw_query, QUERY_PARAM),
         body,
+        decoded: checked.decoded,
     };
     dispatch(&call, gw, client, trace).await.map(Reply::Backend)
 }
@@ -258,6 +267,15 @@ async fn route(
 /// Bodies up to this size are checked on the worker itself: that costs less than handing them
 /// to another thread (a 256 KiB body takes about a millisecond).
 const INLINE_BODY_BYTES: usize = 256 * 1024;
+
+/// What checking a body found out.
+struct Checked {
+    /// The deployment the body names, and where (routes with a `deployment_field`).
+    deployment: Option<(String, Place)>,
+    /// The body decoded, when it came compressed and names the deployment: a backend that calls
+    /// the deployment otherwise gets this, renamed, since compressed bytes cannot be edited.
+    decoded: Option<Bytes>,
+}
 
 /// Checks a body as the client meant it (decoded, when compressed); what is forwarded is what
 /// it sent.
@@ -268,37 +286,80 @@ fn check_body(
     body: &[u8],
     limit: usize,
     policy: Policy,
-) -> Result<(), GatewayError> {
+) -> Result<Checked, GatewayError> {
     let meant = encoding::decode_all(codings, body, limit)?;
-    validate::body(route, content_type, &meant, policy)
+    validate::body(route, content_type, &meant, policy)?;
+    let Some(field) = route.deployment_field else {
+        return Ok(Checked {
+            deployment: None,
+            decoded: None,
+        });
+    };
+    let deployment = deployment::in_body(field, content_type, &meant)?;
+    let decoded = match meant {
+        Cow::Owned(decoded) if deployment.is_some() => Some(Bytes::from(decoded)),
+        _ => None,
+    };
+    Ok(Checked {
+        deployment,
+        decoded,
+    })
 }
 
 /// A checked call, ready for a backend.
 struct Call<'r> {
     req: &'r HttpRequest,
     version: &'static str,
-    /// The path below the base path, with the client's deployment name at `deployment_segment`.
-    subpath: &'r str,
-    deployment_segment: Option<usize>,
+    /// Where the api-version is mounted below the base path (`/v1`), or empty.
+    mount: &'static str,
+    /// The path below the mount.
+    route_path: &'r str,
     /// The client's deployment name, decoded; `None` for operations on stored objects.
     deployment: Option<&'r str>,
+    /// Where the request names it.
+    place: Option<Place>,
     /// Without the client's subscription key.
     query: Cow<'r, str>,
     body: Bytes,
+    /// See [`Checked::decoded`].
+    decoded: Option<Bytes>,
 }
 
 impl Call<'_> {
-    /// The path for `backend`, with its own name for the deployment.
+    /// The path below the base path for `backend`, with its own name for the deployment.
     fn path_for(&self, backend: &Backend) -> Cow<'_, str> {
-        match (self.deployment_segment, self.deployment) {
-            (Some(i), Some(name)) if backend.deployment_name(name) != name => {
-                Cow::Owned(replace_segment(
-                    self.subpath,
-                    i,
-                    &encode_segment(backend.deployment_name(name)),
+        let path = match (&self.place, self.deployment) {
+            (Some(Place::Path { index }), Some(name)) if backend.deployment_name(name) != name => {
+                Cow::Owned(deployment::replace_segment(
+                    self.route_path,
+                    *index,
+                    &deployment::encode_segment(backend.deployment_name(name)),
                 ))
             }
-            _ => Cow::Borrowed(self.subpath),
+            _ => Cow::Borrowed(self.route_path),
+        };
+        if self.mount.is_empty() {
+            path
+        } else {
+            Cow::Owned(format!("{}{path}", self.mount))
+        }
+    }
+
+    /// The body for `backend`, with its own name for a deployment the body names, and whether
+    /// that body is the decoded form of a compressed one.
+    fn body_for(&self, backend: &Backend) -> Result<(Bytes, bool), GatewayError> {
+        match (&self.place, self.deployment) {
+            (Some(place @ (Place::Json { .. } | Place::Form { .. })), Some(name))
+                if backend.deployment_name(name) != name =>
+            {
+                let (source, decoded) = match &self.decoded {
+                    Some(decoded) => (decoded, true),
+                    None => (&self.body, false),
+                };
+                let body = deployment::renamed_body(source, place, backend.deployment_name(name))?;
+                Ok((body, decoded))
+            }
+            _ => Ok((self.body.clone(), false)),
         }
     }
 }
@@ -321,6 +382,7 @@ async fn dispatch(
     loop {
         trace.backend = Some(index);
         let sent = Instant::now();
+        let (body, decoded) = call.body_for(backend)?;
         let result = upstream::forward(
             client,
             backend,
@@ -329,7 +391,8 @@ async fn dispatch(
                 headers: call.req.headers(),
                 path: &call.path_for(backend),
                 query: &call.query,
-                body: call.body.clone(),
+                body,
+                decoded,
             },
         )
         .await;
@@ -406,40 +469,4 @@ async fn read_body(
         }
     }
     Ok(joined.map(BytesMut::freeze).or(first).unwrap_or_default())
-}
-
-fn encode_segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `subpath` is `/a/b/c`; segment 1 is `b`.
-fn replace_segment(subpath: &str, index: usize, with: &str) -> String {
-    let mut out = String::with_capacity(subpath.len() + with.len());
-    for (i, segment) in subpath[1..].split('/').enumerate() {
-        out.push('/');
-        out.push_str(if i == index { with } else { segment });
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_segments() {
-        assert_eq!(
-            replace_segment("/deployments/gpt/chat/completions", 1, "gpt-4o"),
-            "/deployments/gpt-4o/chat/completions"
-        );
-        assert_eq!(encode_segment("a b/c"), "a%20b%2Fc");
-    }
 }

@@ -21,6 +21,7 @@
 
 pub mod auth;
 pub mod balancer;
+pub mod deployment;
 pub mod docs;
 pub mod encoding;
 pub mod error;

@@ -4,6 +4,9 @@
 pub struct Part<'b> {
     pub name: String,
     pub filename: Option<String>,
+    /// Its `Content-Type` is JSON (`application/json` or `…+json`), as OpenAPI has a form send
+    /// an object field.
+    pub json: bool,
     pub data: &'b [u8],
 }
 
@@ -51,6 +54,14 @@ pub fn parts<'b>(body: &'b [u8], boundary: &str) -> Result<Vec<Part<'b>>, String
             .ok_or("a part's Content-Disposition has no name")?
             .to_string();
         let filename = param(disposition, "filename").map(str::to_string);
+        let json = headers
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-type"))
+            .is_some_and(|(_, v)| {
+                let essence = aoai_runtime::catalog::essence(v);
+                essence == "application/json" || essence.ends_with("+json")
+            });
         let data_start = headers_end + 4;
         let next = find(body, delimiter, data_start)
             .ok_or("the body does not end with the closing boundary")?;
@@ -63,6 +74,7 @@ pub fn parts<'b>(body: &'b [u8], boundary: &str) -> Result<Vec<Part<'b>>, String
         parts.push(Part {
             name,
             filename,
+            json,
             data: &body[data_start..data_end.max(data_start)],
         });
         at = next;

@@ -1,7 +1,13 @@
 //! Matches a request to an operation of one api-version.
 //!
-//! The table is data built once from the generated catalogue: each route's path template split
-//! into literal and parameter segments. A path that several templates match goes to the one with
+//! First the api-version's table. Dated api-versions live at the base path and are chosen by
+//! the `api-version` query parameter, which they require. A document whose `servers` URL has a
+//! path after `/openai` (the v1 API: `{endpoint}/openai/v1`) is *mounted* there: a path under
+//! its mount belongs to its family, where `api-version` is optional and defaults to the version
+//! named like the mount (`v1`).
+//!
+//! Then the route. The table is data built once from the generated catalogue: each route's path
+//! template split into literal and parameter segments. A path that several templates match goes to the one with
 //! the most literal segments, so `POST /threads/runs` is Create_Thread_And_Run, not Modify_Thread
 //! on a thread called `runs`. A path that matches with another method is a 405 listing the
 //! methods that would work; no match at all is a 404.
@@ -48,15 +54,56 @@ impl Matched<'_> {
     }
 }
 
-pub struct Router {
+/// The api-versions that live under one mount (empty: the dated ones, at the base path).
+struct Family {
+    mount: &'static str,
     versions: Vec<VersionTable>,
+    /// Names of `versions`, for messages.
+    names: Vec<&'static str>,
+    /// Index in `versions` of the one a request without `api-version` gets, if any.
+    default: Option<usize>,
+}
+
+pub struct Router {
+    /// Longest mounts first, so that a path finds its most specific family.
+    families: Vec<Family>,
     supported: Vec<&'static str>,
 }
 
 impl Router {
     pub fn new(apis: &[&'static ApiVersion]) -> Router {
-        let versions: Vec<VersionTable> = apis
-            .iter()
+        let mut families: Vec<Family> = Vec::new();
+        for table in Self::tables(apis) {
+            let mount = table.api.mount;
+            match families.iter_mut().find(|f| f.mount == mount) {
+                Some(family) => family.versions.push(table),
+                None => families.push(Family {
+                    mount,
+                    versions: vec![table],
+                    names: Vec::new(),
+                    default: None,
+                }),
+            }
+        }
+        for family in &mut families {
+            family.names = family.versions.iter().map(|v| v.api.version).collect();
+            // `/v1` answers `api-version=v1`, and a request that sends none.
+            let named = family.mount.rsplit('/').next().unwrap_or("");
+            family.default = (!family.mount.is_empty())
+                .then(|| family.names.iter().position(|n| *n == named))
+                .flatten()
+                .or_else(|| (!family.mount.is_empty() && family.names.len() == 1).then_some(0));
+        }
+        families.sort_by_key(|f| std::cmp::Reverse(f.mount.len()));
+        let supported = apis.iter().map(|a| a.version).collect();
+        Router {
+            families,
+            supported,
+        }
+    }
+
+    fn tables(apis: &[&'static ApiVersion]) -> Vec<VersionTable> {
+        apis.iter()
             .map(|api| VersionTable {
                 api,
                 routes: api
@@ -86,18 +133,44 @@ impl Router {
                     })
                     .collect(),
             })
-            .collect();
-        let supported = versions.iter().map(|v| v.api.version).collect();
-        Router {
-            versions,
-            supported,
-        }
+            .collect()
     }
 
-    pub fn version(&self, version: &str) -> Option<&VersionTable> {
-        self.versions.iter().find(|v| v.api.version == version)
+    /// The table for a request to `subpath` (the path below the base path) with `api_version`
+    /// (empty counts as missing), and the path below the table's mount.
+    pub fn select<'p>(
+        &self,
+        subpath: &'p str,
+        api_version: Option<&str>,
+    ) -> Result<(&VersionTable, &'p str), GatewayError> {
+        let api_version = api_version.filter(|v| !v.is_empty());
+        let family = self.families.iter().find(|f| {
+            f.mount.is_empty()
+                || subpath
+                    .strip_prefix(f.mount)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        });
+        let Some(family) = family else {
+            return Err(GatewayError::NotFound);
+        };
+        let below = &subpath[family.mount.len()..];
+        let index = match api_version {
+            Some(v) => family.names.iter().position(|n| *n == v).ok_or_else(|| {
+                GatewayError::UnsupportedApiVersion {
+                    given: v.to_string(),
+                    supported: family.names.clone(),
+                }
+            })?,
+            None => family
+                .default
+                .ok_or_else(|| GatewayError::MissingApiVersion {
+                    supported: family.names.clone(),
+                })?,
+        };
+        Ok((&family.versions[index], below))
     }
 
+    /// Every compiled api-version.
     pub fn supported(&self) -> &[&'static str] {
         &self.supported
     }
@@ -193,10 +266,14 @@ mod tests {
         Router::new(API_VERSIONS)
     }
 
+    fn table<'r>(router: &'r Router, version: &str) -> &'r VersionTable {
+        router.select("/x", Some(version)).unwrap().0
+    }
+
     #[test]
     fn literal_segments_win() {
         let router = preview();
-        let v = router.version("2024-09-01-preview").unwrap();
+        let v = table(&router, "2024-09-01-preview");
         assert_eq!(
             v.find("POST", "/threads/runs").unwrap().route.operation_id,
             "Create_Thread_And_Run"
@@ -209,7 +286,7 @@ mod tests {
     #[test]
     fn deployment_segment_and_errors() {
         let router = preview();
-        let v = router.version("2024-10-21").unwrap();
+        let v = table(&router, "2024-10-21");
         let m = v
             .find("POST", "/deployments/gpt-4o/chat/completions")
             .unwrap();
@@ -236,6 +313,40 @@ mod tests {
         assert!(matches!(v.find("POST", &long), Err(GatewayError::NotFound)));
         assert_eq!(split_on_stack("a/b", &mut [""; 2]), Some(&["a", "b"][..]));
         assert_eq!(split_on_stack("a/b/c", &mut [""; 2]), None);
-        assert_eq!(router.supported(), ["2024-09-01-preview", "2024-10-21"]);
+        assert_eq!(
+            router.supported(),
+            ["2024-09-01-preview", "2024-10-21", "v1"]
+        );
+    }
+
+    #[test]
+    fn mounted_versions_answer_below_their_mount_with_a_default_version() {
+        let router = preview();
+        let (v, below) = router.select("/v1/chat/completions", None).unwrap();
+        assert_eq!((v.api.version, below), ("v1", "/chat/completions"));
+        let (v, _) = router.select("/v1/chat/completions", Some("v1")).unwrap();
+        assert_eq!(v.api.version, "v1");
+        assert!(matches!(
+            router.select("/v1/chat/completions", Some("preview")),
+            Err(GatewayError::UnsupportedApiVersion { supported, .. }) if supported == ["v1"]
+        ));
+        // Dated versions still need theirs, and are not found under the mount.
+        assert!(matches!(
+            router.select("/deployments/x/chat/completions", None),
+            Err(GatewayError::MissingApiVersion { .. })
+        ));
+        assert!(matches!(
+            router.select("/deployments/x/chat/completions", Some("v1")),
+            Err(GatewayError::UnsupportedApiVersion { .. })
+        ));
+        assert_eq!(
+            router
+                .select("/v1x/chat", Some("2024-10-21"))
+                .unwrap()
+                .0
+                .api
+                .version,
+            "2024-10-21"
+        );
     }
 }

@@ -22,7 +22,7 @@ use awc::error::SendRequestError;
 use bytes::Bytes;
 
 use crate::config::Backend;
-use crate::proxy::auth::{API_KEY_HEADER, OCP_APIM_HEADER};
+use crate::proxy::auth::{API_KEY_HEADER, AUTHORIZATION, OCP_APIM_HEADER};
 use crate::proxy::error::GatewayError;
 use crate::proxy::relay::{End, Framing, Relay, WatchedStream};
 
@@ -42,7 +42,7 @@ const HOP_BY_HOP: [&str; 9] = [
 ];
 
 /// Client credentials: the gateway's own, never the backend's business.
-const CLIENT_CREDENTIALS: [&str; 3] = [API_KEY_HEADER, OCP_APIM_HEADER, "authorization"];
+const CLIENT_CREDENTIALS: [&str; 3] = [API_KEY_HEADER, OCP_APIM_HEADER, AUTHORIZATION];
 
 /// A client for one worker.
 pub fn client(connect_timeout: Duration, response_timeout: Duration) -> awc::Client {
@@ -119,6 +119,9 @@ pub struct Outgoing<'a> {
     /// Query string without the client's subscription key; empty for none.
     pub query: &'a str,
     pub body: Bytes,
+    /// `body` is the decoded form of what the client sent compressed (to rename the deployment
+    /// in it): its `Content-Encoding` no longer applies.
+    pub decoded: bool,
 }
 
 /// A backend's answer: its status and headers (already trimmed for the client) and its body,
@@ -190,6 +193,7 @@ pub async fn forward(
             || CLIENT_CREDENTIALS.contains(&name.as_str())
             || name == header::HOST
             || name == header::CONTENT_LENGTH
+            || (out.decoded && name == header::CONTENT_ENCODING)
         {
             continue;
         }

@@ -15,8 +15,8 @@ use actix_web::http::header::HeaderMap;
 use crate::proxy::error::GatewayError;
 use crate::proxy::router::Matched;
 use crate::proxy::{multipart, query};
-use aoai_runtime::catalog::{ContentKind, Media, ParamLocation, Route, essence};
-use aoai_runtime::schema::{self, Policy};
+use aoai_runtime::catalog::{ContentKind, FormField, Media, ParamLocation, Route, essence};
+use aoai_runtime::schema::{self, Member, Policy, Ty};
 
 pub fn parameters(
     route: &Route,
@@ -114,9 +114,11 @@ fn json_for_plain_form<'m>(content: &'m [Media], given: &str) -> Option<&'m Medi
 }
 
 /// Checks that a `multipart/form-data` body is well formed, has every required part, and that
-/// its text parts fit their fields.
+/// its parts fit their fields: a text part as text, an object field's part (or any part sent as
+/// `application/json`) as JSON, and a member's part (`expires_after[seconds]`, as the SDKs send
+/// an object field) against that member's type.
 fn form(
-    media: &Media,
+    media: &'static Media,
     content_type: &str,
     body: &[u8],
     policy: Policy,
@@ -126,7 +128,10 @@ fn form(
     })?;
     let parts = multipart::parts(body, boundary).map_err(GatewayError::MalformedBody)?;
     for field in media.form_fields.iter().filter(|f| f.required) {
-        if !parts.iter().any(|p| p.name == field.name) {
+        if !parts
+            .iter()
+            .any(|p| field_of(media, &p.name).is_some_and(|(f, _)| f.name == field.name))
+        {
             return Err(GatewayError::InvalidParameter {
                 name: field.name.into(),
                 message: "this form field is required".into(),
@@ -138,21 +143,112 @@ fn form(
             name: part.name.clone(),
             message,
         };
-        match media.form_fields.iter().find(|f| f.name == part.name) {
-            Some(field) if !field.binary && part.filename.is_none() => {
-                let text = part
-                    .text()
-                    .ok_or_else(|| invalid("this form field must be UTF-8 text".into()))?;
-                schema::text::check(&field.ty, text).map_err(invalid)?;
-            }
-            Some(_) => {}
-            None if policy.reject_unknown_fields => {
+        let Some((field, members)) = field_of(media, &part.name) else {
+            if policy.reject_unknown_fields {
                 return Err(invalid(
                     "is not a field of this form, and this gateway refuses unknown fields".into(),
                 ));
             }
-            None => {}
+            continue;
+        };
+        if field.binary || part.filename.is_some() {
+            continue;
+        }
+        let Some(ty) = member_type(&field.ty, field.name, &members, policy).map_err(invalid)?
+        else {
+            continue;
+        };
+        if part.json || ty.is_object() {
+            // A list may come as one part per item, each item's JSON on its own.
+            let one_item = ty.is_array() && !part.data.trim_ascii_start().starts_with(b"[");
+            let ty = match ty.member("") {
+                Member::Typed(item) if one_item => item,
+                _ => ty,
+            };
+            schema::json::validate(part.data, ty, policy).map_err(|e| invalid(e.to_string()))?;
+        } else {
+            let text = part
+                .text()
+                .ok_or_else(|| invalid("this form field must be UTF-8 text".into()))?;
+            schema::text::check(ty, text).map_err(invalid)?;
         }
     }
     Ok(())
+}
+
+/// The type that the path `members` reaches below a field of type `ty`: `None` when the spec
+/// says nothing of it, an error when the path cannot be there.
+fn member_type(
+    mut ty: &'static Ty,
+    field: &str,
+    members: &[&str],
+    policy: Policy,
+) -> Result<Option<&'static Ty>, String> {
+    for member in members {
+        ty = match ty.member(member) {
+            Member::Typed(inner) => inner,
+            Member::Unlisted if policy.reject_unknown_fields => {
+                return Err(format!(
+                    "`{member}` is not a field of `{field}`, and this gateway refuses unknown fields"
+                ));
+            }
+            Member::Untyped | Member::Unlisted => return Ok(None),
+            Member::NotAContainer => return Err(format!("`{field}` has no members")),
+        };
+    }
+    Ok(Some(ty))
+}
+
+/// The field a form part belongs to, and the members below it the part's name gives. Azure's
+/// specs name some fields with brackets (`timestamp_granularities[]`): a field of the part's
+/// exact name comes first.
+fn field_of<'p>(
+    media: &'static Media,
+    part: &'p str,
+) -> Option<(&'static FormField, Vec<&'p str>)> {
+    let named = |name: &str| media.form_fields.iter().find(|f| f.name == name);
+    if let Some(field) = named(part) {
+        return Some((field, Vec::new()));
+    }
+    let (name, members) = member_path(part);
+    named(name).map(|field| (field, members))
+}
+
+/// A form part's name read as a field and the members below it: `expires_after[seconds]` is
+/// (`expires_after`, [`seconds`]). A name that does not read that way is a field of its own.
+fn member_path(part: &str) -> (&str, Vec<&str>) {
+    let Some((field, mut rest)) = part.split_once('[') else {
+        return (part, Vec::new());
+    };
+    let mut members = Vec::new();
+    loop {
+        let Some((member, after)) = rest.split_once(']') else {
+            return (part, Vec::new());
+        };
+        members.push(member);
+        match after.strip_prefix('[') {
+            Some(next) => rest = next,
+            None if after.is_empty() => return (field, members),
+            None => return (part, Vec::new()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::member_path;
+
+    #[test]
+    fn part_names_read_as_field_and_members() {
+        assert_eq!(member_path("purpose"), ("purpose", vec![]));
+        assert_eq!(
+            member_path("expires_after[seconds]"),
+            ("expires_after", vec!["seconds"])
+        );
+        assert_eq!(member_path("a[b][0]"), ("a", vec!["b", "0"]));
+        assert_eq!(member_path("include[]"), ("include", vec![""]));
+        // Not bracketed all the way: a name of its own.
+        assert_eq!(member_path("a[b"), ("a[b", vec![]));
+        assert_eq!(member_path("a[b]c"), ("a[b]c", vec![]));
+    }
 }

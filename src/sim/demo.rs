@@ -79,11 +79,37 @@ pub async fn run(listen: &str) -> Result<(), String> {
     let metrics = settings.metrics.path.clone();
     let (gateway, addr) = proxy::start(Arc::new(Gateway::new(settings)), listener, true)
         .map_err(|e| e.to_string())?;
-    let latest_stable = versions
+    // The newest dated version that is not a preview (dated versions are mounted at the base
+    // path itself; the v1 API has its own mount).
+    let dated: Vec<&str> = crate::generated::API_VERSIONS
+        .iter()
+        .filter(|v| v.mount.is_empty())
+        .map(|v| v.version)
+        .collect();
+    let latest_stable = dated
         .iter()
         .rev()
         .find(|v| !v.contains("preview"))
-        .unwrap_or(&versions[0]);
+        .or(dated.first())
+        .copied()
+        .unwrap_or("2024-10-21");
+    let v1 = crate::generated::API_VERSIONS
+        .iter()
+        .find(|v| !v.mount.is_empty())
+        .map(|v| {
+            format!(
+                r#"
+The v1 API is served too, at http://{addr}{base}{mount}: the plain OpenAI client, the deployment
+as `model`:
+
+  from openai import OpenAI
+  client = OpenAI(base_url="http://{addr}{base}{mount}/", api_key="{DEMO_KEY}")
+  print(client.responses.create(model="gpt-4o", input="Hello!").output_text)
+"#,
+                mount = v.mount
+            )
+        })
+        .unwrap_or_default();
     println!(
         r#"aoai-gateway demo: the gateway on http://{addr}{base}, in front of two simulated Azure OpenAI
 resources on loopback ({east} "East US", {west} "Sweden Central"). Subscription key: {DEMO_KEY}
@@ -108,7 +134,7 @@ Or with the openai SDK (pip install openai):
   for chunk in client.chat.completions.create(model="gpt-4o", stream=True,
           messages=[{{"role": "user", "content": "Hello!"}}]):
       print(chunk.choices[0].delta.content or "" if chunk.choices else "", end="", flush=True)
-
+{v1}
 Route docs: http://{addr}{docs}    Metrics: http://{addr}{metrics}
 Compiled api-versions: {versions}
 Ctrl-C stops the demo."#,

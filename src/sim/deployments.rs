@@ -17,7 +17,7 @@ use crate::proxy::query;
 
 pub(super) async fn deployment_call(
     sim: &Simulator,
-    mut reply: HttpResponseBuilder,
+    reply: HttpResponseBuilder,
     req: &HttpRequest,
     deployment: &str,
     operation: &[&str],
@@ -45,57 +45,10 @@ pub(super) async fn deployment_call(
             azure_error(StatusCode::METHOD_NOT_ALLOWED, "405", "Method not allowed"),
         );
     }
-    if deployment == "rate-limited" {
-        reply.insert_header(("retry-after", "7"));
-        reply.insert_header(("retry-after-ms", "7000"));
-        reply.insert_header(("x-ratelimit-remaining-requests", "0"));
-        reply.insert_header(("x-ratelimit-remaining-tokens", "0"));
-        let version = query::get(req.query_string(), "api-version")
-            .unwrap_or_default()
-            .into_owned();
-        let message = format!(
-            "Requests to the {operation_id} Operation under Azure OpenAI API version {version} have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 7 seconds."
-        );
-        return json_reply(
-            reply,
-            azure_error(StatusCode::TOO_MANY_REQUESTS, "429", &message),
-        );
-    }
-    if deployment == "server-error" {
-        return json_reply(
-            reply,
-            azure_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalServerError",
-                "The server had an error while processing your request. Sorry about that!",
-            ),
-        );
-    }
-    if deployment == "slow" {
-        tokio::time::sleep(sim.config.slow_delay).await;
-    }
-    if !sim.config.deployments.is_empty()
-        && !sim.config.deployments.iter().any(|d| d == deployment)
-        && !ACTED_OUT.contains(&deployment)
-    {
-        return json_reply(
-            reply,
-            azure_error(
-                StatusCode::NOT_FOUND,
-                "DeploymentNotFound",
-                "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.",
-            ),
-        );
-    }
-    reply.insert_header(("x-ms-deployment-name", deployment));
-    reply.insert_header((
-        "azureml-model-session",
-        format!(
-            "d{}-{}",
-            sim.next_id() % 97,
-            sim.config.region.to_ascii_lowercase().replace(' ', "")
-        ),
-    ));
+    let reply = match act_out(sim, reply, req, deployment, operation_id).await {
+        Ok(reply) => reply,
+        Err(answered) => return answered,
+    };
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -104,14 +57,7 @@ pub(super) async fn deployment_call(
     match operation_id {
         "ChatCompletions_Create" | "Completions_Create" => {
             let Ok(request) = serde_json::from_slice::<Value>(body) else {
-                return json_reply(
-                    reply,
-                    azure_error(
-                        StatusCode::BAD_REQUEST,
-                        "BadRequest",
-                        "The request body is not valid JSON.",
-                    ),
-                );
+                return not_json(reply);
             };
             text_completion(
                 sim,
@@ -123,14 +69,7 @@ pub(super) async fn deployment_call(
         }
         "Embeddings_Create" => {
             let Ok(request) = serde_json::from_slice::<Value>(body) else {
-                return json_reply(
-                    reply,
-                    azure_error(
-                        StatusCode::BAD_REQUEST,
-                        "BadRequest",
-                        "The request body is not valid JSON.",
-                    ),
-                );
+                return not_json(reply);
             };
             embeddings(reply, &request)
         }
@@ -147,6 +86,92 @@ pub(super) async fn deployment_call(
             images(sim, reply, &request)
         }
     }
+}
+
+pub(super) fn not_json(reply: HttpResponseBuilder) -> HttpResponse {
+    json_reply(
+        reply,
+        azure_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "The request body is not valid JSON.",
+        ),
+    )
+}
+
+/// What a deployment does before it answers: the names that act out a stressed resource answer
+/// here (`Err`), `slow` waits; an unknown deployment is 404. Otherwise the reply to build on,
+/// with the deployment's headers.
+pub(super) async fn act_out(
+    sim: &Simulator,
+    mut reply: HttpResponseBuilder,
+    req: &HttpRequest,
+    deployment: &str,
+    operation_id: &str,
+) -> Result<HttpResponseBuilder, HttpResponse> {
+    if deployment == "rate-limited" {
+        reply.insert_header(("retry-after", "7"));
+        reply.insert_header(("retry-after-ms", "7000"));
+        reply.insert_header(("x-ratelimit-remaining-requests", "0"));
+        reply.insert_header(("x-ratelimit-remaining-tokens", "0"));
+        let version = query::get(req.query_string(), "api-version")
+            .unwrap_or_default()
+            .into_owned();
+        let message = format!(
+            "Requests to the {operation_id} Operation under Azure OpenAI API version {version} have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 7 seconds."
+        );
+        return Err(json_reply(
+            reply,
+            azure_error(StatusCode::TOO_MANY_REQUESTS, "429", &message),
+        ));
+    }
+    if deployment == "server-error" {
+        return Err(json_reply(
+            reply,
+            azure_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "The server had an error while processing your request. Sorry about that!",
+            ),
+        ));
+    }
+    if deployment == "slow" {
+        tokio::time::sleep(sim.config.slow_delay).await;
+    }
+    let known = if sim.config.deployments.is_empty() {
+        is_deployment_name(deployment)
+    } else {
+        sim.config.deployments.iter().any(|d| d == deployment)
+    };
+    if !known && !ACTED_OUT.contains(&deployment) {
+        return Err(json_reply(
+            reply,
+            azure_error(
+                StatusCode::NOT_FOUND,
+                "DeploymentNotFound",
+                "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.",
+            ),
+        ));
+    }
+    reply.insert_header(("x-ms-deployment-name", deployment));
+    reply.insert_header((
+        "azureml-model-session",
+        format!(
+            "d{}-{}",
+            sim.next_id() % 97,
+            sim.config.region.to_ascii_lowercase().replace(' ', "")
+        ),
+    ));
+    Ok(reply)
+}
+
+/// Whether Azure would let a deployment have this name: 1 to 64 letters, digits, `-`, `_` and
+/// `.`. A body's `model` can hold anything; no resource has a deployment by any other name.
+fn is_deployment_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// Deployment names that act out a stressed resource (see the module note).

@@ -11,11 +11,13 @@
 //! - `server-error` answers 500 without `retry-after`, as a failing deployment;
 //! - `cut-stream` starts its answer, then drops the connection half-way, as a backend whose
 //!   process dies or whose connection is reset mid-answer;
-//! - any name outside [`SimulatorConfig::deployments`] (when that list is not empty) is 404
-//!   `DeploymentNotFound`.
+//! - any name outside [`SimulatorConfig::deployments`] (when that list is empty: any name Azure
+//!   would not allow, as a body's `model` may hold) is 404 `DeploymentNotFound`.
 //!
 //! Objects the Assistants API creates (assistants, threads, messages, runs, vector stores) are
-//! kept in memory, so a create followed by a get works.
+//! kept in memory, so a create followed by a get works. The v1 API (`/openai/v1/…`) is answered
+//! too: chat completions, embeddings and responses, with the deployment (and its acted-out
+//! stresses) named by the body's `model`, and files.
 
 mod audio;
 pub mod demo;
@@ -23,6 +25,7 @@ mod deployments;
 mod images;
 mod stored;
 mod text;
+mod v1;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -46,7 +49,7 @@ pub struct SimulatorConfig {
     pub region: String,
     /// The key clients must send in `api-key`.
     pub api_key: String,
-    /// Deployment names this resource has; empty means any name works.
+    /// Deployment names this resource has; empty means any name Azure allows.
     pub deployments: Vec<String>,
     /// Pause between server-sent events.
     pub chunk_delay: Duration,
@@ -95,6 +98,8 @@ pub struct Simulator {
     recorded: Mutex<Vec<Recorded>>,
     /// id → (collection path, object)
     objects: Mutex<HashMap<String, (String, Value)>>,
+    /// id → the bytes of an uploaded file.
+    contents: Mutex<HashMap<String, Bytes>>,
     counter: AtomicU64,
 }
 
@@ -104,6 +109,7 @@ impl Simulator {
             config,
             recorded: Mutex::new(Vec::new()),
             objects: Mutex::new(HashMap::new()),
+            contents: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(1),
         })
     }
@@ -115,6 +121,54 @@ impl Simulator {
     /// Every request received so far (with `record` on).
     pub fn recorded(&self) -> Vec<Recorded> {
         self.recorded.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// Keeps an object of `kind` under `id`, for reads to come.
+    fn keep(&self, id: &str, kind: &str, value: Value) {
+        if let Ok(mut objects) = self.objects.lock() {
+            objects.insert(id.to_string(), (kind.to_string(), value));
+        }
+    }
+
+    fn keep_content(&self, id: &str, bytes: Bytes) {
+        if let Ok(mut contents) = self.contents.lock() {
+            contents.insert(id.to_string(), bytes);
+        }
+    }
+
+    fn get(&self, kind: &str, id: &str) -> Option<Value> {
+        let objects = self.objects.lock().ok()?;
+        objects
+            .get(id)
+            .filter(|(k, _)| k == kind)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Every kept object of `kind`, oldest first.
+    fn kept(&self, kind: &str) -> Vec<Value> {
+        let Ok(objects) = self.objects.lock() else {
+            return Vec::new();
+        };
+        let mut found: Vec<Value> = objects
+            .values()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, v)| v.clone())
+            .collect();
+        found.sort_by_key(|v| v["created_at"].as_u64());
+        found
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut objects) = self.objects.lock() {
+            objects.remove(id);
+        }
+        if let Ok(mut contents) = self.contents.lock() {
+            contents.remove(id);
+        }
+    }
+
+    fn content(&self, id: &str) -> Option<Bytes> {
+        self.contents.lock().ok()?.get(id).cloned()
     }
 
     pub(super) fn next_id(&self) -> u64 {
@@ -235,13 +289,17 @@ async fn handle(req: HttpRequest, body: Bytes, sim: web::Data<Simulator>) -> Htt
             ),
         );
     }
+    let segments: Vec<&str> = rest.split('/').collect();
+    // The v1 API takes `api-version` as an option; dated versions need one.
+    if let ["v1", rest @ ..] = segments.as_slice() {
+        return v1::v1_call(&sim, reply, &req, rest, &body).await;
+    }
     if query::get(req.query_string(), "api-version").is_none_or(|v| v.is_empty()) {
         return json_reply(
             reply,
             azure_error(StatusCode::NOT_FOUND, "404", "Resource not found"),
         );
     }
-    let segments: Vec<&str> = rest.split('/').collect();
     match segments.as_slice() {
         ["deployments", deployment, operation @ ..] => {
             deployments::deployment_call(&sim, reply, &req, deployment, operation, &body).await

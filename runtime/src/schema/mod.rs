@@ -131,6 +131,58 @@ impl Ty {
             _ => false,
         }
     }
+
+    /// Whether values are JSON objects only (a model with fields, a map, a union of objects): a
+    /// form carries such a field as one JSON part, or as one part per member.
+    pub fn is_object(&self) -> bool {
+        match &self.kind {
+            Kind::Object | Kind::Map(_) => true,
+            Kind::Nullable(inner) => inner.is_object(),
+            Kind::Model(model) => match &model.body {
+                Body::Struct(_) => true,
+                Body::Alias(target) => target.is_object(),
+                Body::Union(u) => u.variants.iter().all(|v| v.kinds.0 == Kinds::OBJECT),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// What this type says of the member `name` of its values: an object's field, or an
+    /// array's item (`name` empty or an index), as a form names them in `field[member]`.
+    pub fn member(&'static self, name: &str) -> Member {
+        match &self.kind {
+            Kind::Nullable(inner) => inner.member(name),
+            Kind::Map(value) => Member::Typed(value),
+            Kind::Array(item) if name.bytes().all(|b| b.is_ascii_digit()) => Member::Typed(item),
+            Kind::Any | Kind::Object => Member::Untyped,
+            Kind::Model(model) => match &model.body {
+                Body::Alias(target) => target.member(name),
+                Body::Struct(s) => match (s.field(name), &s.extra) {
+                    (Some((_, field)), _) => Member::Typed(&field.ty),
+                    (None, Some(extra)) => Member::Typed(extra),
+                    (None, None) if s.open => Member::Untyped,
+                    (None, None) => Member::Unlisted,
+                },
+                // Which variant applies, or which part, is not known from one member.
+                Body::Union(_) | Body::AllOf(_) | Body::Untyped => Member::Untyped,
+                Body::Enum(_) => Member::NotAContainer,
+            },
+            _ => Member::NotAContainer,
+        }
+    }
+}
+
+/// What a type says of one member of its values; see [`Ty::member`].
+#[derive(Debug, Clone, Copy)]
+pub enum Member {
+    Typed(&'static Ty),
+    /// A member the type allows without saying what it holds.
+    Untyped,
+    /// A field the object does not list: accepted unless the gateway refuses unknown fields.
+    Unlisted,
+    /// The values are not objects or arrays (a string, a number…), so they have no members.
+    NotAContainer,
 }
 
 #[derive(Debug)]

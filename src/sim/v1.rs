@@ -1,0 +1,202 @@
+//! The v1 API (`/openai/v1/…`): no deployment in the path (chat completions, embeddings and
+//! responses name theirs in the body's `model`), `api-version` optional, and files kept in
+//! memory (uploaded, listed, read back, deleted).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::deployments::{act_out, not_json};
+use super::text::{embeddings, text_completion, words};
+use super::{Simulator, json_reply, now, openai_error, rate_limit_headers};
+use crate::proxy::multipart;
+
+pub(super) async fn v1_call(
+    sim: &Simulator,
+    reply: HttpResponseBuilder,
+    req: &HttpRequest,
+    segments: &[&str],
+    body: &Bytes,
+) -> HttpResponse {
+    match (req.method().as_str(), segments) {
+        ("POST", ["chat", "completions"]) => {
+            inference(sim, reply, req, body, "createChatCompletion").await
+        }
+        ("POST", ["embeddings"]) => inference(sim, reply, req, body, "createEmbedding").await,
+        ("POST", ["responses"]) => inference(sim, reply, req, body, "createResponse").await,
+        ("GET" | "DELETE", ["responses", id]) => stored(sim, reply, req, "response", id),
+        ("POST", ["files"]) => create_file(sim, reply, req, body),
+        ("GET", ["files"]) => list_files(sim, reply),
+        ("GET" | "DELETE", ["files", id]) => stored(sim, reply, req, "file", id),
+        ("GET", ["files", id, "content"]) => file_content(sim, reply, id),
+        _ => json_reply(
+            reply,
+            openai_error(StatusCode::NOT_FOUND, "Unknown v1 operation"),
+        ),
+    }
+}
+
+/// A call that spends a deployment's tokens: the deployment is the body's `model`.
+async fn inference(
+    sim: &Simulator,
+    reply: HttpResponseBuilder,
+    req: &HttpRequest,
+    body: &Bytes,
+    operation_id: &str,
+) -> HttpResponse {
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return not_json(reply);
+    };
+    let Some(model) = request.get("model").and_then(Value::as_str) else {
+        return json_reply(
+            reply,
+            openai_error(
+                StatusCode::BAD_REQUEST,
+                "Missing required parameter: 'model'.",
+            ),
+        );
+    };
+    let reply = match act_out(sim, reply, req, model, operation_id).await {
+        Ok(reply) => reply,
+        Err(answered) => return answered,
+    };
+    match operation_id {
+        "createChatCompletion" => {
+            text_completion(sim, reply, &request, true, model == "cut-stream")
+        }
+        "createEmbedding" => embeddings(reply, &request),
+        _ => response(sim, reply, &request, model),
+    }
+}
+
+/// A Responses API answer: one assistant message with its text, and the usage.
+fn response(
+    sim: &Simulator,
+    mut reply: HttpResponseBuilder,
+    request: &Value,
+    model: &str,
+) -> HttpResponse {
+    let asked = match request.get("input") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    let text = format!("Hello from {}! You asked: {asked}", sim.config.region);
+    let (input_tokens, output_tokens) = (words(&asked) + 4, words(&text));
+    rate_limit_headers(&mut reply, input_tokens + output_tokens);
+    let id = format!("resp_{:032x}", sim.next_id());
+    let value = json!({
+        "id": id, "object": "response", "created_at": now(), "status": "completed",
+        "model": model, "error": null, "incomplete_details": null, "instructions": null,
+        "metadata": {}, "temperature": 1.0, "top_p": 1.0, "user": null, "parallel_tool_calls": true,
+        "tool_choice": "auto", "tools": [],
+        "output": [{
+            "type": "message", "id": format!("msg_{:032x}", sim.next_id()), "status": "completed",
+            "role": "assistant",
+            "content": [{ "type": "output_text", "text": text, "annotations": [] }],
+        }],
+        "usage": {
+            "input_tokens": input_tokens, "input_tokens_details": { "cached_tokens": 0 },
+            "output_tokens": output_tokens, "output_tokens_details": { "reasoning_tokens": 0 },
+            "total_tokens": input_tokens + output_tokens,
+        },
+    });
+    if request.get("store").and_then(Value::as_bool) != Some(false) {
+        sim.keep(&id, "response", value.clone());
+    }
+    json_reply(reply, (StatusCode::OK, value))
+}
+
+fn create_file(
+    sim: &Simulator,
+    reply: HttpResponseBuilder,
+    req: &HttpRequest,
+    body: &Bytes,
+) -> HttpResponse {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let parts = multipart::boundary(content_type)
+        .and_then(|b| multipart::parts(body, b).ok())
+        .unwrap_or_default();
+    let Some(file) = parts.iter().find(|p| p.name == "file") else {
+        return json_reply(
+            reply,
+            openai_error(
+                StatusCode::BAD_REQUEST,
+                "Missing required parameter: 'file'.",
+            ),
+        );
+    };
+    let purpose = parts
+        .iter()
+        .find(|p| p.name == "purpose")
+        .and_then(|p| p.text())
+        .unwrap_or("assistants")
+        .to_string();
+    let id = format!("file-{:032x}", sim.next_id());
+    let value = json!({
+        "id": id, "object": "file", "bytes": file.data.len(), "created_at": now(),
+        "filename": file.filename.clone().unwrap_or_else(|| "file".into()),
+        "purpose": purpose, "status": "processed",
+    });
+    sim.keep(&id, "file", value.clone());
+    sim.keep_content(&id, Bytes::copy_from_slice(file.data));
+    json_reply(reply, (StatusCode::OK, value))
+}
+
+fn list_files(sim: &Simulator, reply: HttpResponseBuilder) -> HttpResponse {
+    let data = sim.kept("file");
+    json_reply(
+        reply,
+        (
+            StatusCode::OK,
+            json!({ "object": "list", "data": data, "has_more": false }),
+        ),
+    )
+}
+
+/// Reads (GET) or deletes (DELETE) a kept object of `kind`.
+fn stored(
+    sim: &Simulator,
+    reply: HttpResponseBuilder,
+    req: &HttpRequest,
+    kind: &str,
+    id: &str,
+) -> HttpResponse {
+    let Some(value) = sim.get(kind, id) else {
+        return json_reply(
+            reply,
+            openai_error(StatusCode::NOT_FOUND, &format!("No {kind} with id '{id}'.")),
+        );
+    };
+    if req.method() == actix_web::http::Method::DELETE {
+        sim.forget(id);
+        let object = if kind == "file" { "file" } else { "response" };
+        return json_reply(
+            reply,
+            (
+                StatusCode::OK,
+                json!({ "id": id, "object": object, "deleted": true }),
+            ),
+        );
+    }
+    json_reply(reply, (StatusCode::OK, value))
+}
+
+fn file_content(sim: &Simulator, mut reply: HttpResponseBuilder, id: &str) -> HttpResponse {
+    match sim.content(id) {
+        Some(bytes) => {
+            reply.insert_header((header::CONTENT_TYPE, "application/octet-stream"));
+            reply.body(bytes)
+        }
+        None => json_reply(
+            reply,
+            openai_error(StatusCode::NOT_FOUND, &format!("No file with id '{id}'.")),
+        ),
+    }
+}
