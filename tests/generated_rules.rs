@@ -249,7 +249,10 @@ fn unions_dispatch_on_constant_tags_and_report_the_inner_path() {
         unions::models::Chunking::Auto(_)
     ));
     accepts(&unions::schemas::CHUNKING, json!({"type": "auto"}));
-    let (path, _) = field_error(rejects(&unions::schemas::CHUNKING, json!({"type": "static"})));
+    let (path, _) = field_error(rejects(
+        &unions::schemas::CHUNKING,
+        json!({"type": "static"}),
+    ));
     assert_eq!(path, "");
 
     // Untagged: the richer object is tried first, so it is not swallowed by the brief one.

@@ -336,9 +336,9 @@ impl Converter<'_> {
                 SchemaKind::Any(a) => &a.all_of,
                 _ => continue,
             };
-            let extends = all_of.iter().any(
-                |p| matches!(p, ReferenceOr::Reference { reference } if reference == pointer),
-            );
+            let extends = all_of
+                .iter()
+                .any(|p| matches!(p, ReferenceOr::Reference { reference } if reference == pointer));
             let target = format!("#/components/schemas/{}", pointer_token(name));
             if !extends || subtypes.iter().any(|(_, t)| *t == target) {
                 continue;
