@@ -1,61 +1,104 @@
-//! Conformance with a real client: the official `openai` Python SDK's `AzureOpenAI`, pointed at
-//! the gateway with a subscription key, for each compiled api-version: chat, streaming chat with
-//! `stream_options.include_usage`, a stream the backend cuts half-way (which must raise),
-//! embeddings, audio transcription, image generation, an Assistants call where the version has
-//! them, and the gateway's errors as SDK exceptions.
+//! Conformance with a real client: the official `openai` Python SDK. Its `AzureOpenAI` client,
+//! pointed at the gateway with a subscription key, for each dated api-version: chat, streaming
+//! chat with `stream_options.include_usage`, a stream the backend cuts half-way (which must
+//! raise), embeddings, audio transcription, image generation, an Assistants call where the
+//! version has them, and the gateway's errors as SDK exceptions. On the same gateway, its plain
+//! `OpenAI` client on the v1 API (`base_url=<gateway>/openai/v1`, the key as a bearer token):
+//! chat, streaming, a cut stream, embeddings, a Responses call, a file's whole life, and the
+//! errors.
 //!
 //! The SDK lives in a virtualenv that the README's test command creates (`scripts/test.sh`);
 //! `AOAI_TEST_PYTHON` names its interpreter, defaulting to `.venv/bin/python`.
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Output};
 
-use common::{CLIENT_KEY, Setup, python, run, start};
+use common::{Backend, CLIENT_KEY, Setup, python, run, start};
+
+/// Runs one of the conformance scripts against the gateway at `base`, with `env`.
+async fn script(name: &'static str, base: &str, env: &[(&'static str, &'static str)]) -> Output {
+    let mut command = Command::new(python());
+    command
+        .arg(format!(
+            "{}/tests/conformance/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .env("GATEWAY_ENDPOINT", base)
+        .env("GATEWAY_KEY", CLIENT_KEY);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    actix_web::rt::task::spawn_blocking(move || command.output())
+        .await
+        .expect("runner")
+        .expect("python starts")
+}
+
+/// The script's summary line, after insisting it succeeded.
+fn summary(what: &str, output: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "SDK run for {what} failed:\n{stderr}\n{stdout}"
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|_| panic!("summary line, got {stdout}"));
+    let regions = seen["regions"].as_array().expect("regions");
+    assert_ne!(
+        regions[0], regions[1],
+        "{what}: two calls in a row should be served by both regions: {seen}"
+    );
+    assert!(seen["stream_chunks"].as_u64().unwrap_or(0) > 3, "{seen}");
+    assert!(seen["cut_stream_raised"].is_string(), "{seen}");
+    seen
+}
+
+/// East US knows `gpt-4o` by another name, which the gateway must put in the path (dated
+/// versions) or in the body's `model` (v1).
+const EAST_GPT: &str = "gpt-4o-2024-08-06";
 
 #[test]
 #[ignore = "needs the openai SDK in .venv: scripts/test.sh installs it and runs this"]
 fn the_openai_sdk_works_through_the_gateway() {
-    let python = python();
     run(async move {
-        let gw = start(Setup::default()).await;
-        for (version, assistants) in [("2024-10-21", false), ("2024-09-01-preview", true)] {
-            let (python, base) = (python.clone(), gw.base.clone());
-            let output = actix_web::rt::task::spawn_blocking(move || {
-                Command::new(python)
-                    .arg(concat!(
-                        env!("CARGO_MANIFEST_DIR"),
-                        "/tests/conformance/sdk_calls.py"
-                    ))
-                    .env("GATEWAY_ENDPOINT", base)
-                    .env("GATEWAY_KEY", CLIENT_KEY)
-                    .env("API_VERSION", version)
-                    .env("ASSISTANTS", if assistants { "1" } else { "0" })
-                    .output()
-            })
-            .await
-            .expect("runner")
-            .expect("python starts");
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(
-                output.status.success(),
-                "SDK run for {version} failed:\n{stderr}\n{stdout}"
-            );
-            let seen: serde_json::Value = serde_json::from_str(stdout.trim())
-                .unwrap_or_else(|_| panic!("summary line, got {stdout}"));
-            let regions = seen["regions"].as_array().expect("regions");
-            assert_ne!(
-                regions[0], regions[1],
-                "two calls in a row should be served by both regions: {seen}"
-            );
-            assert!(seen["stream_chunks"].as_u64().unwrap_or(0) > 3, "{seen}");
-            assert!(seen["cut_stream_raised"].is_string(), "{seen}");
-            assert_eq!(seen["assistant"].is_string(), assistants, "{seen}");
-        }
-        // What the SDK sent reached the backends with their own keys and never the client's.
+        let mut east = Backend::new("eastus", "East US");
+        east.deployment_map.insert("gpt-4o".into(), EAST_GPT.into());
+        let gw = start(Setup {
+            backends: vec![east, Backend::new("westeurope", "West Europe")],
+            ..Setup::default()
+        })
+        .await;
+        // Both clients on one gateway: the AzureOpenAI client on each dated version, the plain
+        // OpenAI client on v1. One after the other, so that each sees the rotation's turns.
+        let stable = script(
+            "sdk_calls.py",
+            &gw.base,
+            &[("API_VERSION", "2024-10-21"), ("ASSISTANTS", "0")],
+        )
+        .await;
+        let preview = script(
+            "sdk_calls.py",
+            &gw.base,
+            &[("API_VERSION", "2024-09-01-preview"), ("ASSISTANTS", "1")],
+        )
+        .await;
+        let v1 = script("sdk_v1_calls.py", &gw.base, &[]).await;
+        assert!(summary("2024-10-21", &stable)["assistant"].is_null());
+        assert!(summary("2024-09-01-preview", &preview)["assistant"].is_string());
+        let v1 = summary("v1", &v1);
+        assert!(
+            v1["response"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("resp_")),
+            "{v1}"
+        );
+        assert!(v1["file"].is_string(), "{v1}");
+
+        // What the SDKs sent reached the backends with their own keys and never the client's.
         let recorded = gw.all_recorded();
-        assert!(recorded.len() >= 16, "{} requests recorded", recorded.len());
+        assert!(recorded.len() >= 30, "{} requests recorded", recorded.len());
         for r in &recorded {
             assert!(
                 gw.keys
@@ -67,6 +110,41 @@ fn the_openai_sdk_works_through_the_gateway() {
                 "client key reached a backend: {r:?}"
             );
         }
+        // The mapped deployment arrived at East US under its own name, in the path and in the
+        // body; West Europe got the name the client sent.
+        let model_of = |r: &aoai_gateway::sim::Recorded| {
+            serde_json::from_slice::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| v["model"].as_str().map(str::to_string))
+        };
+        let v1_chats = |sim: usize| -> Vec<Option<String>> {
+            gw.sims[sim]
+                .recorded()
+                .iter()
+                .filter(|r| r.path == "/openai/v1/chat/completions")
+                .map(model_of)
+                .filter(|m| {
+                    m.as_deref() != Some("cut-stream") && m.as_deref() != Some("rate-limited")
+                })
+                .collect()
+        };
+        let (east_models, west_models) = (v1_chats(0), v1_chats(1));
+        assert!(!east_models.is_empty() && !west_models.is_empty());
+        assert!(
+            east_models.iter().all(|m| m.as_deref() == Some(EAST_GPT)),
+            "{east_models:?}"
+        );
+        assert!(
+            west_models.iter().all(|m| m.as_deref() == Some("gpt-4o")),
+            "{west_models:?}"
+        );
+        assert!(
+            gw.sims[0]
+                .recorded()
+                .iter()
+                .any(|r| r.path == format!("/openai/deployments/{EAST_GPT}/chat/completions"))
+        );
+
         let transcription = recorded
             .iter()
             .find(|r| r.path.ends_with("/audio/transcriptions"))

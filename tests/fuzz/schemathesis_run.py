@@ -97,13 +97,16 @@ def unlisted(answer):
 
 
 def matches(entry, finding):
+    """The text of `entry` the finding contains, if the entry explains the finding."""
     text = finding["message"] if finding["check"] == "negative_data_rejection" else finding["answer"]
-    return (
-        entry["check"] == finding["check"]
-        and entry["contains"] in text
-        and finding["content_type"].startswith(entry.get("content_type", ""))
-        and (not entry.get("unlisted_value") or unlisted(finding["answer"]))
-    )
+    texts = [entry["contains"]] if isinstance(entry["contains"], str) else entry["contains"]
+    if (
+        entry["check"] != finding["check"]
+        or not finding["content_type"].startswith(entry.get("content_type", ""))
+        or (entry.get("unlisted_value") and not unlisted(finding["answer"]))
+    ):
+        return None
+    return next((t for t in texts if t in text), None)
 
 
 def main():
@@ -120,7 +123,8 @@ def main():
     run = subprocess.run(
         [
             cli, "run", spec_path,
-            "--url", f"{gateway}/openai",
+            # The served spec's `servers` says where its routes live: /openai, or /openai/v1.
+            "--url", gateway + spec["servers"][0]["url"],
             "-H", f"api-key: {key}",
             "--checks", CHECKS,
             "--seed", os.environ.get("FUZZ_SEED", "1"),
@@ -143,11 +147,11 @@ def main():
         if key in seen:
             continue
         seen.add(key)
-        entry = next((a for a in accepted if matches(a, f)), None)
-        if entry is None:
+        why = next((t for t in (matches(a, f) for a in accepted) if t), None)
+        if why is None:
             unexplained.append(f)
         else:
-            explained[entry["contains"]] = explained.get(entry["contains"], 0) + 1
+            explained[why] = explained.get(why, 0) + 1
     generated = sum(1 for _ in open(glob.glob(os.path.join(report_dir, "*.ndjson"))[0]))
     print(json.dumps({
         "api_version": version,
