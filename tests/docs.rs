@@ -41,8 +41,9 @@ fn every_operation_of_every_compiled_version_is_documented() {
                 route.operation_id
             );
             let heading = format!(
-                r#"{}</span><code>@@AOAI_BASE_PATH@@{}</code>"#,
+                r#"{}</span><code>@@AOAI_BASE_PATH@@{}{}</code>"#,
                 route.method.as_str(),
+                api.mount,
                 route.path
             );
             assert!(
@@ -129,6 +130,51 @@ fn every_link_lands_on_an_anchor_and_nothing_comes_from_the_network() {
 }
 
 #[test]
+fn every_operation_has_a_try_it_panel_with_a_body_to_send() {
+    for api in API_VERSIONS {
+        let html = page(&format!("{}.html", api.version));
+        let panels = html.matches(r#"<details class="try""#).count();
+        assert_eq!(panels, api.routes.len(), "{}", api.version);
+        for route in api.routes {
+            let section = format!(r#"id="op-{}""#, route.operation_id);
+            let section = &html[html.find(&section).expect("section")..];
+            let panel = &section[section.find(r#"<details class="try""#).expect("panel")..];
+            let panel = &panel[..panel.find("</details>").expect("panel ends")];
+            assert!(
+                panel.contains(r#"class="try-key""#),
+                "{}",
+                route.operation_id
+            );
+            let json = route
+                .request
+                .as_ref()
+                .is_some_and(|r| r.content.iter().any(|m| m.media_type.contains("json")));
+            assert_eq!(
+                panel.contains(r#"<textarea class="try-body" data-media="application/json""#),
+                json,
+                "{} {}",
+                api.version,
+                route.operation_id
+            );
+        }
+    }
+    // The spec's example, where it has one.
+    let stable = page("2024-10-21.html");
+    let completions = &stable[stable.find(r#"id="op-Completions_Create""#).expect("op")..];
+    let body = &completions[completions.find("try-body").expect("body")..];
+    assert!(body.contains("&quot;prompt&quot;"), "{}", &body[..300]);
+    // Else the required fields: the v1 chat request needs its deployment and messages.
+    let v1 = page("v1.html");
+    let chat = &v1[v1.find(r#"id="op-createChatCompletion""#).expect("op")..];
+    let body = &chat[chat.find("try-body").expect("body")..chat.find("</textarea>").expect("end")];
+    assert!(
+        body.contains("&quot;model&quot;: &quot;&quot;")
+            && body.contains("&quot;messages&quot;: ["),
+        "{body}"
+    );
+}
+
+#[test]
 fn every_model_a_route_uses_has_a_section() {
     for api in API_VERSIONS {
         let html = page(&format!("{}.html", api.version));
@@ -158,6 +204,7 @@ fn the_comparison_knows_what_differs_between_the_shipped_versions() {
     let generated = aoai_codegen::generate(
         std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/spec")),
         "spec",
+        Default::default(),
     )
     .expect("generate");
     let [preview, stable] = [&generated.apis[0], &generated.apis[1]];
@@ -199,10 +246,61 @@ fn the_comparison_knows_what_differs_between_the_shipped_versions() {
 }
 
 #[test]
+fn the_comparison_matches_v1_operations_to_dated_ones_below_the_mount() {
+    let generated = aoai_codegen::generate(
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/spec")),
+        "spec",
+        Default::default(),
+    )
+    .expect("generate");
+    let api = |v: &str| {
+        generated
+            .apis
+            .iter()
+            .find(|a| a.version == v)
+            .expect("compiled")
+    };
+    let d = aoai_codegen::diff::diff(api("2024-10-21"), api("v1"));
+    assert!(d.deployment_moved);
+    // Chat completions and embeddings exist in both: matched, so they are not "only in".
+    let only_in_dated: Vec<&str> = d.only_in_from.iter().map(|o| o.path.as_str()).collect();
+    assert!(
+        !only_in_dated.contains(&"/deployments/{deployment-id}/chat/completions"),
+        "{only_in_dated:?}"
+    );
+    let chat = d
+        .changed
+        .iter()
+        .find(|c| c.to.path == "/v1/chat/completions")
+        .expect("chat completions compared");
+    assert_eq!(
+        chat.from.path,
+        "/deployments/{deployment-id}/chat/completions"
+    );
+    // The move is said once, not as a removed `deployment-id` parameter per operation.
+    assert!(
+        chat.changes
+            .iter()
+            .all(|c| !c.name.starts_with("deployment-id")),
+        "{:?}",
+        chat.changes
+    );
+    let html = page("changes-2024-10-21-to-v1.html");
+    assert_eq!(html.matches("The deployment moved").count(), 1);
+    assert!(html.contains("<code>/v1/chat/completions</code>"));
+
+    let v1 = page("v1.html");
+    assert!(v1.contains("served under <code>@@AOAI_BASE_PATH@@/v1</code>"));
+    assert!(v1.contains("The deployment is the request body's <code>model</code> field"));
+    assert!(page("index.html").contains(r#"href="v1.html""#));
+}
+
+#[test]
 fn generated_rust_carries_the_specs_descriptions() {
     let generated = aoai_codegen::generate(
         std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/spec")),
         "spec",
+        Default::default(),
     )
     .expect("generate");
     for api in &generated.apis {
@@ -276,6 +374,15 @@ fn the_gateway_serves_the_docs_and_the_specs() {
             "base path filled in"
         );
         assert!(!html.contains("@@AOAI_BASE_PATH@@"));
+        // The "Try it" panels may call this gateway, and nothing else.
+        let csp = &headers["content-security-policy"];
+        assert!(csp.contains("connect-src 'self';"), "{csp}");
+        assert!(!csp.contains('*') && !csp.contains("http"), "{csp}");
+        assert!(
+            html.contains(r#"<details class="try" data-method="POST" data-path="/openai/deployments/{deployment-id}/chat/completions">"#),
+            "a Try it panel with the path to call"
+        );
+        assert!(html.contains(r#"data-name="api-version" value="2024-10-21""#));
         let (status, _, _) = gw.get("/docs/nope.html").await;
         assert_eq!(status, 404);
 

@@ -7,7 +7,8 @@
 //!   gateway's base path, for Swagger UI, Postman or client generators.
 //!
 //! Neither needs a subscription key unless `docs.require_key` says so. Pages are sent with a
-//! content security policy that allows nothing from the network: they need nothing from it.
+//! content security policy that allows nothing from the network but calls to this gateway
+//! itself (the "Try it" panels): they need nothing else.
 
 use std::collections::HashMap;
 
@@ -15,11 +16,11 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
 use crate::config::DocsConfig;
-use crate::generated::{DOCS, DOCS_BASE_PATH, DOCUMENTS};
+use crate::generated::{API_VERSIONS, DOCS, DOCS_BASE_PATH, DOCUMENTS};
 use crate::proxy::auth::Auth;
 use crate::proxy::error::GatewayError;
 
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 pub struct Docs {
     path: String,
@@ -43,10 +44,15 @@ impl Docs {
             .map(|(version, json)| {
                 let mut doc: serde_json::Value =
                     serde_json::from_str(json).unwrap_or(serde_json::Value::Null);
+                // The version's routes live under its mount (`/v1`), if it has one.
+                let mount = API_VERSIONS
+                    .iter()
+                    .find(|a| a.version == *version)
+                    .map_or("", |a| a.mount);
                 if let Some(obj) = doc.as_object_mut() {
                     obj.insert(
                         "servers".into(),
-                        serde_json::json!([{ "url": base_path, "description": "this gateway" }]),
+                        serde_json::json!([{ "url": format!("{base_path}{mount}"), "description": "this gateway" }]),
                     );
                 }
                 (*version, doc.to_string())

@@ -1,14 +1,16 @@
 //! Route docs as static HTML pages, rendered from the intermediate model at build time, so the
 //! docs cannot drift from the routes the gateway serves.
 //!
-//! Pages are self-contained: inline CSS, a few lines of inline JavaScript for the filter box,
-//! no fonts, no CDN, no network. The base path is written as [`BASE_PATH`] and replaced by the
+//! Pages are self-contained: inline CSS, inline JavaScript for the filter box and the "Try it"
+//! panels ([`try_it`], which call only the gateway that served the page), no fonts, no CDN. The base path is written as [`BASE_PATH`] and replaced by the
 //! gateway at start-up, because it is configured at run time.
 //!
 //! - `index.html`: the compiled api-versions and the comparisons between them;
 //! - `<version>.html`: operations grouped by tag, each with its parameters, request body and
 //!   responses, and every model as a linked field table;
 //! - `changes-<a>-to-<b>.html`: what changed from one api-version to another ([`crate::diff`]).
+
+mod try_it;
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -67,7 +69,7 @@ fn file_safe(s: &str) -> String {
 
 // ----- text -----
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -210,6 +212,12 @@ details > summary { cursor: pointer; color: var(--accent); } details { margin: .
 .model { border-top: 1px solid var(--line); padding-top: .4rem; }
 .added { color: #1f7a3a; } .removed { color: #b42318; } .changed { color: #9a5b00; }
 .hidden { display: none !important; }
+.try { border: 1px solid var(--line); border-radius: 6px; padding: .3rem .8rem; margin: .8rem 0; }
+.try label { display: block; margin: .4rem 0; font-size: 14px; }
+.try input { font: inherit; padding: .2rem .4rem; min-width: 18rem; }
+.try textarea { display: block; width: 100%; box-sizing: border-box; font: 13px/1.4 ui-monospace, monospace; }
+.try button { font: inherit; padding: .3rem 1.2rem; margin: .3rem 0; }
+.try pre { max-height: 24rem; overflow: auto; background: #f6f8fa; padding: .5rem; white-space: pre-wrap; }
 .unchecked, .moved, .deployment { border-left: 3px solid #9a5b00; padding: .2rem .8rem; background: #fff8ec; }
 @media (max-width: 900px) { .layout { grid-template-columns: 1fr; } nav { position: static; height: auto; } }
 "#;
@@ -254,11 +262,12 @@ fn frame(title: &str, header_extra: &str, nav: &str, main: &str, filter: bool) -
 <body>
 <header><a class="brand" href="index.html">aoai-gateway route docs</a>{header_extra}{filter}</header>
 {layout}
-<script>{SCRIPT}</script>
+<script>{SCRIPT}{try_script}</script>
 </body>
 </html>
 "#,
-        title = esc(title)
+        title = esc(title),
+        try_script = try_it::SCRIPT,
     )
 }
 
@@ -519,6 +528,7 @@ fn operation(api: &Api, op: &Operation) -> String {
             s.push_str(&content(api, c, true));
         }
     }
+    s.push_str(&try_it::panel(api, op));
     s.push_str("<h3>Responses</h3>");
     for r in &op.responses {
         let _ = write!(
