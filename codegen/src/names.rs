@@ -141,7 +141,7 @@ pub fn variant_ident(value: &str, enum_name: &str) -> String {
     s
 }
 
-/// A module name for an api-version: `2024-10-21` → `v2024_10_21`.
+/// A module name for an api-version: `2024-10-21` → `v2024_10_21`; `v1` stays `v1`.
 pub fn version_module(version: &str) -> String {
     let s: String = version
         .chars()
@@ -153,7 +153,12 @@ pub fn version_module(version: &str) -> String {
             }
         })
         .collect();
-    format!("v{}", s.trim_matches('_'))
+    let s = s.trim_matches('_');
+    if s.starts_with(|c: char| c.is_ascii_alphabetic()) && !KEYWORDS.contains(&s) {
+        s.to_string()
+    } else {
+        format!("v{s}")
+    }
 }
 
 /// Hands out names unique within one scope by adding `2`, `3`, … to a name already taken.
@@ -221,6 +226,8 @@ mod tests {
         assert_eq!(variant_ident("1024x1024", "ImageSize"), "Size1024x1024");
         assert_eq!(variant_ident("", "X"), "Empty");
         assert_eq!(version_module("2024-09-01-preview"), "v2024_09_01_preview");
+        assert_eq!(version_module("v1"), "v1");
+        assert_eq!(version_module("preview"), "preview");
     }
 
     #[test]
