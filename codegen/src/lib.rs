@@ -159,6 +159,7 @@ pub fn source_tree(generated: &Generated) -> Result<Vec<(String, String)>, Error
             format!("{}/mod.rs", v.module),
             emit::format_file(
                 quote!(
+                    #[cfg(feature = "models")]
                     pub mod models;
                     pub mod schemas;
                     pub mod routes;

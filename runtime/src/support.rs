@@ -177,6 +177,24 @@ pub fn merge_objects<S: Serializer>(serializer: S, parts: &[Value]) -> Result<S:
     Value::Object(merged).serialize(serializer)
 }
 
+/// `Some` read-and-write-back function ([`roundtrip_json`]) of a body's model in test builds,
+/// `None` otherwise, for a route table's `Media::roundtrip`.
+///
+/// The `model-roundtrip` feature checked is that of the crate the macro is used in (the crate
+/// that compiles the generated code), not this one's: that is how `cfg` in a macro's output
+/// works. Without the feature the model is never named, so it need not be compiled at all.
+#[macro_export]
+macro_rules! roundtrip {
+    ($model:ty) => {{
+        #[cfg(feature = "model-roundtrip")]
+        let found: Option<$crate::catalog::Roundtrip> =
+            Some($crate::support::roundtrip_json::<$model>);
+        #[cfg(not(feature = "model-roundtrip"))]
+        let found: Option<$crate::catalog::Roundtrip> = None;
+        found
+    }};
+}
+
 /// Reads a JSON value as `T` and writes it back; the round trip must lose nothing.
 pub fn roundtrip_json<T: DeserializeOwned + Serialize>(
     value: &Value,

@@ -1,6 +1,8 @@
 //! Stage 3: Rust source from the intermediate model. The only stage that uses `quote!`.
 //!
-//! Each api-version becomes a `models` module (one item per [`ir::TypeDef`], sorted by name), a
+//! Each api-version becomes a `models` module (one item per [`ir::TypeDef`], sorted by name;
+//! compiled only with the gateway's `models` feature, as the gateway itself validates with the
+//! tables and the models' serde code is most of what a build compiles), a
 //! `schemas` module (the same types as tables the gateway validates requests with, see
 //! [`schemas`]) and a `routes` module (one documented `static` per operation plus the `ROUTES`
 //! table the gateway serves). Generated code names what it depends on as `::aoai_runtime::…`,
@@ -50,8 +52,11 @@ impl VersionSource {
         ));
         quote! {
             #models_doc
+            #[cfg(feature = "models")]
             pub mod models { #models }
             #schemas_doc
+            // Its docs link each table to its model, which only the `models` feature compiles.
+            #[cfg_attr(not(feature = "models"), allow(rustdoc::broken_intra_doc_links))]
             pub mod schemas { #schemas }
             #routes_doc
             pub mod routes { #routes }
@@ -589,7 +594,7 @@ fn intersection(name: &Ident, parts: &[TypeRef]) -> TokenStream {
 
 fn routes(api: &Api) -> TokenStream {
     let catalog = quote!(catalog);
-    let models = quote!(models::);
+    let models = quote!(super::models::);
     let names = schemas::Names::new(api);
     let mut types = schemas::RouteTypes::new(api, &names);
     let statics: Vec<Ident> = api
@@ -672,7 +677,7 @@ fn routes(api: &Api) -> TokenStream {
         #[allow(unused_imports)]
         use ::aoai_runtime::schema::{Bound, Checks, Format, Kind, Ty, Width};
         #[allow(unused_imports)]
-        use super::{models, schemas};
+        use super::schemas;
         /// Every operation of this api-version, in spec order.
         pub static ROUTES: &[&#catalog::Route] = &[#(&#statics),*];
         /// This api-version as the gateway serves it.
@@ -716,7 +721,6 @@ fn media(
     types: &mut schemas::RouteTypes<'_>,
 ) -> TokenStream {
     let catalog = quote!(catalog);
-    let support = quote!(support);
     let media_type = &c.media_type;
     let kind = ident(c.kind.variant());
     let structured = matches!(
@@ -743,9 +747,7 @@ fn media(
     };
     let roundtrip = match (&rust, c.kind) {
         // Only test builds carry these (the gateway's `model-roundtrip` feature).
-        (Some(rust), ContentKind::Json) => quote! {
-            if cfg!(feature = "model-roundtrip") { Some(#support::roundtrip_json::<#rust>) } else { None }
-        },
+        (Some(rust), ContentKind::Json) => quote!(::aoai_runtime::roundtrip!(#rust)),
         _ => quote!(None),
     };
     let form_fields = form_fields(api, c, types);

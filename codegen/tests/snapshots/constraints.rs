@@ -2,6 +2,7 @@
 // Browse all generated sources with `aoai-gateway codegen --out DIR`.
 
 /// Request and response models of api-version `2024-01-01`, one type per schema of `constraints.yaml`.
+#[cfg(feature = "models")]
 pub mod models {
     #[allow(unused_imports)]
     use ::aoai_runtime::support;
@@ -181,6 +182,7 @@ pub mod models {
 }
 
 /// The types of api-version `2024-01-01` as tables the gateway checks requests against.
+#[cfg_attr(not(feature = "models"), allow(rustdoc::broken_intra_doc_links))]
 pub mod schemas {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{
@@ -475,7 +477,7 @@ pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{Bound, Checks, Format, Kind, Ty, Width};
     #[allow(unused_imports)]
-    use super::{models, schemas};
+    use super::schemas;
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[&JOBS_CREATE];
@@ -541,11 +543,7 @@ pub mod routes {
                     model: Some("Job"),
                     condition: None,
                     schema: Some(&Ty::of(Kind::Model(&schemas::JOB))),
-                    roundtrip: if cfg!(feature = "model-roundtrip") {
-                        Some(support::roundtrip_json::<models::Job>)
-                    } else {
-                        None
-                    },
+                    roundtrip: ::aoai_runtime::roundtrip!(super::models::Job),
                     form_fields: &[],
                 },
             ],

@@ -2,6 +2,7 @@
 // Browse all generated sources with `aoai-gateway codegen --out DIR`.
 
 /// Request and response models of api-version `2000-01-07`, one type per schema of `names.yaml`.
+#[cfg(feature = "models")]
 pub mod models {
     #[allow(unused_imports)]
     use ::aoai_runtime::support;
@@ -124,6 +125,7 @@ pub mod models {
 }
 
 /// The types of api-version `2000-01-07` as tables the gateway checks requests against.
+#[cfg_attr(not(feature = "models"), allow(rustdoc::broken_intra_doc_links))]
 pub mod schemas {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{
@@ -257,7 +259,7 @@ pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{Bound, Checks, Format, Kind, Ty, Width};
     #[allow(unused_imports)]
-    use super::{models, schemas};
+    use super::schemas;
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[&THINGS_UPDATE, &AUDIO_UPLOAD];
@@ -324,11 +326,9 @@ pub mod routes {
                     model: Some("ThingsUpdateRequest"),
                     condition: None,
                     schema: Some(&Ty::of(Kind::Model(&schemas::THINGS_UPDATE_REQUEST))),
-                    roundtrip: if cfg!(feature = "model-roundtrip") {
-                        Some(support::roundtrip_json::<models::ThingsUpdateRequest>)
-                    } else {
-                        None
-                    },
+                    roundtrip: ::aoai_runtime::roundtrip!(
+                        super::models::ThingsUpdateRequest
+                    ),
                     form_fields: &[],
                 },
             ],
@@ -344,11 +344,9 @@ pub mod routes {
                         model: Some("StringSchema"),
                         condition: None,
                         schema: None,
-                        roundtrip: if cfg!(feature = "model-roundtrip") {
-                            Some(support::roundtrip_json::<models::StringSchema>)
-                        } else {
-                            None
-                        },
+                        roundtrip: ::aoai_runtime::roundtrip!(
+                            super::models::StringSchema
+                        ),
                         form_fields: &[],
                     },
                     catalog::Media {
@@ -381,11 +379,9 @@ pub mod routes {
                         model: Some("OptionSchema"),
                         condition: None,
                         schema: None,
-                        roundtrip: if cfg!(feature = "model-roundtrip") {
-                            Some(support::roundtrip_json::<models::OptionSchema>)
-                        } else {
-                            None
-                        },
+                        roundtrip: ::aoai_runtime::roundtrip!(
+                            super::models::OptionSchema
+                        ),
                         form_fields: &[],
                     },
                 ],

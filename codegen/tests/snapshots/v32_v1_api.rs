@@ -2,6 +2,7 @@
 // Browse all generated sources with `aoai-gateway codegen --out DIR`.
 
 /// Request and response models of api-version `v1`, one type per schema of `v32_v1_api.yaml`.
+#[cfg(feature = "models")]
 pub mod models {
     #[allow(unused_imports)]
     use ::aoai_runtime::support;
@@ -93,6 +94,7 @@ pub mod models {
 }
 
 /// The types of api-version `v1` as tables the gateway checks requests against.
+#[cfg_attr(not(feature = "models"), allow(rustdoc::broken_intra_doc_links))]
 pub mod schemas {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{
@@ -214,7 +216,7 @@ pub mod routes {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{Bound, Checks, Format, Kind, Ty, Width};
     #[allow(unused_imports)]
-    use super::{models, schemas};
+    use super::schemas;
 
     /// Every operation of this api-version, in spec order.
     pub static ROUTES: &[&catalog::Route] = &[
@@ -257,11 +259,7 @@ pub mod routes {
                     model: Some("ChatRequest"),
                     condition: None,
                     schema: Some(&Ty::of(Kind::Model(&schemas::CHAT_REQUEST))),
-                    roundtrip: if cfg!(feature = "model-roundtrip") {
-                        Some(support::roundtrip_json::<models::ChatRequest>)
-                    } else {
-                        None
-                    },
+                    roundtrip: ::aoai_runtime::roundtrip!(super::models::ChatRequest),
                     form_fields: &[],
                 },
             ],
@@ -277,11 +275,9 @@ pub mod routes {
                         model: Some("ChatResponse"),
                         condition: None,
                         schema: None,
-                        roundtrip: if cfg!(feature = "model-roundtrip") {
-                            Some(support::roundtrip_json::<models::ChatResponse>)
-                        } else {
-                            None
-                        },
+                        roundtrip: ::aoai_runtime::roundtrip!(
+                            super::models::ChatResponse
+                        ),
                         form_fields: &[],
                     },
                     catalog::Media {
@@ -321,13 +317,9 @@ pub mod routes {
                     schema: Some(
                         &Ty::of(Kind::Model(&schemas::POST_FINE_TUNING_JOBS_REQUEST)),
                     ),
-                    roundtrip: if cfg!(feature = "model-roundtrip") {
-                        Some(
-                            support::roundtrip_json::<models::PostFineTuningJobsRequest>,
-                        )
-                    } else {
-                        None
-                    },
+                    roundtrip: ::aoai_runtime::roundtrip!(
+                        super::models::PostFineTuningJobsRequest
+                    ),
                     form_fields: &[],
                 },
             ],
