@@ -339,6 +339,24 @@ mod tests {
             router.select("/deployments/x/chat/completions", Some("v1")),
             Err(GatewayError::UnsupportedApiVersion { .. })
         ));
+        // A v1 preview document, where one is compiled in, answers `api-version=preview` under
+        // the same mount; no version still means v1.
+        static V1_PREVIEW: ApiVersion = ApiVersion {
+            version: "preview",
+            title: "v1 preview",
+            source: "v1-preview/spec.yaml",
+            mount: "/v1",
+            routes: &[],
+        };
+        let mut apis: Vec<&'static ApiVersion> = API_VERSIONS.to_vec();
+        apis.push(&V1_PREVIEW);
+        let with_preview = Router::new(&apis);
+        let (v, _) = with_preview
+            .select("/v1/responses", Some("preview"))
+            .unwrap();
+        assert_eq!(v.api.version, "preview");
+        let (v, _) = with_preview.select("/v1/responses", None).unwrap();
+        assert_eq!(v.api.version, "v1");
         assert_eq!(
             router
                 .select("/v1x/chat", Some("2024-10-21"))
