@@ -184,17 +184,20 @@ fn member_type(
     members: &[&str],
     policy: Policy,
 ) -> Result<Option<&'static Ty>, String> {
+    // Where the path has got to, for messages: `a[b]`.
+    let mut at = field.to_string();
     for member in members {
         ty = match ty.member(member) {
             Member::Typed(inner) => inner,
             Member::Unlisted if policy.reject_unknown_fields => {
                 return Err(format!(
-                    "`{member}` is not a field of `{field}`, and this gateway refuses unknown fields"
+                    "`{member}` is not a field of `{at}`, and this gateway refuses unknown fields"
                 ));
             }
             Member::Untyped | Member::Unlisted => return Ok(None),
-            Member::NotAContainer => return Err(format!("`{field}` has no members")),
+            Member::NotAContainer => return Err(format!("`{at}` has no members")),
         };
+        at = format!("{at}[{member}]");
     }
     Ok(Some(ty))
 }
