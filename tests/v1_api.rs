@@ -280,7 +280,7 @@ fn each_form_part_is_checked_against_its_field() {
         .await;
         assert_eq!(status, 200, "{body}");
 
-        let refused: [(&[Part], &str); 5] = [
+        let refused: [(&[Part], &str); 6] = [
             (
                 &[
                     ("purpose", None, "assistants"),
@@ -325,6 +325,13 @@ fn each_form_part_is_checked_against_its_field() {
                     ("expires_after[seconds]", None, "60"),
                 ],
                 "`purpose` has no members",
+            ),
+            (
+                &[
+                    ("purpose", None, "assistants"),
+                    ("expires_after[anchor]", None, "created_at"),
+                ],
+                "expires_after[seconds]",
             ),
         ];
         for (parts, why) in refused {

@@ -9,6 +9,7 @@
 //! declared as `multipart/form-data`, yet the service and its SDKs send JSON.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use actix_web::http::header::HeaderMap;
 
@@ -138,6 +139,12 @@ fn form(
             });
         }
     }
+    // Fields sent member by member, and the members sent: an object's required members must
+    // all be there, as they must in a JSON part.
+    // (Sets: a form may have many parts.)
+    let mut by_member: HashSet<(&'static str, &str)> = HashSet::new();
+    let mut whole: HashSet<&'static str> = HashSet::new();
+    let mut objects: Vec<&'static FormField> = Vec::new();
     for part in &parts {
         let invalid = |message: String| GatewayError::InvalidParameter {
             name: part.name.clone(),
@@ -151,6 +158,18 @@ fn form(
             }
             continue;
         };
+        match members.first() {
+            Some(member) => {
+                if by_member.insert((field.name, member))
+                    && !objects.iter().any(|o| o.name == field.name)
+                {
+                    objects.push(field);
+                }
+            }
+            None => {
+                whole.insert(field.name);
+            }
+        }
         if field.binary || part.filename.is_some() {
             continue;
         }
@@ -171,6 +190,22 @@ fn form(
                 .text()
                 .ok_or_else(|| invalid("this form field must be UTF-8 text".into()))?;
             schema::text::check(ty, text).map_err(invalid)?;
+        }
+    }
+    for field in objects.iter().filter(|f| !whole.contains(f.name)) {
+        let required = field
+            .ty
+            .fields()
+            .into_iter()
+            .flatten()
+            .filter(|f| f.required);
+        for member in required {
+            if !by_member.contains(&(field.name, member.name)) {
+                return Err(GatewayError::InvalidParameter {
+                    name: format!("{}[{}]", field.name, member.name),
+                    message: "this member is required".into(),
+                });
+            }
         }
     }
     Ok(())

@@ -173,6 +173,22 @@ impl Ty {
     }
 }
 
+impl Ty {
+    /// The listed fields of an object type (a model with fields, through aliases and `null`);
+    /// `None` for other types.
+    pub fn fields(&'static self) -> Option<&'static [Field]> {
+        match &self.kind {
+            Kind::Nullable(inner) => inner.fields(),
+            Kind::Model(model) => match &model.body {
+                Body::Struct(s) => Some(s.fields),
+                Body::Alias(target) => target.fields(),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 /// What a type says of one member of its values; see [`Ty::member`].
 #[derive(Debug, Clone, Copy)]
 pub enum Member {
