@@ -144,7 +144,7 @@ impl Writer<'_> {
         let name = self.names.path(&def.name, &quote!());
         let type_name = &def.name;
         let doc = doc_lines(&format!(
-            "What a [`{type_name}`](super::models::{type_name}) must look like."
+            "What a value of [`{type_name}`](super::models::{type_name}) must look like."
         ));
         let body = match &def.kind {
             TypeKind::Struct(s) => {

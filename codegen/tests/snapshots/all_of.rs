@@ -167,7 +167,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`Base`](super::models::Base) must look like.
+    /// What a value of [`Base`](super::models::Base) must look like.
     pub static BASE: Model = Model {
         name: "Base",
         body: Body::Struct(Struct {
@@ -191,7 +191,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Derived`](super::models::Derived) must look like.
+    /// What a value of [`Derived`](super::models::Derived) must look like.
     pub static DERIVED: Model = Model {
         name: "Derived",
         body: Body::Struct(Struct {
@@ -227,7 +227,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`LabelledShape`](super::models::LabelledShape) must look like.
+    /// What a value of [`LabelledShape`](super::models::LabelledShape) must look like.
     pub static LABELLED_SHAPE: Model = Model {
         name: "LabelledShape",
         body: Body::AllOf(
@@ -236,7 +236,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`LabelledShapeFields`](super::models::LabelledShapeFields) must look like.
+    /// What a value of [`LabelledShapeFields`](super::models::LabelledShapeFields) must look like.
     pub static LABELLED_SHAPE_FIELDS: Model = Model {
         name: "LabelledShapeFields",
         body: Body::Struct(Struct {
@@ -254,7 +254,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Shape`](super::models::Shape) must look like.
+    /// What a value of [`Shape`](super::models::Shape) must look like.
     pub static SHAPE: Model = Model {
         name: "Shape",
         body: Body::Union(Union {
@@ -276,7 +276,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ShapeCircle`](super::models::ShapeCircle) must look like.
+    /// What a value of [`ShapeCircle`](super::models::ShapeCircle) must look like.
     pub static SHAPE_CIRCLE: Model = Model {
         name: "ShapeCircle",
         body: Body::Struct(Struct {
@@ -300,7 +300,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ShapeCircleKind`](super::models::ShapeCircleKind) must look like.
+    /// What a value of [`ShapeCircleKind`](super::models::ShapeCircleKind) must look like.
     pub static SHAPE_CIRCLE_KIND: Model = Model {
         name: "ShapeCircleKind",
         body: Body::Enum(Enum {
@@ -310,7 +310,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ShapeSquare`](super::models::ShapeSquare) must look like.
+    /// What a value of [`ShapeSquare`](super::models::ShapeSquare) must look like.
     pub static SHAPE_SQUARE: Model = Model {
         name: "ShapeSquare",
         body: Body::Struct(Struct {
@@ -334,7 +334,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ShapeSquareKind`](super::models::ShapeSquareKind) must look like.
+    /// What a value of [`ShapeSquareKind`](super::models::ShapeSquareKind) must look like.
     pub static SHAPE_SQUARE_KIND: Model = Model {
         name: "ShapeSquareKind",
         body: Body::Enum(Enum {

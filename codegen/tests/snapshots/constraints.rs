@@ -197,7 +197,7 @@ pub mod schemas {
         pub static P1: Pattern = Pattern::new("^[a-z][a-z0-9-]*$");
     }
 
-    /// What a [`Job`](super::models::Job) must look like.
+    /// What a value of [`Job`](super::models::Job) must look like.
     pub static JOB: Model = Model {
         name: "Job",
         body: Body::Struct(Struct {
@@ -386,7 +386,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`JobCapped`](super::models::JobCapped) must look like.
+    /// What a value of [`JobCapped`](super::models::JobCapped) must look like.
     pub static JOB_CAPPED: Model = Model {
         name: "JobCapped",
         body: Body::AllOf(
@@ -404,7 +404,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`JobStop`](super::models::JobStop) must look like.
+    /// What a value of [`JobStop`](super::models::JobStop) must look like.
     pub static JOB_STOP: Model = Model {
         name: "JobStop",
         body: Body::Union(Union {
@@ -438,7 +438,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`JobsCreateIncludeItem`](super::models::JobsCreateIncludeItem) must look like.
+    /// What a value of [`JobsCreateIncludeItem`](super::models::JobsCreateIncludeItem) must look like.
     pub static JOBS_CREATE_INCLUDE_ITEM: Model = Model {
         name: "JobsCreateIncludeItem",
         body: Body::Enum(Enum {
@@ -448,7 +448,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Name`](super::models::Name) must look like.
+    /// What a value of [`Name`](super::models::Name) must look like.
     pub static NAME: Model = Model {
         name: "Name",
         body: Body::Alias(Ty::of(Kind::String)),
@@ -458,7 +458,7 @@ pub mod schemas {
         },
     };
 
-    /// What a [`Priority`](super::models::Priority) must look like.
+    /// What a value of [`Priority`](super::models::Priority) must look like.
     pub static PRIORITY: Model = Model {
         name: "Priority",
         body: Body::Alias(Ty::of(Kind::Integer(Width::I64))),

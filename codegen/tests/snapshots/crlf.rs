@@ -75,7 +75,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`Common`](super::models::Common) must look like.
+    /// What a value of [`Common`](super::models::Common) must look like.
     pub static COMMON: Model = Model {
         name: "Common",
         body: Body::Struct(Struct {
@@ -93,7 +93,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Merged`](super::models::Merged) must look like.
+    /// What a value of [`Merged`](super::models::Merged) must look like.
     pub static MERGED: Model = Model {
         name: "Merged",
         body: Body::Struct(Struct {
@@ -111,7 +111,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`WithAlias`](super::models::WithAlias) must look like.
+    /// What a value of [`WithAlias`](super::models::WithAlias) must look like.
     pub static WITH_ALIAS: Model = Model {
         name: "WithAlias",
         body: Body::Struct(Struct {

@@ -162,7 +162,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`Done`](super::models::Done) must look like.
+    /// What a value of [`Done`](super::models::Done) must look like.
     pub static DONE: Model = Model {
         name: "Done",
         body: Body::Enum(Enum {
@@ -172,7 +172,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`FinishReason`](super::models::FinishReason) must look like.
+    /// What a value of [`FinishReason`](super::models::FinishReason) must look like.
     pub static FINISH_REASON: Model = Model {
         name: "FinishReason",
         body: Body::Enum(Enum {
@@ -182,7 +182,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ImageSize`](super::models::ImageSize) must look like.
+    /// What a value of [`ImageSize`](super::models::ImageSize) must look like.
     pub static IMAGE_SIZE: Model = Model {
         name: "ImageSize",
         body: Body::Enum(Enum {
@@ -192,7 +192,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ListOrder`](super::models::ListOrder) must look like.
+    /// What a value of [`ListOrder`](super::models::ListOrder) must look like.
     pub static LIST_ORDER: Model = Model {
         name: "ListOrder",
         body: Body::Enum(Enum {
@@ -202,7 +202,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Request`](super::models::Request) must look like.
+    /// What a value of [`Request`](super::models::Request) must look like.
     pub static REQUEST: Model = Model {
         name: "Request",
         body: Body::Struct(Struct {
@@ -232,7 +232,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`RequestQuality`](super::models::RequestQuality) must look like.
+    /// What a value of [`RequestQuality`](super::models::RequestQuality) must look like.
     pub static REQUEST_QUALITY: Model = Model {
         name: "RequestQuality",
         body: Body::Enum(Enum {

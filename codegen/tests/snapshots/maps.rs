@@ -67,14 +67,14 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`Anything`](super::models::Anything) must look like.
+    /// What a value of [`Anything`](super::models::Anything) must look like.
     pub static ANYTHING: Model = Model {
         name: "Anything",
         body: Body::Alias(Ty::of(Kind::Any)),
         checks: &Checks::NONE,
     };
 
-    /// What a [`Closed`](super::models::Closed) must look like.
+    /// What a value of [`Closed`](super::models::Closed) must look like.
     pub static CLOSED: Model = Model {
         name: "Closed",
         body: Body::Struct(Struct {
@@ -92,28 +92,28 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`LogitBias`](super::models::LogitBias) must look like.
+    /// What a value of [`LogitBias`](super::models::LogitBias) must look like.
     pub static LOGIT_BIAS: Model = Model {
         name: "LogitBias",
         body: Body::Alias(Ty::of(Kind::Map(&Ty::of(Kind::Integer(Width::I64))))),
         checks: &Checks::NONE,
     };
 
-    /// What a [`Metadata`](super::models::Metadata) must look like.
+    /// What a value of [`Metadata`](super::models::Metadata) must look like.
     pub static METADATA: Model = Model {
         name: "Metadata",
         body: Body::Alias(Ty::of(Kind::Object)),
         checks: &Checks::NONE,
     };
 
-    /// What a [`Parameters`](super::models::Parameters) must look like.
+    /// What a value of [`Parameters`](super::models::Parameters) must look like.
     pub static PARAMETERS: Model = Model {
         name: "Parameters",
         body: Body::Alias(Ty::of(Kind::Object)),
         checks: &Checks::NONE,
     };
 
-    /// What a [`Tagged`](super::models::Tagged) must look like.
+    /// What a value of [`Tagged`](super::models::Tagged) must look like.
     pub static TAGGED: Model = Model {
         name: "Tagged",
         body: Body::Struct(Struct {

@@ -35,7 +35,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`Pong`](super::models::Pong) must look like.
+    /// What a value of [`Pong`](super::models::Pong) must look like.
     pub static PONG: Model = Model {
         name: "Pong",
         body: Body::Struct(Struct {

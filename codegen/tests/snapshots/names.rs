@@ -133,7 +133,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`AudioUploadRequest`](super::models::AudioUploadRequest) must look like.
+    /// What a value of [`AudioUploadRequest`](super::models::AudioUploadRequest) must look like.
     pub static AUDIO_UPLOAD_REQUEST: Model = Model {
         name: "AudioUploadRequest",
         body: Body::Struct(Struct {
@@ -157,7 +157,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`OptionSchema`](super::models::OptionSchema) must look like.
+    /// What a value of [`OptionSchema`](super::models::OptionSchema) must look like.
     pub static OPTION_SCHEMA: Model = Model {
         name: "OptionSchema",
         body: Body::Struct(Struct {
@@ -175,7 +175,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`StringSchema`](super::models::StringSchema) must look like.
+    /// What a value of [`StringSchema`](super::models::StringSchema) must look like.
     pub static STRING_SCHEMA: Model = Model {
         name: "StringSchema",
         body: Body::Struct(Struct {
@@ -193,7 +193,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ThingsUpdateOrder`](super::models::ThingsUpdateOrder) must look like.
+    /// What a value of [`ThingsUpdateOrder`](super::models::ThingsUpdateOrder) must look like.
     pub static THINGS_UPDATE_ORDER: Model = Model {
         name: "ThingsUpdateOrder",
         body: Body::Enum(Enum {
@@ -203,7 +203,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ThingsUpdateRequest`](super::models::ThingsUpdateRequest) must look like.
+    /// What a value of [`ThingsUpdateRequest`](super::models::ThingsUpdateRequest) must look like.
     pub static THINGS_UPDATE_REQUEST: Model = Model {
         name: "ThingsUpdateRequest",
         body: Body::Struct(Struct {

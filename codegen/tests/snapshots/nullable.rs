@@ -77,7 +77,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`Options`](super::models::Options) must look like.
+    /// What a value of [`Options`](super::models::Options) must look like.
     pub static OPTIONS: Model = Model {
         name: "Options",
         body: Body::Struct(Struct {
@@ -95,7 +95,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Settings`](super::models::Settings) must look like.
+    /// What a value of [`Settings`](super::models::Settings) must look like.
     pub static SETTINGS: Model = Model {
         name: "Settings",
         body: Body::Struct(Struct {

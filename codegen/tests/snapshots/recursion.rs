@@ -95,7 +95,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`Even`](super::models::Even) must look like.
+    /// What a value of [`Even`](super::models::Even) must look like.
     pub static EVEN: Model = Model {
         name: "Even",
         body: Body::Struct(Struct {
@@ -113,7 +113,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Leaf`](super::models::Leaf) must look like.
+    /// What a value of [`Leaf`](super::models::Leaf) must look like.
     pub static LEAF: Model = Model {
         name: "Leaf",
         body: Body::Struct(Struct {
@@ -131,7 +131,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Node`](super::models::Node) must look like.
+    /// What a value of [`Node`](super::models::Node) must look like.
     pub static NODE: Model = Model {
         name: "Node",
         body: Body::Struct(Struct {
@@ -161,7 +161,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Odd`](super::models::Odd) must look like.
+    /// What a value of [`Odd`](super::models::Odd) must look like.
     pub static ODD: Model = Model {
         name: "Odd",
         body: Body::Struct(Struct {

@@ -464,7 +464,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`AutoChunking`](super::models::AutoChunking) must look like.
+    /// What a value of [`AutoChunking`](super::models::AutoChunking) must look like.
     pub static AUTO_CHUNKING: Model = Model {
         name: "AutoChunking",
         body: Body::Struct(Struct {
@@ -482,7 +482,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`AutoChunkingType`](super::models::AutoChunkingType) must look like.
+    /// What a value of [`AutoChunkingType`](super::models::AutoChunkingType) must look like.
     pub static AUTO_CHUNKING_TYPE: Model = Model {
         name: "AutoChunkingType",
         body: Body::Enum(Enum {
@@ -492,7 +492,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Brief`](super::models::Brief) must look like.
+    /// What a value of [`Brief`](super::models::Brief) must look like.
     pub static BRIEF: Model = Model {
         name: "Brief",
         body: Body::Struct(Struct {
@@ -510,7 +510,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Chunking`](super::models::Chunking) must look like.
+    /// What a value of [`Chunking`](super::models::Chunking) must look like.
     pub static CHUNKING: Model = Model {
         name: "Chunking",
         body: Body::Union(Union {
@@ -532,7 +532,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ContentPart`](super::models::ContentPart) must look like.
+    /// What a value of [`ContentPart`](super::models::ContentPart) must look like.
     pub static CONTENT_PART: Model = Model {
         name: "ContentPart",
         body: Body::Union(Union {
@@ -554,7 +554,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ContentPartImageUrl`](super::models::ContentPartImageUrl) must look like.
+    /// What a value of [`ContentPartImageUrl`](super::models::ContentPartImageUrl) must look like.
     pub static CONTENT_PART_IMAGE_URL: Model = Model {
         name: "ContentPartImageUrl",
         body: Body::Struct(Struct {
@@ -578,7 +578,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ContentPartImageUrlImageUrl`](super::models::ContentPartImageUrlImageUrl) must look like.
+    /// What a value of [`ContentPartImageUrlImageUrl`](super::models::ContentPartImageUrlImageUrl) must look like.
     pub static CONTENT_PART_IMAGE_URL_IMAGE_URL: Model = Model {
         name: "ContentPartImageUrlImageUrl",
         body: Body::Struct(Struct {
@@ -596,7 +596,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ContentPartImageUrlType`](super::models::ContentPartImageUrlType) must look like.
+    /// What a value of [`ContentPartImageUrlType`](super::models::ContentPartImageUrlType) must look like.
     pub static CONTENT_PART_IMAGE_URL_TYPE: Model = Model {
         name: "ContentPartImageUrlType",
         body: Body::Enum(Enum {
@@ -606,7 +606,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ContentPartText`](super::models::ContentPartText) must look like.
+    /// What a value of [`ContentPartText`](super::models::ContentPartText) must look like.
     pub static CONTENT_PART_TEXT: Model = Model {
         name: "ContentPartText",
         body: Body::Struct(Struct {
@@ -630,7 +630,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ContentPartTextType`](super::models::ContentPartTextType) must look like.
+    /// What a value of [`ContentPartTextType`](super::models::ContentPartTextType) must look like.
     pub static CONTENT_PART_TEXT_TYPE: Model = Model {
         name: "ContentPartTextType",
         body: Body::Enum(Enum {
@@ -640,7 +640,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`CosmosSource`](super::models::CosmosSource) must look like.
+    /// What a value of [`CosmosSource`](super::models::CosmosSource) must look like.
     pub static COSMOS_SOURCE: Model = Model {
         name: "CosmosSource",
         body: Body::Struct(Struct {
@@ -664,7 +664,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Message`](super::models::Message) must look like.
+    /// What a value of [`Message`](super::models::Message) must look like.
     pub static MESSAGE: Model = Model {
         name: "Message",
         body: Body::Union(Union {
@@ -686,14 +686,14 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Model`](super::models::Model) must look like.
+    /// What a value of [`Model`](super::models::Model) must look like.
     pub static MODEL: Model = Model {
         name: "Model",
         body: Body::Alias(Ty::of(Kind::String)),
         checks: &Checks::NONE,
     };
 
-    /// What a [`NamedTool`](super::models::NamedTool) must look like.
+    /// What a value of [`NamedTool`](super::models::NamedTool) must look like.
     pub static NAMED_TOOL: Model = Model {
         name: "NamedTool",
         body: Body::Struct(Struct {
@@ -711,7 +711,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`SearchSource`](super::models::SearchSource) must look like.
+    /// What a value of [`SearchSource`](super::models::SearchSource) must look like.
     pub static SEARCH_SOURCE: Model = Model {
         name: "SearchSource",
         body: Body::Struct(Struct {
@@ -735,7 +735,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Source`](super::models::Source) must look like.
+    /// What a value of [`Source`](super::models::Source) must look like.
     pub static SOURCE: Model = Model {
         name: "Source",
         body: Body::Union(Union {
@@ -757,7 +757,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`StaticChunking`](super::models::StaticChunking) must look like.
+    /// What a value of [`StaticChunking`](super::models::StaticChunking) must look like.
     pub static STATIC_CHUNKING: Model = Model {
         name: "StaticChunking",
         body: Body::Struct(Struct {
@@ -781,7 +781,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`StaticChunkingType`](super::models::StaticChunkingType) must look like.
+    /// What a value of [`StaticChunkingType`](super::models::StaticChunkingType) must look like.
     pub static STATIC_CHUNKING_TYPE: Model = Model {
         name: "StaticChunkingType",
         body: Body::Enum(Enum {
@@ -791,7 +791,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`SystemMessage`](super::models::SystemMessage) must look like.
+    /// What a value of [`SystemMessage`](super::models::SystemMessage) must look like.
     pub static SYSTEM_MESSAGE: Model = Model {
         name: "SystemMessage",
         body: Body::Struct(Struct {
@@ -815,7 +815,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`SystemMessageRole`](super::models::SystemMessageRole) must look like.
+    /// What a value of [`SystemMessageRole`](super::models::SystemMessageRole) must look like.
     pub static SYSTEM_MESSAGE_ROLE: Model = Model {
         name: "SystemMessageRole",
         body: Body::Enum(Enum {
@@ -825,7 +825,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ToolChoice`](super::models::ToolChoice) must look like.
+    /// What a value of [`ToolChoice`](super::models::ToolChoice) must look like.
     pub static TOOL_CHOICE: Model = Model {
         name: "ToolChoice",
         body: Body::Union(Union {
@@ -847,7 +847,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ToolChoiceMode`](super::models::ToolChoiceMode) must look like.
+    /// What a value of [`ToolChoiceMode`](super::models::ToolChoiceMode) must look like.
     pub static TOOL_CHOICE_MODE: Model = Model {
         name: "ToolChoiceMode",
         body: Body::Enum(Enum {
@@ -857,7 +857,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Transcript`](super::models::Transcript) must look like.
+    /// What a value of [`Transcript`](super::models::Transcript) must look like.
     pub static TRANSCRIPT: Model = Model {
         name: "Transcript",
         body: Body::Union(Union {
@@ -879,7 +879,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`UserMessage`](super::models::UserMessage) must look like.
+    /// What a value of [`UserMessage`](super::models::UserMessage) must look like.
     pub static USER_MESSAGE: Model = Model {
         name: "UserMessage",
         body: Body::Struct(Struct {
@@ -903,7 +903,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`UserMessageContent`](super::models::UserMessageContent) must look like.
+    /// What a value of [`UserMessageContent`](super::models::UserMessageContent) must look like.
     pub static USER_MESSAGE_CONTENT: Model = Model {
         name: "UserMessageContent",
         body: Body::Union(Union {
@@ -925,7 +925,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`UserMessageRole`](super::models::UserMessageRole) must look like.
+    /// What a value of [`UserMessageRole`](super::models::UserMessageRole) must look like.
     pub static USER_MESSAGE_ROLE: Model = Model {
         name: "UserMessageRole",
         body: Body::Enum(Enum {
@@ -935,7 +935,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Verbose`](super::models::Verbose) must look like.
+    /// What a value of [`Verbose`](super::models::Verbose) must look like.
     pub static VERBOSE: Model = Model {
         name: "Verbose",
         body: Body::Struct(Struct {

@@ -37,7 +37,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`Upload`](super::models::Upload) must look like.
+    /// What a value of [`Upload`](super::models::Upload) must look like.
     pub static UPLOAD: Model = Model {
         name: "Upload",
         body: Body::Struct(Struct {

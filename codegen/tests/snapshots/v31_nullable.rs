@@ -92,7 +92,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`Options`](super::models::Options) must look like.
+    /// What a value of [`Options`](super::models::Options) must look like.
     pub static OPTIONS: Model = Model {
         name: "Options",
         body: Body::Struct(Struct {
@@ -110,7 +110,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`Settings`](super::models::Settings) must look like.
+    /// What a value of [`Settings`](super::models::Settings) must look like.
     pub static SETTINGS: Model = Model {
         name: "Settings",
         body: Body::Struct(Struct {
@@ -146,7 +146,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`SettingsSeed`](super::models::SettingsSeed) must look like.
+    /// What a value of [`SettingsSeed`](super::models::SettingsSeed) must look like.
     pub static SETTINGS_SEED: Model = Model {
         name: "SettingsSeed",
         body: Body::Union(Union {

@@ -57,14 +57,14 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`Metadata`](super::models::Metadata) must look like.
+    /// What a value of [`Metadata`](super::models::Metadata) must look like.
     pub static METADATA: Model = Model {
         name: "Metadata",
         body: Body::Alias(Ty::of(Kind::Map(&Ty::of(Kind::String)))),
         checks: &Checks::NONE,
     };
 
-    /// What a [`Node`](super::models::Node) must look like.
+    /// What a value of [`Node`](super::models::Node) must look like.
     pub static NODE: Model = Model {
         name: "Node",
         body: Body::Struct(Struct {

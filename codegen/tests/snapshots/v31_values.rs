@@ -69,7 +69,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`Sampling`](super::models::Sampling) must look like.
+    /// What a value of [`Sampling`](super::models::Sampling) must look like.
     pub static SAMPLING: Model = Model {
         name: "Sampling",
         body: Body::Struct(Struct {
@@ -124,7 +124,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`SamplingType`](super::models::SamplingType) must look like.
+    /// What a value of [`SamplingType`](super::models::SamplingType) must look like.
     pub static SAMPLING_TYPE: Model = Model {
         name: "SamplingType",
         body: Body::Enum(Enum {

@@ -102,7 +102,7 @@ pub mod schemas {
         Ty, Union, Variant, Width,
     };
 
-    /// What a [`ChatRequest`](super::models::ChatRequest) must look like.
+    /// What a value of [`ChatRequest`](super::models::ChatRequest) must look like.
     pub static CHAT_REQUEST: Model = Model {
         name: "ChatRequest",
         body: Body::Struct(Struct {
@@ -138,7 +138,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ChatResponse`](super::models::ChatResponse) must look like.
+    /// What a value of [`ChatResponse`](super::models::ChatResponse) must look like.
     pub static CHAT_RESPONSE: Model = Model {
         name: "ChatResponse",
         body: Body::Struct(Struct {
@@ -162,7 +162,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`ChatResponseUsage`](super::models::ChatResponseUsage) must look like.
+    /// What a value of [`ChatResponseUsage`](super::models::ChatResponseUsage) must look like.
     pub static CHAT_RESPONSE_USAGE: Model = Model {
         name: "ChatResponseUsage",
         body: Body::Struct(Struct {
@@ -180,7 +180,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`CreateChatCompletionApiVersion`](super::models::CreateChatCompletionApiVersion) must look like.
+    /// What a value of [`CreateChatCompletionApiVersion`](super::models::CreateChatCompletionApiVersion) must look like.
     pub static CREATE_CHAT_COMPLETION_API_VERSION: Model = Model {
         name: "CreateChatCompletionApiVersion",
         body: Body::Enum(Enum {
@@ -190,7 +190,7 @@ pub mod schemas {
         checks: &Checks::NONE,
     };
 
-    /// What a [`PostFineTuningJobsRequest`](super::models::PostFineTuningJobsRequest) must look like.
+    /// What a value of [`PostFineTuningJobsRequest`](super::models::PostFineTuningJobsRequest) must look like.
     pub static POST_FINE_TUNING_JOBS_REQUEST: Model = Model {
         name: "PostFineTuningJobsRequest",
         body: Body::Struct(Struct {
