@@ -6,6 +6,8 @@
 //! the list shows in the response time. Only digests are kept in memory after start-up, and a
 //! key is never logged: the log names the subscription.
 
+use std::borrow::Cow;
+
 use actix_web::http::header::HeaderMap;
 use subtle::ConstantTimeEq;
 
@@ -50,36 +52,39 @@ impl Auth {
         found.ok_or(GatewayError::Unauthorized)
     }
 
-    fn presented_key(&self, headers: &HeaderMap, raw_query: &str) -> Option<String> {
+    /// The key the request presents, in the first allowed place that has one; borrowed from
+    /// the request unless the query string had to decode it.
+    fn presented_key<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        raw_query: &'r str,
+    ) -> Option<Cow<'r, str>> {
         let header = |name: &str| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::trim)
                 .filter(|v| !v.is_empty())
-                .map(str::to_string)
         };
         if self.places.ocp_apim_subscription_key_header
             && let Some(key) = header(OCP_APIM_HEADER)
         {
-            return Some(key);
+            return Some(Cow::Borrowed(key));
         }
         if self.places.api_key_header
             && let Some(key) = header(API_KEY_HEADER)
         {
-            return Some(key);
+            return Some(Cow::Borrowed(key));
         }
         if self.places.bearer_header
             && let Some(key) = header(AUTHORIZATION)
-                .and_then(|v| bearer(&v).map(str::to_string))
+                .and_then(bearer)
                 .filter(|k| !k.is_empty())
         {
-            return Some(key);
+            return Some(Cow::Borrowed(key));
         }
         if self.places.subscription_key_query {
-            return query::get(raw_query, QUERY_PARAM)
-                .filter(|k| !k.is_empty())
-                .map(|k| k.into_owned());
+            return query::get(raw_query, QUERY_PARAM).filter(|k| !k.is_empty());
         }
         None
     }

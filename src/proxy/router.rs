@@ -58,10 +58,15 @@ impl Matched<'_> {
 struct Family {
     mount: &'static str,
     versions: Vec<VersionTable>,
-    /// Names of `versions`, for messages.
-    names: Vec<&'static str>,
     /// Index in `versions` of the one a request without `api-version` gets, if any.
     default: Option<usize>,
+}
+
+impl Family {
+    /// The names of its versions, for messages.
+    fn names(&self) -> Vec<&'static str> {
+        self.versions.iter().map(|v| v.api.version).collect()
+    }
 }
 
 pub struct Router {
@@ -80,19 +85,19 @@ impl Router {
                 None => families.push(Family {
                     mount,
                     versions: vec![table],
-                    names: Vec::new(),
                     default: None,
                 }),
             }
         }
-        for family in &mut families {
-            family.names = family.versions.iter().map(|v| v.api.version).collect();
-            // `/v1` answers `api-version=v1`, and a request that sends none.
+        for family in families.iter_mut().filter(|f| !f.mount.is_empty()) {
+            // `/v1` answers `api-version=v1`, and a request that sends none; a mount with one
+            // version, that one.
             let named = family.mount.rsplit('/').next().unwrap_or("");
-            family.default = (!family.mount.is_empty())
-                .then(|| family.names.iter().position(|n| *n == named))
-                .flatten()
-                .or_else(|| (!family.mount.is_empty() && family.names.len() == 1).then_some(0));
+            family.default = family
+                .versions
+                .iter()
+                .position(|v| v.api.version == named)
+                .or_else(|| (family.versions.len() == 1).then_some(0));
         }
         families.sort_by_key(|f| std::cmp::Reverse(f.mount.len()));
         let supported = apis.iter().map(|a| a.version).collect();
@@ -155,16 +160,18 @@ impl Router {
         };
         let below = &subpath[family.mount.len()..];
         let index = match api_version {
-            Some(v) => family.names.iter().position(|n| *n == v).ok_or_else(|| {
-                GatewayError::UnsupportedApiVersion {
+            Some(v) => family
+                .versions
+                .iter()
+                .position(|t| t.api.version == v)
+                .ok_or_else(|| GatewayError::UnsupportedApiVersion {
                     given: v.to_string(),
-                    supported: family.names.clone(),
-                }
-            })?,
+                    supported: family.names(),
+                })?,
             None => family
                 .default
                 .ok_or_else(|| GatewayError::MissingApiVersion {
-                    supported: family.names.clone(),
+                    supported: family.names(),
                 })?,
         };
         Ok((&family.versions[index], below))
