@@ -16,7 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::ir::{Api, Content, ContentKind, Method, Operation, TypeKind, TypeRef};
+use crate::ir::{
+    Api, Content, ContentKind, DEPLOYMENT_PARAMETER, DEPLOYMENT_SEGMENT, Method, Operation,
+    TypeKind, TypeRef,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct OperationKey {
@@ -86,10 +89,6 @@ pub struct VersionDiff {
     /// One version names the deployment in its paths, the other in its request bodies.
     pub deployment_moved: bool,
 }
-
-/// The path segment and parameter that name a deployment in the dated APIs.
-const DEPLOYMENT_SEGMENT: &str = "/deployments/{deployment-id}";
-const DEPLOYMENT_PARAMETER: &str = "deployment-id";
 
 fn deployments_in_paths(api: &Api) -> bool {
     api.operations

@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 
 /// The enums the generated code shares with the generator, defined once in the runtime crate.
 pub use aoai_runtime::catalog::{ContentKind, Method, ParamLocation};
+
+/// The path parameter that names a deployment in the dated APIs' paths.
+pub const DEPLOYMENT_PARAMETER: &str = "deployment-id";
+
+/// The path segment that holds it.
+pub const DEPLOYMENT_SEGMENT: &str = "/deployments/{deployment-id}";
 pub use aoai_runtime::schema::{Bound, Format, Rule};
 
 /// One api-version: its operations and every type they use.

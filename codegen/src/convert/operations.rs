@@ -20,7 +20,7 @@ impl Converter<'_> {
             .paths
             .paths
             .keys()
-            .any(|p| p.contains("{deployment-id}"));
+            .any(|p| p.contains(ir::DEPLOYMENT_SEGMENT));
         let mut op_names = Namespace::default();
         // (method, template with parameter names erased) → pointer of the first such operation.
         let mut shapes: HashMap<(ir::Method, String), String> = HashMap::new();
