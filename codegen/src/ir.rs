@@ -121,6 +121,9 @@ pub struct Operation {
     /// none; see `convert::operations`.
     #[serde(default)]
     pub deployment_field: Option<String>,
+    /// A success answer carries a top-level `usage` object: the tokens the call spent.
+    #[serde(default)]
+    pub reports_usage: bool,
     /// Parts of the request the gateway cannot check, because the spec leaves them untyped
     /// there (a `$ref` to nothing, a construct no rule covers); see [`Api::mark_unchecked`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

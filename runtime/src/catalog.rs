@@ -114,6 +114,9 @@ pub struct Route {
     /// The request body field that names the deployment (`model`), where the path names none
     /// (the v1 API's inference operations).
     pub deployment_field: Option<&'static str>,
+    /// A success answer reports the tokens the call spent (a top-level `usage`), which the
+    /// gateway reads as the answer passes.
+    pub reports_usage: bool,
     /// Parts of the request the spec leaves untyped, which the gateway therefore passes
     /// unchecked (a `$ref` that resolves to nothing, a construct the generator cannot type).
     pub unchecked: &'static [Unchecked],

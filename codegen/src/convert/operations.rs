@@ -121,10 +121,11 @@ impl Converter<'_> {
                     }
                     responses.push(r);
                 }
+                let reports_usage = self.reports_usage(&responses);
                 let deployment_field = if deployments_in_paths {
                     None
                 } else {
-                    self.deployment_field(request.as_ref(), &responses)
+                    self.deployment_field(request.as_ref(), reports_usage)
                 };
 
                 out.push(ir::Operation {
@@ -141,6 +142,7 @@ impl Converter<'_> {
                     responses,
                     stream_flag,
                     deployment_field,
+                    reports_usage,
                     unchecked: Vec::new(),
                     pointer,
                 });
@@ -278,29 +280,31 @@ impl Converter<'_> {
         out
     }
 
+    /// Whether the operation's success answer reports the tokens it spent: a top-level `usage`
+    /// in a 2xx answer's model (chat completions, completions, embeddings, runs, responses).
+    pub(super) fn reports_usage(&self, responses: &[ir::Response]) -> bool {
+        responses
+            .iter()
+            .filter(|r| r.status.starts_with('2'))
+            .flat_map(|r| &r.content)
+            .any(|c| c.ty.as_ref().is_some_and(|t| self.has_field(t, "usage", 0)))
+    }
+
     /// For an API whose paths name no deployment (the v1 API), the request field that does: a
-    /// top-level `model` in an operation whose success answer reports `usage`, because it spends
-    /// a deployment's tokens (chat completions, embeddings, responses). A `model` elsewhere names
-    /// something else: a base model to fine-tune, say.
+    /// top-level `model` in an operation that [reports usage](Self::reports_usage), because it
+    /// spends a deployment's tokens (chat completions, embeddings, responses). A `model`
+    /// elsewhere names something else: a base model to fine-tune, say.
     pub(super) fn deployment_field(
         &self,
         request: Option<&ir::RequestBody>,
-        responses: &[ir::Response],
+        reports_usage: bool,
     ) -> Option<String> {
-        let named = |c: &ir::Content, field: &str| {
-            c.ty.as_ref().is_some_and(|t| self.has_field(t, field, 0))
-        };
         let model = request?
             .content
             .iter()
             .filter(|c| matches!(c.kind, ContentKind::Json | ContentKind::Multipart))
-            .any(|c| named(c, "model"));
-        let usage = responses
-            .iter()
-            .filter(|r| r.status.starts_with('2'))
-            .flat_map(|r| &r.content)
-            .any(|c| named(c, "usage"));
-        (model && usage).then(|| "model".to_string())
+            .any(|c| c.ty.as_ref().is_some_and(|t| self.has_field(t, "model", 0)));
+        (model && reports_usage).then(|| "model".to_string())
     }
 
     /// Whether values of type `t` have a top-level field `name` (any variant of a union, any

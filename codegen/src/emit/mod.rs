@@ -645,6 +645,7 @@ fn routes(api: &Api) -> TokenStream {
         });
         let stream_flag = option_str(op.stream_flag.as_deref());
         let deployment_field = option_str(op.deployment_field.as_deref());
+        let reports_usage = op.reports_usage;
         let unchecked = op.unchecked.iter().map(|u| {
             let (pointer, reason) = (&u.pointer, &u.reason);
             quote!(#catalog::Unchecked { pointer: #pointer, reason: #reason })
@@ -663,6 +664,7 @@ fn routes(api: &Api) -> TokenStream {
                 responses: &[#(#responses),*],
                 stream_flag: #stream_flag,
                 deployment_field: #deployment_field,
+                reports_usage: #reports_usage,
                 unchecked: &[#(#unchecked),*],
             };
         }

@@ -557,6 +557,7 @@ pub mod routes {
         ],
         stream_flag: None,
         deployment_field: None,
+        reports_usage: false,
         unchecked: &[],
     };
 }

@@ -389,6 +389,7 @@ pub mod routes {
         ],
         stream_flag: Some("stream"),
         deployment_field: None,
+        reports_usage: false,
         unchecked: &[],
     };
 
@@ -454,6 +455,7 @@ pub mod routes {
         ],
         stream_flag: None,
         deployment_field: None,
+        reports_usage: false,
         unchecked: &[],
     };
 }

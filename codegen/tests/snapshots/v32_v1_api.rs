@@ -294,6 +294,7 @@ pub mod routes {
         ],
         stream_flag: Some("stream"),
         deployment_field: Some("model"),
+        reports_usage: true,
         unchecked: &[],
     };
 
@@ -333,6 +334,7 @@ pub mod routes {
         ],
         stream_flag: None,
         deployment_field: None,
+        reports_usage: false,
         unchecked: &[],
     };
 
@@ -362,6 +364,7 @@ pub mod routes {
         ],
         stream_flag: None,
         deployment_field: None,
+        reports_usage: false,
         unchecked: &[],
     };
 }
