@@ -23,6 +23,7 @@ pub mod auth;
 pub mod balancer;
 pub mod deployment;
 pub mod docs;
+pub mod edit;
 pub mod encoding;
 pub mod error;
 pub mod failover;

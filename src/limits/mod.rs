@@ -1,0 +1,421 @@
+//! Limits per subscription, and per deployment within one: tokens and requests per minute, and
+//! a token budget per day.
+//!
+//! Before a call is forwarded, its estimated tokens are *reserved* in every window that applies
+//! (the subscription's, and the deployment's if it has its own): all of them are checked and
+//! counted at once, under the subscription's lock, so concurrent callers cannot together push a
+//! window past its limit; only a call that turns out to cost more than its reservation can, by
+//! that difference. When the call's usage is known, the reservation is *settled*: the difference
+//! is added or given back in the second that reserved it. A call that does not fit is refused
+//! with how long it must wait, computed from the windows ([`window`]).
+//!
+//! Operations that spend no tokens (files, stored objects) count as requests only.
+
+pub mod window;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use window::{Day, Minute};
+
+/// The limits of one subscription, or of one deployment within it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub tokens_per_minute: Option<u64>,
+    pub requests_per_minute: Option<u64>,
+    pub tokens_per_day: Option<u64>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        *self == Limits::default()
+    }
+
+    pub fn counts_tokens(&self) -> bool {
+        self.tokens_per_minute.is_some() || self.tokens_per_day.is_some()
+    }
+}
+
+/// The limits a subscription was given.
+#[derive(Debug, Clone, Default)]
+pub struct SubscriptionLimits {
+    pub own: Limits,
+    /// By the client's deployment name.
+    pub deployments: HashMap<String, Limits>,
+}
+
+impl SubscriptionLimits {
+    pub fn is_empty(&self) -> bool {
+        self.own.is_empty() && self.deployments.values().all(Limits::is_empty)
+    }
+
+    /// Whether a call to `deployment` reserves tokens.
+    pub fn counts_tokens(&self, deployment: Option<&str>) -> bool {
+        self.own.counts_tokens()
+            || deployment
+                .and_then(|d| self.deployments.get(d))
+                .is_some_and(Limits::counts_tokens)
+    }
+}
+
+/// Which window refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    TokensPerMinute,
+    RequestsPerMinute,
+    TokensPerDay,
+}
+
+impl Which {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Which::TokensPerMinute => "tokens_per_minute",
+            Which::RequestsPerMinute => "requests_per_minute",
+            Which::TokensPerDay => "tokens_per_day",
+        }
+    }
+}
+
+/// What is left in a subscription's windows after a call, for its
+/// `x-ratelimit-remaining-tokens` and `-requests`: the least of those that apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Remaining {
+    pub tokens: Option<u64>,
+    pub requests: Option<u64>,
+}
+
+impl Remaining {
+    fn tokens(&mut self, n: u64) {
+        self.tokens = Some(self.tokens.map_or(n, |t| t.min(n)));
+    }
+
+    fn requests(&mut self, n: u64) {
+        self.requests = Some(self.requests.map_or(n, |r| r.min(n)));
+    }
+}
+
+/// A call refused by a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub which: Which,
+    pub limit: u64,
+    /// Whose limit: the subscription's (`None`) or that of this deployment.
+    pub deployment: Option<String>,
+    pub retry_after_ms: u64,
+    /// The call's estimate, for the message.
+    pub tokens: u64,
+    pub remaining: Remaining,
+}
+
+/// Tokens reserved for a call in flight; [`Limiter::settle`] with what it spent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    subscription: usize,
+    deployment: Option<String>,
+    tokens: u64,
+    second: u64,
+    day: u64,
+    pub remaining: Remaining,
+}
+
+impl Reservation {
+    pub fn tokens(&self) -> u64 {
+        self.tokens
+    }
+}
+
+#[derive(Debug, Default)]
+struct Windows {
+    tokens: Option<Minute>,
+    requests: Option<Minute>,
+    day: Option<Day>,
+}
+
+impl Windows {
+    fn new(limits: &Limits) -> Windows {
+        Windows {
+            tokens: limits.tokens_per_minute.map(Minute::new),
+            requests: limits.requests_per_minute.map(Minute::new),
+            day: limits.tokens_per_day.map(Day::new),
+        }
+    }
+
+    /// The first window `tokens` (and one request) would overflow, and how long to wait.
+    fn refuses(&mut self, now: u64, tokens: u64) -> Option<(Which, u64, u64)> {
+        let mut worst: Option<(Which, u64, u64)> = None;
+        let mut note = |which, limit, wait: Option<u64>| {
+            if let Some(wait) = wait
+                && worst.is_none_or(|(_, _, w)| wait > w)
+            {
+                worst = Some((which, limit, wait));
+            }
+        };
+        if let Some(w) = &mut self.requests {
+            let limit = w.limit;
+            note(Which::RequestsPerMinute, limit, w.wait(now, 1));
+        }
+        if tokens > 0 {
+            if let Some(w) = &mut self.tokens {
+                let limit = w.limit;
+                note(Which::TokensPerMinute, limit, w.wait(now, tokens));
+            }
+            if let Some(d) = &mut self.day {
+                let limit = d.limit;
+                note(Which::TokensPerDay, limit, d.wait(now, tokens));
+            }
+        }
+        worst
+    }
+
+    fn add(&mut self, now: u64, tokens: u64) {
+        if let Some(w) = &mut self.requests {
+            w.add(now, 1);
+        }
+        if tokens > 0 {
+            if let Some(w) = &mut self.tokens {
+                w.add(now, tokens);
+            }
+            if let Some(d) = &mut self.day {
+                d.add(now, tokens);
+            }
+        }
+    }
+
+    fn settle(&mut self, now: u64, second: u64, day: u64, delta: i64) {
+        if let Some(w) = &mut self.tokens {
+            w.settle(now, second, delta);
+        }
+        if let Some(d) = &mut self.day {
+            d.settle(now, day, delta);
+        }
+    }
+
+    fn remaining(&mut self, now: u64, into: &mut Remaining) {
+        if let Some(w) = &mut self.tokens {
+            into.tokens(w.remaining(now));
+        }
+        if let Some(d) = &mut self.day {
+            into.tokens(d.remaining(now));
+        }
+        if let Some(w) = &mut self.requests {
+            into.requests(w.remaining(now));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    own: Windows,
+    deployments: HashMap<String, Windows>,
+}
+
+/// The windows of every subscription that has limits, in process memory.
+pub struct Limiter {
+    /// By subscription index; `None` for a subscription without limits.
+    subscriptions: Vec<Option<(SubscriptionLimits, Mutex<State>)>>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Limiter {
+    /// `limits` by subscription index.
+    pub fn new(limits: Vec<SubscriptionLimits>) -> Limiter {
+        Limiter {
+            subscriptions: limits
+                .into_iter()
+                .map(|l| {
+                    (!l.is_empty()).then(|| {
+                        let state = State {
+                            own: Windows::new(&l.own),
+                            deployments: l
+                                .deployments
+                                .iter()
+                                .map(|(d, limits)| (d.clone(), Windows::new(limits)))
+                                .collect(),
+                        };
+                        (l, Mutex::new(state))
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The limits of subscription `index`, when it has any.
+    pub fn limits(&self, subscription: usize) -> Option<&SubscriptionLimits> {
+        self.subscriptions
+            .get(subscription)
+            .and_then(|s| s.as_ref())
+            .map(|(l, _)| l)
+    }
+
+    fn state(&self, subscription: usize) -> Option<MutexGuard<'_, State>> {
+        let (_, state) = self.subscriptions.get(subscription)?.as_ref()?;
+        Some(state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Reserves `tokens` and one request for a call of `subscription` to `deployment`, or
+    /// says which limit refuses it and for how long. `Ok(None)`: the subscription has no
+    /// limits.
+    pub fn reserve(
+        &self,
+        subscription: usize,
+        deployment: Option<&str>,
+        tokens: u64,
+    ) -> Result<Option<Reservation>, Refusal> {
+        self.reserve_at(subscription, deployment, tokens, now_ms())
+    }
+
+    pub fn reserve_at(
+        &self,
+        subscription: usize,
+        deployment: Option<&str>,
+        tokens: u64,
+        now: u64,
+    ) -> Result<Option<Reservation>, Refusal> {
+        let Some(mut state) = self.state(subscription) else {
+            return Ok(None);
+        };
+        let State { own, deployments } = &mut *state;
+        let mut part = deployment.and_then(|d| deployments.get_mut(d).map(|w| (d, w)));
+        let refused = [
+            own.refuses(now, tokens).map(|r| (None, r)),
+            part.as_mut()
+                .and_then(|(d, w)| w.refuses(now, tokens).map(|r| (Some(d.to_string()), r))),
+        ]
+        .into_iter()
+        .flatten()
+        .max_by_key(|(_, (_, _, wait))| *wait);
+        let mut remaining = Remaining::default();
+        if let Some((deployment, (which, limit, wait))) = refused {
+            own.remaining(now, &mut remaining);
+            if let Some((_, w)) = part.as_mut() {
+                w.remaining(now, &mut remaining);
+            }
+            return Err(Refusal {
+                which,
+                limit,
+                deployment,
+                retry_after_ms: wait,
+                tokens,
+                remaining,
+            });
+        }
+        own.add(now, tokens);
+        own.remaining(now, &mut remaining);
+        if let Some((_, w)) = part.as_mut() {
+            w.add(now, tokens);
+            w.remaining(now, &mut remaining);
+        }
+        Ok(Some(Reservation {
+            subscription,
+            deployment: part.map(|(d, _)| d.to_string()),
+            tokens,
+            second: now / 1000,
+            day: Day::of(now),
+            remaining,
+        }))
+    }
+
+    /// The call that made `reservation` spent `tokens`.
+    pub fn settle(&self, reservation: &Reservation, tokens: u64) {
+        self.settle_at(reservation, tokens, now_ms());
+    }
+
+    pub fn settle_at(&self, reservation: &Reservation, tokens: u64, now: u64) {
+        if tokens == reservation.tokens {
+            return;
+        }
+        let Some(mut state) = self.state(reservation.subscription) else {
+            return;
+        };
+        let delta = i64::try_from(tokens)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(reservation.tokens).unwrap_or(i64::MAX));
+        let State { own, deployments } = &mut *state;
+        own.settle(now, reservation.second, reservation.day, delta);
+        if let Some(w) = reservation
+            .deployment
+            .as_deref()
+            .and_then(|d| deployments.get_mut(d))
+        {
+            w.settle(now, reservation.second, reservation.day, delta);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: u64 = 1_800_000_000_000;
+
+    fn limiter() -> Limiter {
+        Limiter::new(vec![
+            SubscriptionLimits {
+                own: Limits {
+                    tokens_per_minute: Some(1000),
+                    requests_per_minute: Some(3),
+                    tokens_per_day: None,
+                },
+                deployments: [(
+                    "gpt-4o".to_string(),
+                    Limits {
+                        tokens_per_minute: Some(300),
+                        ..Limits::default()
+                    },
+                )]
+                .into(),
+            },
+            SubscriptionLimits::default(),
+        ])
+    }
+
+    #[test]
+    fn every_window_that_applies_reserves_and_the_longest_wait_is_told() {
+        let l = limiter();
+        assert_eq!(l.reserve_at(1, Some("gpt-4o"), 10_000, T0), Ok(None));
+        let r = l.reserve_at(0, Some("gpt-4o"), 250, T0).unwrap().unwrap();
+        assert_eq!(
+            r.remaining,
+            Remaining {
+                tokens: Some(50),
+                requests: Some(2)
+            }
+        );
+        // The deployment's own limit refuses what the subscription's would take.
+        let refused = l
+            .reserve_at(0, Some("gpt-4o"), 100, T0 + 1_500)
+            .unwrap_err();
+        assert_eq!(refused.which, Which::TokensPerMinute);
+        assert_eq!(refused.deployment.as_deref(), Some("gpt-4o"));
+        assert_eq!(refused.retry_after_ms, 58_500);
+        // Another deployment only meets the subscription's.
+        assert!(
+            l.reserve_at(0, Some("other"), 700, T0 + 1_500)
+                .unwrap()
+                .is_some()
+        );
+        assert!(l.reserve_at(0, None, 0, T0 + 2_000).unwrap().is_some());
+        let refused = l.reserve_at(0, None, 0, T0 + 2_000).unwrap_err();
+        assert_eq!(refused.which, Which::RequestsPerMinute);
+        assert_eq!(refused.retry_after_ms, 58_000);
+    }
+
+    #[test]
+    fn settling_gives_back_what_was_not_spent() {
+        let l = limiter();
+        let r = l.reserve_at(0, Some("gpt-4o"), 300, T0).unwrap().unwrap();
+        assert!(l.reserve_at(0, Some("gpt-4o"), 10, T0).is_err());
+        l.settle_at(&r, 20, T0 + 500);
+        let again = l
+            .reserve_at(0, Some("gpt-4o"), 200, T0 + 600)
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.remaining.tokens, Some(80));
+    }
+}

@@ -1,0 +1,16 @@
+//! Tokens: what each call spent, read from its answer as the answer passes, and estimated
+//! where no backend says.
+//!
+//! [`meter`] reads an answer's usage on the way to the client (a JSON body through [`scan`], a
+//! stream of server-sent events through [`sse`], both on the incremental [`lex`]er), and can
+//! take out of a stream the usage the gateway asked for on the client's behalf. [`estimate`]
+//! counts a request's prompt before it is sent, with the model's [`tokenizer`]. [`usage`] is the
+//! shape both end in.
+
+pub mod estimate;
+pub mod lex;
+pub mod meter;
+pub mod scan;
+pub mod sse;
+pub mod tokenizer;
+pub mod usage;

@@ -1,0 +1,253 @@
+//! Server-sent events read as they pass: the framing of the `text/event-stream` format (lines
+//! end in LF, CRLF or CR; a line is `field: value`, or a comment after a `:`; a blank line ends
+//! an event), each event's `data` handed to a [`Scan`] as it arrives, in place: no event is
+//! held.
+
+use std::ops::Range;
+
+use super::scan::{Found, Scan};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// Nothing read of this line yet.
+    Start,
+    /// Reading a field's name.
+    Field,
+    /// Just after a field's `:`, where one space is skipped.
+    Colon,
+    /// Reading a field's value; `data` when the field is `data`.
+    Value { data: bool },
+}
+
+/// An event that ended: where its bytes are (from the end of the previous event to the end of
+/// its blank line) and what its data said.
+#[derive(Debug)]
+pub struct Dispatched {
+    pub range: Range<usize>,
+    pub found: Found,
+}
+
+pub struct Reader {
+    /// The absolute offset of the next byte.
+    at: usize,
+    line: Line,
+    field: [u8; 4],
+    field_len: usize,
+    /// Data lines of the current event so far.
+    data_lines: usize,
+    event_start: usize,
+    /// The last byte was a CR: an LF now belongs to the same line end.
+    after_cr: bool,
+    /// A blank line ended with a CR: the event is dispatched once the next byte shows whether
+    /// an LF completes it.
+    blank_after_cr: bool,
+    scan: Scan,
+}
+
+impl Default for Reader {
+    fn default() -> Self {
+        Reader::new()
+    }
+}
+
+impl Reader {
+    pub fn new() -> Reader {
+        Reader {
+            at: 0,
+            line: Line::Start,
+            field: [0; 4],
+            field_len: 0,
+            data_lines: 0,
+            event_start: 0,
+            after_cr: false,
+            blank_after_cr: false,
+            scan: Scan::new(),
+        }
+    }
+
+    /// Reads the next piece of the stream; each event that ends in it is handed to
+    /// `on_event`, each string of generated text in its data to `on_text`.
+    pub fn feed(
+        &mut self,
+        piece: &[u8],
+        on_text: &mut impl FnMut(&[u8]),
+        on_event: &mut impl FnMut(Dispatched),
+    ) {
+        let base = self.at;
+        let mut i = 0;
+        while i < piece.len() {
+            let b = piece[i];
+            let at = base + i;
+            if std::mem::take(&mut self.after_cr) && b == b'\n' {
+                if std::mem::take(&mut self.blank_after_cr) {
+                    self.dispatch(at + 1, on_text, on_event);
+                }
+                i += 1;
+                continue;
+            }
+            if std::mem::take(&mut self.blank_after_cr) {
+                self.dispatch(at, on_text, on_event);
+            }
+            if b == b'\n' || b == b'\r' {
+                let blank = self.end_line(at, on_text);
+                if b == b'\r' {
+                    self.after_cr = true;
+                    self.blank_after_cr = blank;
+                } else if blank {
+                    self.dispatch(at + 1, on_text, on_event);
+                }
+                i += 1;
+                continue;
+            }
+            match self.line {
+                Line::Start | Line::Field => {
+                    if b == b':' {
+                        self.line = Line::Colon;
+                        if self.is_data() {
+                            self.data_line(at, on_text);
+                        }
+                    } else {
+                        if self.field_len < self.field.len() {
+                            self.field[self.field_len] = b;
+                        }
+                        self.field_len += 1;
+                        self.line = Line::Field;
+                    }
+                    i += 1;
+                }
+                Line::Colon => {
+                    self.line = Line::Value {
+                        data: self.is_data(),
+                    };
+                    if b == b' ' {
+                        i += 1;
+                    }
+                }
+                Line::Value { data } => {
+                    let end =
+                        memchr::memchr2(b'\n', b'\r', &piece[i..]).map_or(piece.len(), |j| i + j);
+                    if data {
+                        self.scan.feed_at(at, &piece[i..end], on_text);
+                    }
+                    i = end;
+                }
+            }
+        }
+        self.at = base + piece.len();
+    }
+
+    /// The stream has ended: an event still open ends with it.
+    pub fn finish(
+        &mut self,
+        on_text: &mut impl FnMut(&[u8]),
+        on_event: &mut impl FnMut(Dispatched),
+    ) {
+        if self.line != Line::Start {
+            self.end_line(self.at, on_text);
+        }
+        if self.at > self.event_start {
+            self.dispatch(self.at, on_text, on_event);
+        }
+    }
+
+    /// A field named `data` (a comment has no name).
+    fn is_data(&self) -> bool {
+        self.field_len == 4 && &self.field == b"data"
+    }
+
+    /// A `data` line begins at `at`: its value joins the event's data after a newline.
+    fn data_line(&mut self, at: usize, on_text: &mut impl FnMut(&[u8])) {
+        if self.data_lines > 0 {
+            self.scan.feed_at(at, b"\n", on_text);
+        }
+        self.data_lines += 1;
+    }
+
+    /// A line ends at `at`; whether it was blank.
+    fn end_line(&mut self, at: usize, on_text: &mut impl FnMut(&[u8])) -> bool {
+        let blank = self.line == Line::Start;
+        // A field without a colon has an empty value.
+        if self.line == Line::Field && self.is_data() {
+            self.data_line(at, on_text);
+        }
+        self.line = Line::Start;
+        self.field_len = 0;
+        blank
+    }
+
+    fn dispatch(
+        &mut self,
+        end: usize,
+        on_text: &mut impl FnMut(&[u8]),
+        on_event: &mut impl FnMut(Dispatched),
+    ) {
+        let found = std::mem::take(&mut self.scan).finish(on_text);
+        on_event(Dispatched {
+            range: self.event_start..end,
+            found,
+        });
+        self.event_start = end;
+        self.data_lines = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(stream: &str, step: usize) -> Vec<(String, Option<String>, Vec<String>)> {
+        let mut reader = Reader::new();
+        let mut events = Vec::new();
+        let mut texts = Vec::new();
+        let mut on_text = |t: &[u8]| texts.push(String::from_utf8_lossy(t).into_owned());
+        let mut dispatched = Vec::new();
+        let mut on_event = |d: Dispatched| dispatched.push(d);
+        for piece in stream.as_bytes().chunks(step) {
+            reader.feed(piece, &mut on_text, &mut on_event);
+        }
+        reader.finish(&mut on_text, &mut on_event);
+        drop(on_event);
+        for d in dispatched {
+            let usage = d
+                .found
+                .usage
+                .map(|u| String::from_utf8_lossy(&u).into_owned());
+            events.push((stream[d.range].to_string(), usage, Vec::new()));
+        }
+        if let Some(first) = events.first_mut() {
+            first.2 = texts;
+        }
+        events
+    }
+
+    const STREAM: &str = concat!(
+        ": a comment\n",
+        "data: {\"choices\":[{\"delta\":{\"content\":\"He\"}}],\"usage\":null}\n\n",
+        "event: x\r\ndata: {\"choices\":[],\r\ndata: \"usage\":{\"prompt_tokens\":2}}\r\n\r\n",
+        "data: [DONE]\r\r",
+    );
+
+    #[test]
+    fn events_end_at_blank_lines_however_lines_end() {
+        let whole = read(STREAM, STREAM.len());
+        assert_eq!(whole.len(), 3, "{whole:#?}");
+        assert!(whole[0].0.starts_with(": a comment\ndata: "));
+        assert!(whole[0].0.ends_with("null}\n\n"));
+        assert_eq!(whole[0].1.as_deref(), Some("null"));
+        assert!(whole[1].0.starts_with("event: x\r\n") && whole[1].0.ends_with("}\r\n\r\n"));
+        // Two data lines are one document, joined by a newline.
+        assert_eq!(whole[1].1.as_deref(), Some("{\"prompt_tokens\":2}"));
+        assert_eq!(whole[2].0, "data: [DONE]\r\r");
+        assert_eq!(whole[0].2, ["He"]);
+        for step in 1..STREAM.len() {
+            assert_eq!(read(STREAM, step), whole, "pieces of {step}");
+        }
+    }
+
+    #[test]
+    fn a_stream_that_stops_mid_event_ends_that_event() {
+        let events = read("data: {\"usage\":{\"total_tokens\":1}}\n", 5);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].1.as_deref(), Some("{\"total_tokens\":1}"));
+    }
+}
