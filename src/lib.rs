@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod sim;

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aoai_gateway::config;
 use aoai_gateway::generated::{API_VERSIONS, SOURCES};
 use aoai_gateway::proxy::{self, Gateway};
 use aoai_gateway::sim::{self, Simulator, SimulatorConfig, demo};
+use aoai_gateway::{config, logging};
 use aoai_runtime::catalog::ApiVersion;
 use clap::{Parser, Subcommand};
 
@@ -78,8 +78,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    // `serve` starts the log as its config says; the other commands log as text.
+    let _log = match &cli.command {
+        Command::Serve { .. } => None,
+        _ => logging::init(config::LogFormat::Text, "info").ok(),
+    };
     let result = match cli.command {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config).map(|_| ()),
@@ -142,15 +146,23 @@ fn check_config(path: &str) -> Result<config::Settings, String> {
 
 fn serve(path: &str) -> Result<(), String> {
     let settings = check_config(path)?;
+    let _log = logging::init(settings.log.format, &settings.log.level)?;
     let listener = TcpListener::bind(settings.listen)
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     for b in &settings.backends {
-        log::info!("backend {} ({}) at {}", b.name, b.region, b.base_url);
+        tracing::info!(
+            "backend {} ({}) at {}, priority {}, weight {}",
+            b.name,
+            b.region,
+            b.base_url,
+            b.priority,
+            b.weight
+        );
     }
     actix_web::rt::System::new().block_on(async move {
         let (server, addr) = proxy::start(Arc::new(Gateway::new(settings)), listener, true)
             .map_err(|e| e.to_string())?;
-        log::info!(
+        tracing::info!(
             "serving on http://{addr}; api-versions {}",
             versions().join(", ")
         );
@@ -246,7 +258,7 @@ fn simulate(
     actix_web::rt::System::new().block_on(async move {
         let (server, addr) =
             sim::start(Simulator::new(config), listener).map_err(|e| e.to_string())?;
-        log::info!("simulated Azure OpenAI resource ({region}) on http://{addr}/openai");
+        tracing::info!("simulated Azure OpenAI resource ({region}) on http://{addr}/openai");
         server.await.map_err(|e| e.to_string())
     })
 }

@@ -8,15 +8,40 @@
 //! under `subscription="-"` when none was identified: no key, a wrong key, or a request refused
 //! before its key is checked, such as one without an api-version); calls per backend and status
 //! with the time to the backend's response headers; calls handed on to another backend; answers
-//! whose body the backend cut off half-way; and the
+//! whose body the backend cut off half-way; the
 //! rate-limit headroom each backend last reported (`x-ratelimit-remaining-tokens` and
-//! `-requests`), which is what a dashboard needs to see a region filling up.
+//! `-requests`), which is what a dashboard needs to see a region filling up; tokens spent, by
+//! subscription, deployment, backend, kind and source; calls refused by a subscription's
+//! limits; and log lines dropped because the log writer fell behind.
+//!
+//! Tokens are counted under one lock per call, when its answer ends, since deployments are
+//! named by clients and only known then; everything else is atomics.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use actix_web::http::header::HeaderMap;
+use crate::limits::Which;
+use crate::tokens::usage::{Kind, Source, Spent};
+
+/// Token series kept at most (deployments times subscriptions times backends); past this, new
+/// deployments are counted under `deployment="(other)"`.
+const MAX_TOKEN_SERIES: usize = 10_000;
+
+/// The headroom a backend's answer reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Headroom {
+    pub tokens: Option<i64>,
+    pub requests: Option<i64>,
+}
+
+/// Tokens by kind, reported then estimated.
+type TokenCounts = [[u64; 4]; 2];
+
+/// (subscription row, backend row, deployment), rows as in `Metrics::requests`.
+type TokenSeries = (usize, usize, Box<str>);
 
 /// Status codes 100..=599, plus slot 0 for "no answer" (unreachable, timed out).
 const CODES: usize = 501;
@@ -97,6 +122,9 @@ pub struct Metrics {
     /// `subscriptions.len() + 1` rows of `CODES`; the last row is "no subscription".
     requests: Box<[AtomicU64]>,
     backends: Vec<BackendCounters>,
+    tokens: Mutex<HashMap<TokenSeries, TokenCounts>>,
+    /// `subscriptions.len()` rows of the three windows.
+    refused: Box<[AtomicU64]>,
 }
 
 fn zeros(n: usize) -> Box<[AtomicU64]> {
@@ -111,12 +139,11 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn header_number(headers: &HeaderMap, name: &str) -> Option<i64> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-}
+const WINDOWS: [Which; 3] = [
+    Which::TokensPerMinute,
+    Which::RequestsPerMinute,
+    Which::TokensPerDay,
+];
 
 impl Metrics {
     /// `subscriptions` and `backends` are names, in the order the gateway indexes them.
@@ -128,6 +155,8 @@ impl Metrics {
         Metrics {
             started: Instant::now(),
             requests: zeros((subscriptions.len() + 1) * CODES),
+            refused: zeros(subscriptions.len() * WINDOWS.len()),
+            tokens: Mutex::new(HashMap::new()),
             subscriptions,
             backends: backends
                 .into_iter()
@@ -153,27 +182,65 @@ impl Metrics {
         self.requests[row * CODES + slot(Some(status))].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A call to backend `index` that answered `status` (`None`: no answer) after `took`, with
-    /// the answer's headers when there was one.
+    /// A call to backend `index` that answered `status` (`None`: no answer) after `took`,
+    /// reporting `headroom`.
     pub fn backend_call(
         &self,
         index: usize,
         status: Option<u16>,
         took: Duration,
-        headers: Option<&HeaderMap>,
+        headroom: Headroom,
     ) {
         let Some(backend) = self.backends.get(index) else {
             return;
         };
         backend.calls[slot(status)].fetch_add(1, Ordering::Relaxed);
         backend.response_time.observe(took);
-        if let Some(headers) = headers {
-            if let Some(n) = header_number(headers, "x-ratelimit-remaining-tokens") {
-                backend.remaining_tokens.store(n, Ordering::Relaxed);
-            }
-            if let Some(n) = header_number(headers, "x-ratelimit-remaining-requests") {
-                backend.remaining_requests.store(n, Ordering::Relaxed);
-            }
+        if let Some(n) = headroom.tokens {
+            backend.remaining_tokens.store(n, Ordering::Relaxed);
+        }
+        if let Some(n) = headroom.requests {
+            backend.remaining_requests.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// A call of `subscription` to `deployment` on `backend` spent this.
+    pub fn tokens(
+        &self,
+        subscription: Option<usize>,
+        deployment: &str,
+        backend: Option<usize>,
+        spent: &Spent,
+    ) {
+        let row = subscription
+            .filter(|&i| i < self.subscriptions.len())
+            .unwrap_or(self.subscriptions.len());
+        let column = backend
+            .filter(|&i| i < self.backends.len())
+            .unwrap_or(self.backends.len());
+        let source = match spent.source {
+            Source::Reported => 0,
+            Source::Estimated => 1,
+        };
+        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        let full = tokens.len() >= MAX_TOKEN_SERIES;
+        let key = (row, column, Box::<str>::from(deployment));
+        let key = if full && !tokens.contains_key(&key) {
+            (row, column, Box::<str>::from("(other)"))
+        } else {
+            key
+        };
+        let counts = tokens.entry(key).or_default();
+        for (i, kind) in Kind::ALL.iter().enumerate() {
+            counts[source][i] += spent.usage.of(*kind);
+        }
+    }
+
+    /// A call of `subscription` refused by its limit `which`.
+    pub fn refused(&self, subscription: usize, which: Which) {
+        let column = WINDOWS.iter().position(|w| *w == which).unwrap_or(0);
+        if let Some(count) = self.refused.get(subscription * WINDOWS.len() + column) {
+            count.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -297,6 +364,37 @@ impl Metrics {
             }
         }
 
+        self.render_tokens(&mut out, help);
+
+        let name = "aoai_gateway_limit_refusals_total";
+        help(
+            &mut out,
+            name,
+            "counter",
+            "Calls refused with 429 by a subscription's own limit, by subscription and limit.",
+        );
+        for (i, count) in self.refused.iter().enumerate() {
+            let count = count.load(Ordering::Relaxed);
+            if count > 0 {
+                let subscription = &self.subscriptions[i / WINDOWS.len()];
+                let _ = writeln!(
+                    out,
+                    "{name}{{subscription=\"{}\",limit=\"{}\"}} {count}",
+                    escape(subscription),
+                    WINDOWS[i % WINDOWS.len()].as_str()
+                );
+            }
+        }
+
+        let name = "aoai_gateway_log_lines_dropped_total";
+        help(
+            &mut out,
+            name,
+            "counter",
+            "Log lines dropped because the log writer fell behind.",
+        );
+        let _ = writeln!(out, "{name} {}", crate::logging::dropped_lines());
+
         let name = "aoai_gateway_uptime_seconds";
         help(
             &mut out,
@@ -309,10 +407,43 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    fn render_tokens(&self, out: &mut String, help: impl Fn(&mut String, &str, &str, &str)) {
+        let name = "aoai_gateway_tokens_total";
+        help(
+            out,
+            name,
+            "counter",
+            "Tokens spent, by subscription, deployment, backend, kind (prompt, completion, and of those reasoning and cached) and source (reported by the backend, or estimated).",
+        );
+        let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut series: Vec<_> = tokens.iter().collect();
+        series.sort_by(|a, b| a.0.cmp(b.0));
+        for ((row, column, deployment), counts) in series {
+            let subscription = self.subscriptions.get(*row).map_or("-", String::as_str);
+            let backend = self.backends.get(*column).map_or("-", |b| b.label.as_str());
+            for (source, by_kind) in [Source::Reported, Source::Estimated].iter().zip(counts) {
+                for (kind, count) in Kind::ALL.iter().zip(by_kind) {
+                    if *count > 0 {
+                        let _ = writeln!(
+                            out,
+                            "{name}{{subscription=\"{}\",deployment=\"{}\",backend=\"{backend}\",kind=\"{}\",source=\"{}\"}} {count}",
+                            escape(subscription),
+                            escape(deployment),
+                            kind.as_str(),
+                            source.as_str()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::{HeaderName, HeaderValue};
+    use crate::tokens::usage::Usage;
 
     #[test]
     fn counts_render_as_prometheus_text() {
@@ -321,14 +452,30 @@ mod tests {
         m.request(Some(0), 200);
         m.request(Some(1), 429);
         m.request(None, 401);
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            HeaderName::from_static("x-ratelimit-remaining-tokens"),
-            HeaderValue::from_static("1200"),
-        );
-        m.backend_call(0, Some(200), Duration::from_millis(30), Some(&headers));
-        m.backend_call(1, None, Duration::from_secs(90), None);
+        let headroom = Headroom {
+            tokens: Some(1200),
+            requests: None,
+        };
+        m.backend_call(0, Some(200), Duration::from_millis(30), headroom);
+        m.backend_call(1, None, Duration::from_secs(90), Headroom::default());
         m.handed_on(1);
+        let usage = Usage {
+            prompt: 20,
+            completion: 900,
+            total: 920,
+            reasoning: 800,
+            cached: 0,
+        };
+        m.tokens(
+            Some(0),
+            "o1",
+            Some(1),
+            &Spent {
+                usage,
+                source: Source::Reported,
+            },
+        );
+        m.refused(1, Which::TokensPerMinute);
         let text = m.render();
         for line in [
             "aoai_gateway_requests_total{subscription=\"team-a\",code=\"200\"} 2",
@@ -345,10 +492,18 @@ mod tests {
             "aoai_gateway_backend_handed_on_total{backend=\"westus\"} 1",
             "aoai_gateway_backend_ratelimit_remaining_tokens{backend=\"eastus\"} 1200",
             "# TYPE aoai_gateway_backend_response_seconds histogram",
+            "aoai_gateway_tokens_total{subscription=\"team-a\",deployment=\"o1\",backend=\"westus\",kind=\"prompt\",source=\"reported\"} 20",
+            "aoai_gateway_tokens_total{subscription=\"team-a\",deployment=\"o1\",backend=\"westus\",kind=\"reasoning\",source=\"reported\"} 800",
+            "aoai_gateway_limit_refusals_total{subscription=\"team \\\"b\\\"\",limit=\"tokens_per_minute\"} 1",
+            "aoai_gateway_log_lines_dropped_total 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
         assert!(!text.contains("remaining_tokens{backend=\"westus\"}"));
         assert!(!text.contains("code=\"500\""));
+        assert!(
+            !text.contains("kind=\"cached\""),
+            "zero counts are left out"
+        );
     }
 }

@@ -8,9 +8,11 @@ use std::time::Duration;
 use actix_web::http::header::HeaderValue;
 
 use super::{
-    Backend, ConfigError, DocsConfig, Failover, FileConfig, MetricsConfig, Settings, Subscription,
-    UnknownFields, sha256,
+    Backend, ConfigError, DocsConfig, Failover, FileConfig, LimitsConfig, MetricsConfig, Settings,
+    Subscription, UnknownFields, UsageSettings, compat, sha256,
 };
+use crate::limits::{Limits, SubscriptionLimits};
+use crate::tokens::tokenizer::Encoding;
 
 /// Everything wrong with a config, found in one pass: each mistake on a line of its own, as
 /// `file: key: reason`.
@@ -38,13 +40,13 @@ impl From<ConfigError> for ConfigErrors {
 }
 
 /// Collects mistakes while a config is checked, so that all of them are reported at once.
-struct Checker<'f> {
+pub(super) struct Checker<'f> {
     file: &'f str,
     errors: Vec<ConfigError>,
 }
 
 impl Checker<'_> {
-    fn fail(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn fail(&mut self, key: impl Into<String>, reason: impl Into<String>) {
         self.errors.push(ConfigError {
             file: self.file.into(),
             key: key.into(),
@@ -84,6 +86,7 @@ impl FileConfig {
         }
         let backends = self.checked_backends(&mut c, env, versions);
         let subscriptions = self.checked_subscriptions(&mut c, env);
+        let usage = self.checked_usage(&mut c);
         let a = &self.auth;
         if !(a.ocp_apim_subscription_key_header
             || a.api_key_header
@@ -117,6 +120,8 @@ impl FileConfig {
                 circuit_failures: self.failover.circuit_failures,
                 circuit_window: Duration::from_millis(self.failover.circuit_window_ms),
                 circuit_cooldown: Duration::from_millis(self.failover.circuit_cooldown_ms),
+                skip_low_headroom: self.failover.skip_low_headroom,
+                headroom_ttl: Duration::from_millis(self.failover.headroom_ttl_ms),
             },
             shutdown_drain: Duration::from_secs(self.shutdown.drain_s),
             shutdown_grace: Duration::from_secs(self.shutdown.grace_s),
@@ -129,9 +134,31 @@ impl FileConfig {
                 path: self.metrics.path.trim_end_matches('/').to_string(),
                 ..self.metrics.clone()
             },
+            usage,
+            log: self.log.clone(),
             backends,
             subscriptions,
         })
+    }
+
+    fn checked_usage(&self, c: &mut Checker) -> UsageSettings {
+        let mut encodings = HashMap::new();
+        for (deployment, name) in &self.usage.encodings {
+            match Encoding::parse(name) {
+                Some(encoding) => {
+                    encodings.insert(deployment.clone(), encoding);
+                }
+                None => c.fail(
+                    format!("usage.encodings.{deployment}"),
+                    format!("`{name}` is not an encoding; use o200k_base or cl100k_base"),
+                ),
+            }
+        }
+        UsageSettings {
+            stream_include_usage: self.usage.stream_include_usage,
+            default_completion_tokens: self.usage.default_completion_tokens,
+            encodings,
+        }
     }
 
     fn checked_base_path(&self, c: &mut Checker) -> Option<String> {
@@ -175,6 +202,9 @@ impl FileConfig {
                     t.client_head_ms
                 ),
             );
+        }
+        if self.failover.headroom_ttl_ms == 0 {
+            c.fail("failover.headroom_ttl_ms", "must be more than 0 ms");
         }
         if !(1..=10).contains(&self.failover.attempts) {
             c.fail(
@@ -248,6 +278,18 @@ impl FileConfig {
                     );
                 }
             }
+            if !(1..=1000).contains(&b.weight) {
+                c.fail(
+                    at("weight"),
+                    format!("{} is not between 1 and 1000", b.weight),
+                );
+            }
+            let served: Vec<&str> = if b.api_versions.is_empty() {
+                versions.to_vec()
+            } else {
+                b.api_versions.iter().map(String::as_str).collect()
+            };
+            let compat = compat::checked(c, &at("compat"), &b.compat, &served);
             let (Some(name_header), Some(base_url), Some(host), Some(api_key)) =
                 (name_header, base_url, host, api_key)
             else {
@@ -270,6 +312,9 @@ impl FileConfig {
                 api_versions: (!b.api_versions.is_empty())
                     .then(|| b.api_versions.iter().cloned().collect()),
                 stored_objects: b.stored_objects,
+                priority: b.priority,
+                weight: b.weight,
+                compat,
             });
         }
         backends
@@ -316,14 +361,45 @@ impl FileConfig {
                     None
                 }
             };
+            let mut limits = SubscriptionLimits {
+                own: checked_limits(c, &at("limits"), &s.limits),
+                deployments: HashMap::new(),
+            };
+            for (deployment, given) in &s.deployment_limits {
+                let checked =
+                    checked_limits(c, &at(&format!("deployment_limits.{deployment}")), given);
+                limits.deployments.insert(deployment.clone(), checked);
+            }
             if let Some(key_sha256) = key_sha256 {
                 subscriptions.push(Subscription {
                     name: s.name.clone(),
                     key_sha256,
+                    limits,
                 });
             }
         }
         subscriptions
+    }
+}
+
+/// A subscription's limits: each one set must allow something (leave it out for no limit).
+fn checked_limits(c: &mut Checker, at: &str, given: &LimitsConfig) -> Limits {
+    for (key, value) in [
+        ("tokens_per_minute", given.tokens_per_minute),
+        ("requests_per_minute", given.requests_per_minute),
+        ("tokens_per_day", given.tokens_per_day),
+    ] {
+        if value == Some(0) {
+            c.fail(
+                format!("{at}.{key}"),
+                "must be more than 0; leave it out for no limit",
+            );
+        }
+    }
+    Limits {
+        tokens_per_minute: given.tokens_per_minute,
+        requests_per_minute: given.requests_per_minute,
+        tokens_per_day: given.tokens_per_day,
     }
 }
 

@@ -31,6 +31,10 @@ pub struct FileConfig {
     #[serde(default)]
     pub metrics: MetricsConfig,
     #[serde(default)]
+    pub usage: UsageConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
     pub backends: Vec<BackendConfig>,
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,
@@ -158,6 +162,72 @@ impl Default for MetricsConfig {
     }
 }
 
+/// How the gateway learns what calls spend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsageConfig {
+    /// For a streaming call whose api-version can ask for usage (`stream_options`), ask for it
+    /// when the client did not, and take the usage chunk out of what the client receives.
+    #[serde(default = "yes")]
+    pub stream_include_usage: bool,
+    /// Completion tokens a call is assumed to spend, for limits and headroom, when its body sets
+    /// no `max_tokens`, `max_completion_tokens` or `max_output_tokens`.
+    #[serde(default = "default_completion_tokens")]
+    pub default_completion_tokens: u64,
+    /// Client deployment name → tokenizer (`o200k_base` or `cl100k_base`), where the name does
+    /// not say the model family (see the README).
+    #[serde(default)]
+    pub encodings: BTreeMap<String, String>,
+}
+
+fn default_completion_tokens() -> u64 {
+    512
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        UsageConfig {
+            stream_include_usage: true,
+            default_completion_tokens: default_completion_tokens(),
+            encodings: BTreeMap::new(),
+        }
+    }
+}
+
+/// Where the log goes, and in which shape.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `"text"`: a line of `key=value` per event; `"json"`: one JSON object per line.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// The least level written (`error`, `warn`, `info`, `debug`, `trace`), or a filter such as
+    /// `info,aoai_gateway=debug`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: default_log_level(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
 /// What happens when a backend is over its quota or cannot be reached.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -184,6 +254,17 @@ pub struct FailoverConfig {
     pub circuit_window_ms: u64,
     #[serde(default = "default_circuit_cooldown_ms")]
     pub circuit_cooldown_ms: u64,
+    /// Pass over a backend whose latest `x-ratelimit-remaining-tokens` for the deployment is
+    /// below the call's estimate (prompt plus completion allowance), rather than spend a 429;
+    /// a reading older than `headroom_ttl_ms` no longer counts.
+    #[serde(default = "yes")]
+    pub skip_low_headroom: bool,
+    #[serde(default = "default_headroom_ttl_ms")]
+    pub headroom_ttl_ms: u64,
+}
+
+fn default_headroom_ttl_ms() -> u64 {
+    10_000
 }
 
 fn default_circuit_failures() -> u32 {
@@ -219,6 +300,8 @@ impl Default for FailoverConfig {
             circuit_failures: default_circuit_failures(),
             circuit_window_ms: default_circuit_window_ms(),
             circuit_cooldown_ms: default_circuit_cooldown_ms(),
+            skip_low_headroom: true,
+            headroom_ttl_ms: default_headroom_ttl_ms(),
         }
     }
 }
@@ -334,6 +417,57 @@ pub struct BackendConfig {
     /// backend in this list that allows them. (Formerly `resources`, still accepted.)
     #[serde(default = "yes", alias = "resources")]
     pub stored_objects: bool,
+    /// Lower is tried first: provisioned (PTU) deployments 1, pay-as-you-go 2. A call goes to
+    /// the best tier with a backend fit to take it, and fails over within the tier first.
+    #[serde(default = "default_priority")]
+    pub priority: u32,
+    /// This backend's share of its tier's calls (smooth weighted round-robin).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Client deployment name → the parameters this backend's deployment refuses (a reasoning
+    /// model's): fields renamed and fields dropped from the body it is sent.
+    #[serde(default)]
+    pub compat: BTreeMap<String, CompatConfig>,
+}
+
+fn default_priority() -> u32 {
+    1
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+impl BackendConfig {
+    /// A backend with every optional key at its default.
+    pub fn new(name: &str, endpoint: &str, api_key_env: &str) -> BackendConfig {
+        BackendConfig {
+            name: name.into(),
+            endpoint: endpoint.into(),
+            region: String::new(),
+            api_key_env: api_key_env.into(),
+            deployments: Vec::new(),
+            deployment_map: BTreeMap::new(),
+            api_versions: Vec::new(),
+            stored_objects: true,
+            priority: default_priority(),
+            weight: default_weight(),
+            compat: BTreeMap::new(),
+        }
+    }
+}
+
+/// Parameters a backend deployment takes under another name, or not at all.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatConfig {
+    /// Top-level request field → the name this deployment takes it by, e.g.
+    /// `max_tokens = "max_completion_tokens"`.
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    /// Top-level request fields this deployment refuses, e.g. `["temperature", "top_p"]`.
+    #[serde(default)]
+    pub drop: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -344,4 +478,36 @@ pub struct SubscriptionConfig {
     pub key_env: Option<String>,
     /// Or the key's SHA-256, as 64 hex digits (`printf %s KEY | sha256sum`).
     pub key_sha256: Option<String>,
+    /// What this subscription may spend, over all its deployments.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Client deployment name → what this subscription may spend on that deployment, on top of
+    /// `limits`.
+    #[serde(default)]
+    pub deployment_limits: BTreeMap<String, LimitsConfig>,
+}
+
+impl SubscriptionConfig {
+    /// A subscription whose key is in the environment variable `key_env`, without limits.
+    pub fn with_key_env(name: &str, key_env: &str) -> SubscriptionConfig {
+        SubscriptionConfig {
+            name: name.into(),
+            key_env: Some(key_env.into()),
+            key_sha256: None,
+            limits: LimitsConfig::default(),
+            deployment_limits: BTreeMap::new(),
+        }
+    }
+}
+
+/// A subscription's limits; each is off unless set.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Tokens (prompt and completion) in any 60 seconds.
+    pub tokens_per_minute: Option<u64>,
+    /// Calls in any 60 seconds.
+    pub requests_per_minute: Option<u64>,
+    /// Tokens per calendar day (UTC).
+    pub tokens_per_day: Option<u64>,
 }

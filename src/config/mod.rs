@@ -16,6 +16,7 @@
 //! at once.
 
 mod check;
+pub mod compat;
 mod env;
 mod file;
 mod settings;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use actix_web::http::header::HeaderValue;
 use sha2::{Digest, Sha256};
 
-use super::{AuthConfig, DocsConfig, MetricsConfig};
+use super::{AuthConfig, DocsConfig, LogConfig, MetricsConfig};
+use crate::limits::SubscriptionLimits;
+use crate::tokens::tokenizer::Encoding;
 
 /// A backend as the balancer and the forwarder use it.
 pub struct Backend {
@@ -29,6 +31,21 @@ pub struct Backend {
     pub api_versions: Option<HashSet<String>>,
     /// May hold stored objects (see `BackendConfig::stored_objects`).
     pub stored_objects: bool,
+    /// Its tier: lower is tried first.
+    pub priority: u32,
+    /// Its share of its tier's calls.
+    pub weight: u32,
+    /// By client deployment name: what that deployment here takes differently.
+    pub compat: HashMap<String, Compat>,
+}
+
+/// The parameters a backend deployment renames or refuses, checked against the request models
+/// of the api-versions the backend serves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compat {
+    /// (the client's field, the name this deployment takes it by)
+    pub rename: Vec<(String, String)>,
+    pub drop: Vec<String>,
 }
 
 impl fmt::Debug for Backend {
@@ -68,6 +85,32 @@ impl Backend {
 pub struct Subscription {
     pub name: String,
     pub key_sha256: [u8; 32],
+    pub limits: SubscriptionLimits,
+}
+
+/// [`UsageConfig`](super::UsageConfig), checked.
+#[derive(Debug, Clone)]
+pub struct UsageSettings {
+    pub stream_include_usage: bool,
+    pub default_completion_tokens: u64,
+    /// By client deployment name, where the name does not say.
+    pub encodings: HashMap<String, Encoding>,
+}
+
+impl UsageSettings {
+    /// The tokenizer for a client deployment (or model) name.
+    pub fn encoding(&self, deployment: &str) -> Encoding {
+        self.encoding_on(deployment, deployment)
+    }
+
+    /// The tokenizer for a client deployment that a backend knows as `backend_name` (its
+    /// `deployment_map`, which often names the model).
+    pub fn encoding_on(&self, deployment: &str, backend_name: &str) -> Encoding {
+        self.encodings
+            .get(deployment)
+            .copied()
+            .unwrap_or_else(|| Encoding::for_model(backend_name))
+    }
 }
 
 /// Everything the gateway needs, checked.
@@ -90,6 +133,8 @@ pub struct Settings {
     pub auth: AuthConfig,
     pub docs: DocsConfig,
     pub metrics: MetricsConfig,
+    pub usage: UsageSettings,
+    pub log: LogConfig,
     pub backends: Vec<Backend>,
     pub subscriptions: Vec<Subscription>,
 }
@@ -103,6 +148,8 @@ pub struct Failover {
     pub circuit_failures: u32,
     pub circuit_window: Duration,
     pub circuit_cooldown: Duration,
+    pub skip_low_headroom: bool,
+    pub headroom_ttl: Duration,
 }
 
 pub fn sha256(key: &str) -> [u8; 32] {

@@ -321,6 +321,20 @@ impl Limiter {
         }))
     }
 
+    /// What is left for a call of `subscription` to `deployment`, without reserving anything;
+    /// `None` when the subscription has no limits.
+    pub fn remaining(&self, subscription: usize, deployment: Option<&str>) -> Option<Remaining> {
+        let now = now_ms();
+        let mut state = self.state(subscription)?;
+        let State { own, deployments } = &mut *state;
+        let mut remaining = Remaining::default();
+        own.remaining(now, &mut remaining);
+        if let Some(w) = deployment.and_then(|d| deployments.get_mut(d)) {
+            w.remaining(now, &mut remaining);
+        }
+        Some(remaining)
+    }
+
     /// The call that made `reservation` spent `tokens`.
     pub fn settle(&self, reservation: &Reservation, tokens: u64) {
         self.settle_at(reservation, tokens, now_ms());

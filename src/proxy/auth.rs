@@ -131,10 +131,12 @@ mod tests {
                 Subscription {
                     name: "a".into(),
                     key_sha256: sha256("k1"),
+                    limits: Default::default(),
                 },
                 Subscription {
                     name: "b".into(),
                     key_sha256: sha256("k2"),
+                    limits: Default::default(),
                 },
             ],
         )

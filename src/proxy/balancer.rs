@@ -1,10 +1,13 @@
 //! Picks the backend for a request, and keeps track of which backends are fit to take one.
 //!
-//! Calls to a deployment rotate round-robin over the backends that serve that deployment and
-//! api-version: one shared counter, so with two eligible regions consecutive calls alternate.
-//! A call that fails over does not take a turn of the rotation: it moves on to the next backend
-//! after the one that failed, so the rotation itself moves past a failing backend instead of
-//! starting every call there.
+//! Backends come in tiers (`priority`: provisioned deployments first, pay-as-you-go after). A
+//! call to a deployment goes to the best tier that has a backend fit to take it, and within the
+//! tier by smooth weighted round-robin (`weight`), one rotation per api-version and deployment:
+//! with equal weights consecutive calls alternate strictly, with weights 3 and 1 three calls in
+//! four go to the first, evenly spread. A call that fails over does not take a turn of the
+//! rotation: it moves on to the next fit backend after the one that failed, in the same tier
+//! while there is one, then in the next tier. So traffic spills from a provisioned deployment
+//! that answers 429 to pay-as-you-go, and comes back when the provisioned one's rest ends.
 //!
 //! A backend out of the rotation *rests*:
 //! - a deployment that answered with `retry-after` rests for that long on that backend (Azure's
@@ -16,6 +19,10 @@
 //!   it rests for `circuit_cooldown_ms`. Then exactly one call is let through as a trial: if it
 //!   succeeds the circuit closes, if it fails the circuit opens again. A trial that never
 //!   reports (its client went away) gives way to another after `trial_timeout`.
+//!
+//! A backend whose latest `x-ratelimit-remaining-tokens` for the deployment (younger than
+//! `failover.headroom_ttl_ms`) is below the call's estimate is passed over as long as another
+//! backend, in any tier, is fit and has the room: a 429 costs a round trip and a rest.
 //!
 //! While every eligible backend rests, a first attempt still goes to the one whose rest ends
 //! first, so the client gets a real answer (with Azure's own `retry-after`) rather than the
@@ -30,7 +37,7 @@
 //! serves the api-version and allows such operations.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -191,7 +198,7 @@ impl HealthState {
 
 impl Health {
     fn state(&self) -> MutexGuard<'_, HealthState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     fn fitness(&self, deployment: Option<&str>, now: u64) -> Fitness {
@@ -233,11 +240,41 @@ impl Health {
     }
 }
 
+/// The last `x-ratelimit-remaining-tokens` each deployment of a backend reported, and when.
+#[derive(Default)]
+struct Headroom {
+    /// Whether `readings` holds anything; read without the lock.
+    any: AtomicBool,
+    readings: Mutex<HashMap<Box<str>, (u64, u64)>>,
+}
+
+/// The rotations, one per api-version and deployment: each backend's current weight in it.
+type Rotations = HashMap<(&'static str, Box<str>), Vec<i64>>;
+
+/// Rotations kept at most; past this (deployment names a client invents) they start afresh.
+const MAX_ROTATIONS: usize = 4096;
+
+/// What a call asks of the balancer.
+#[derive(Debug, Clone, Copy)]
+pub struct Ask<'a> {
+    pub version: &'static str,
+    /// The client's deployment name, decoded; `None` for operations on stored objects.
+    pub deployment: Option<&'a str>,
+    /// Indexes of the backends this call has been to, in order: non-empty for a failover.
+    pub tried: &'a [usize],
+    /// The tokens the call is expected to spend, when estimated: a backend reporting less
+    /// headroom is passed over.
+    pub tokens: Option<u64>,
+}
+
 pub struct Balancer {
     backends: Vec<Backend>,
-    next: AtomicUsize,
+    rotations: Mutex<Rotations>,
     health: Vec<Health>,
+    headroom: Vec<Headroom>,
     breaker: Breaker,
+    skip_low_headroom: bool,
+    headroom_ttl: u64,
     epoch: Instant,
 }
 
@@ -251,8 +288,11 @@ impl Balancer {
     pub fn new(backends: Vec<Backend>, failover: &Failover, trial_timeout: Duration) -> Balancer {
         Balancer {
             health: backends.iter().map(|_| Health::default()).collect(),
+            headroom: backends.iter().map(|_| Headroom::default()).collect(),
             backends,
-            next: AtomicUsize::new(0),
+            rotations: Mutex::new(HashMap::new()),
+            skip_low_headroom: failover.skip_low_headroom,
+            headroom_ttl: millis(failover.headroom_ttl),
             breaker: Breaker {
                 failures: failover.circuit_failures,
                 window: millis(failover.circuit_window),
@@ -323,67 +363,144 @@ impl Balancer {
         }
     }
 
-    /// The next backend for a call and its index. `deployment` is the client's deployment name,
-    /// decoded; `None` for operations on stored objects. `tried` holds the indexes of backends
-    /// this call has already been to, in order: non-empty means a failover attempt.
-    pub fn pick(
-        &self,
-        version: &str,
-        deployment: Option<&str>,
-        tried: &[usize],
-    ) -> Option<(usize, &Backend)> {
-        self.pick_at(version, deployment, tried, self.now_ms())
+    /// A deployment of backend `index` reported `remaining` tokens of headroom.
+    pub fn note_headroom(&self, index: usize, deployment: Option<&str>, remaining: u64) {
+        self.note_headroom_at(index, deployment, remaining, self.now_ms());
     }
 
-    fn pick_at(
-        &self,
-        version: &str,
-        deployment: Option<&str>,
-        tried: &[usize],
-        now: u64,
-    ) -> Option<(usize, &Backend)> {
-        let Some(name) = deployment else {
+    fn note_headroom_at(&self, index: usize, deployment: Option<&str>, remaining: u64, now: u64) {
+        let (Some(headroom), Some(deployment)) = (self.headroom.get(index), deployment) else {
+            return;
+        };
+        let mut readings = lock(&headroom.readings);
+        if readings.len() >= MAX_ROTATIONS && !readings.contains_key(deployment) {
+            readings.clear();
+        }
+        readings.insert(deployment.into(), (remaining, now));
+        headroom.any.store(true, Ordering::Release);
+    }
+
+    /// Whether backend `index` lately reported less room for `deployment` than `tokens`.
+    fn short_of_room(&self, index: usize, deployment: &str, tokens: Option<u64>, now: u64) -> bool {
+        let (Some(tokens), true) = (tokens, self.skip_low_headroom) else {
+            return false;
+        };
+        let headroom = &self.headroom[index];
+        if !headroom.any.load(Ordering::Acquire) {
+            return false;
+        }
+        lock(&headroom.readings)
+            .get(deployment)
+            .is_some_and(|&(left, at)| now.saturating_sub(at) < self.headroom_ttl && left < tokens)
+    }
+
+    /// The next backend for a call, and its index.
+    pub fn pick(&self, ask: Ask<'_>) -> Option<(usize, &Backend)> {
+        self.pick_at(ask, self.now_ms())
+    }
+
+    fn pick_at(&self, ask: Ask<'_>, now: u64) -> Option<(usize, &Backend)> {
+        let Some(name) = ask.deployment else {
             return self
                 .backends
                 .iter()
                 .enumerate()
-                .find(|(_, b)| b.stored_objects && b.serves_version(version));
+                .find(|(_, b)| b.stored_objects && b.serves_version(ask.version));
         };
-        let eligible = |(i, b): &(usize, &Backend)| {
-            b.serves_version(version) && b.serves_deployment(name) && !tried.contains(i)
-        };
-        let fit = |entry: &(usize, &Backend)| {
-            eligible(entry) && !self.health[entry.0].fitness(deployment, now).is_resting()
-        };
-        let candidates = self.backends.iter().enumerate();
-        let count = candidates.clone().filter(|e| fit(e)).count();
-        if count > 0 {
-            // A first attempt takes its turn of the rotation; a failover attempt carries on
-            // from the backend that just failed.
-            let start = match tried.last() {
-                None => self.next.fetch_add(1, Ordering::Relaxed) % count,
-                Some(&last) => candidates.clone().filter(|e| fit(e) && e.0 < last).count() % count,
+        let eligible: Vec<usize> = (0..self.backends.len())
+            .filter(|&i| {
+                let b = &self.backends[i];
+                b.serves_version(ask.version)
+                    && b.serves_deployment(name)
+                    && !ask.tried.contains(&i)
+            })
+            .collect();
+        let awake: Vec<usize> = eligible
+            .iter()
+            .copied()
+            .filter(|&i| !self.health[i].fitness(ask.deployment, now).is_resting())
+            .collect();
+        let (roomy, short): (Vec<usize>, Vec<usize>) = awake
+            .iter()
+            .partition(|&&i| !self.short_of_room(i, name, ask.tokens, now));
+        let mut pool = if roomy.is_empty() { short } else { roomy };
+        while let Some(tier) = pool.iter().map(|&i| self.backends[i].priority).min() {
+            let candidates: Vec<usize> = pool
+                .iter()
+                .copied()
+                .filter(|&i| self.backends[i].priority == tier)
+                .collect();
+            let chosen = match ask.tried.last() {
+                None => self.rotate(ask.version, name, &candidates),
+                // A failover carries on after the backend that failed, in config order.
+                Some(&last) => candidates
+                    .iter()
+                    .copied()
+                    .find(|&i| i > last)
+                    .or_else(|| candidates.first().copied()),
+            };
+            let Some(chosen) = chosen else {
+                break;
             };
             // A backend due a trial call lets one through; if another call took it first, the
             // next fit one takes this call.
-            let order = candidates.clone().filter(|e| fit(e));
-            for (i, backend) in order.clone().skip(start).chain(order.take(start)) {
-                if self.health[i].claim(deployment, now, self.breaker.trial_timeout) {
-                    return Some((i, backend));
-                }
+            if self.health[chosen].claim(ask.deployment, now, self.breaker.trial_timeout) {
+                return Some((chosen, &self.backends[chosen]));
             }
+            pool.retain(|&i| i != chosen);
         }
-        if !tried.is_empty() {
+        if !ask.tried.is_empty() {
             return None;
         }
         // Every eligible backend rests: the one that wakes first.
-        candidates.filter(|e| eligible(e)).min_by_key(|(i, _)| {
-            match self.health[*i].fitness(deployment, now) {
+        eligible
+            .into_iter()
+            .min_by_key(|&i| match self.health[i].fitness(ask.deployment, now) {
                 Fitness::Resting { until } => until,
                 _ => 0,
-            }
-        })
+            })
+            .map(|i| (i, &self.backends[i]))
     }
+
+    /// Takes the next turn of the rotation of `deployment` on `version` among `candidates`
+    /// (smooth weighted round-robin: each gains its weight, the one with the most is chosen
+    /// and gives back the candidates' total).
+    fn rotate(
+        &self,
+        version: &'static str,
+        deployment: &str,
+        candidates: &[usize],
+    ) -> Option<usize> {
+        if candidates.len() <= 1 {
+            return candidates.first().copied();
+        }
+        let mut rotations = lock(&self.rotations);
+        let key = (version, Box::<str>::from(deployment));
+        if rotations.len() >= MAX_ROTATIONS && !rotations.contains_key(&key) {
+            rotations.clear();
+        }
+        let current = rotations
+            .entry(key)
+            .or_insert_with(|| vec![0; self.backends.len()]);
+        let mut total = 0;
+        let mut best: Option<usize> = None;
+        for &i in candidates {
+            let weight = i64::from(self.backends[i].weight);
+            current[i] += weight;
+            total += weight;
+            if best.is_none_or(|b| current[i] > current[b]) {
+                best = Some(i);
+            }
+        }
+        if let Some(b) = best {
+            current[b] -= total;
+        }
+        best
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -405,6 +522,18 @@ mod tests {
                 .map(|d| d.iter().map(|s| s.to_string()).collect::<HashSet<_>>()),
             api_versions: None,
             stored_objects,
+            priority: 1,
+            weight: 1,
+            compat: HashMap::new(),
+        }
+    }
+
+    fn ask<'a>(deployment: &'a str, tried: &'a [usize]) -> Ask<'a> {
+        Ask {
+            version: "v",
+            deployment: Some(deployment),
+            tried,
+            tokens: None,
         }
     }
 
@@ -415,6 +544,8 @@ mod tests {
         circuit_failures: 3,
         circuit_window: Duration::from_secs(10),
         circuit_cooldown: Duration::from_secs(30),
+        skip_low_headroom: true,
+        headroom_ttl: Duration::from_secs(10),
     };
 
     fn balancer(backends: Vec<Backend>) -> Balancer {
@@ -424,7 +555,7 @@ mod tests {
     fn names(b: &Balancer, n: usize, deployment: &str, now: u64) -> Vec<String> {
         (0..n)
             .map(|_| {
-                b.pick_at("v", Some(deployment), &[], now)
+                b.pick_at(ask(deployment, &[]), now)
                     .map_or("-".into(), |(_, x)| x.name.clone())
             })
             .collect()
@@ -438,10 +569,10 @@ mod tests {
             backend("c", None, true),
         ]);
         assert_eq!(names(&b, 4, "gpt", 0), ["a", "c", "a", "c"]);
-        assert!(b.pick("v", Some("embed"), &[]).is_some());
+        assert!(b.pick(ask("embed", &[])).is_some());
         assert!(
             balancer(vec![backend("b", Some(&["embed"]), true)])
-                .pick("v", Some("gpt"), &[])
+                .pick(ask("gpt", &[]))
                 .is_none()
         );
     }
@@ -454,7 +585,16 @@ mod tests {
             backend("c", None, true),
         ]);
         for _ in 0..3 {
-            assert_eq!(b.pick("v", None, &[]).unwrap().1.name, "b");
+            assert_eq!(
+                b.pick(Ask {
+                    deployment: None,
+                    ..ask("x", &[])
+                })
+                .unwrap()
+                .1
+                .name,
+                "b"
+            );
         }
     }
 
@@ -465,10 +605,10 @@ mod tests {
             backend("b", None, false),
             backend("c", None, false),
         ]);
-        assert_eq!(b.pick_at("v", Some("gpt"), &[1], 0).unwrap().1.name, "c");
-        assert_eq!(b.pick_at("v", Some("gpt"), &[2], 0).unwrap().1.name, "a");
-        assert_eq!(b.pick_at("v", Some("gpt"), &[2, 0], 0).unwrap().1.name, "b");
-        assert!(b.pick_at("v", Some("gpt"), &[2, 0, 1], 0).is_none());
+        assert_eq!(b.pick_at(ask("gpt", &[1]), 0).unwrap().1.name, "c");
+        assert_eq!(b.pick_at(ask("gpt", &[2]), 0).unwrap().1.name, "a");
+        assert_eq!(b.pick_at(ask("gpt", &[2, 0]), 0).unwrap().1.name, "b");
+        assert!(b.pick_at(ask("gpt", &[2, 0, 1]), 0).is_none());
         // Failover attempts took no turn: the rotation starts where it was.
         assert_eq!(names(&b, 3, "gpt", 0), ["a", "b", "c"]);
     }
@@ -485,7 +625,7 @@ mod tests {
         };
         b.record_at(0, Some("gpt"), unreachable(60), 0);
         assert_eq!(names(&b, 4, "gpt", 0), ["b", "c", "b", "c"]);
-        assert!(b.pick_at("v", Some("gpt"), &[1, 2], 0).is_none());
+        assert!(b.pick_at(ask("gpt", &[1, 2]), 0).is_none());
         b.record_at(1, Some("gpt"), unreachable(20), 0);
         b.record_at(2, Some("gpt"), unreachable(40), 0);
         assert_eq!(names(&b, 3, "gpt", 0), ["b", "b", "b"]);
@@ -535,7 +675,11 @@ mod tests {
         let picks = names(&b, 2, "gpt", 74_100);
         assert!(picks.contains(&"a".into()), "{picks:?}");
         b.record_at(0, Some("gpt"), Outcome::Answered, 74_200);
-        assert_eq!(names(&b, 4, "gpt", 74_200), ["a", "b", "a", "b"]);
+        let picks = names(&b, 4, "gpt", 74_200);
+        assert!(
+            picks[0] != picks[1] && picks[..2] == picks[2..],
+            "{picks:?}"
+        );
         assert!(!b.health[0].troubled.load(Ordering::Relaxed));
     }
 
@@ -558,5 +702,98 @@ mod tests {
         assert_eq!(names(&b, 2, "gpt", 31_000), ["b", "b"]);
         let again = names(&b, 2, "gpt", 35_003);
         assert_eq!(again.iter().filter(|n| *n == "a").count(), 1);
+    }
+
+    fn tiered(weights: &[(&str, u32, u32)]) -> Balancer {
+        balancer(
+            weights
+                .iter()
+                .map(|&(name, priority, weight)| Backend {
+                    priority,
+                    weight,
+                    ..backend(name, None, false)
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_best_tier_takes_calls_until_it_rests_and_then_again() {
+        let b = tiered(&[("ptu", 1, 1), ("payg-a", 2, 1), ("payg-b", 2, 1)]);
+        assert_eq!(names(&b, 3, "gpt", 0), ["ptu", "ptu", "ptu"]);
+        // The provisioned deployment is full: it answered 429 with retry-after 5 s.
+        b.record_at(
+            0,
+            Some("gpt"),
+            Outcome::DeploymentFailed {
+                rest: Some(Duration::from_secs(5)),
+            },
+            1_000,
+        );
+        // Its failover goes to the next tier, as do the calls while it rests.
+        assert_eq!(b.pick_at(ask("gpt", &[0]), 1_000).unwrap().1.name, "payg-a");
+        assert_eq!(
+            names(&b, 4, "gpt", 2_000),
+            ["payg-a", "payg-b", "payg-a", "payg-b"]
+        );
+        // Its rest is over: back to it.
+        assert_eq!(names(&b, 2, "gpt", 6_001), ["ptu", "ptu"]);
+    }
+
+    #[test]
+    fn a_failover_stays_in_its_tier_while_it_can() {
+        let b = tiered(&[("ptu-a", 1, 1), ("payg", 2, 1), ("ptu-b", 1, 1)]);
+        assert_eq!(b.pick_at(ask("gpt", &[0]), 0).unwrap().1.name, "ptu-b");
+        assert_eq!(b.pick_at(ask("gpt", &[0, 2]), 0).unwrap().1.name, "payg");
+    }
+
+    #[test]
+    fn weights_share_a_tier_evenly_spread() {
+        let b = tiered(&[("a", 1, 3), ("b", 1, 1), ("c", 2, 5)]);
+        let picks = names(&b, 1000, "gpt", 0);
+        let a = picks.iter().filter(|n| *n == "a").count();
+        assert_eq!((a, 1000 - a), (750, 250));
+        // Smooth: never more than three in a row for the heavier one.
+        assert_eq!(&picks[..8], ["a", "a", "b", "a", "a", "a", "b", "a"]);
+        // Each deployment has its own rotation.
+        let b = tiered(&[("a", 1, 1), ("b", 1, 1)]);
+        let mut both = Vec::new();
+        for _ in 0..2 {
+            both.extend(names(&b, 1, "x", 0));
+            both.extend(names(&b, 1, "y", 0));
+        }
+        assert_eq!(both, ["a", "a", "b", "b"]);
+    }
+
+    #[test]
+    fn a_backend_short_of_room_is_passed_over_while_another_has_it() {
+        let b = tiered(&[("ptu", 1, 1), ("payg", 2, 1)]);
+        let wants = |tokens| Ask {
+            tokens: Some(tokens),
+            ..ask("gpt", &[])
+        };
+        b.note_headroom_at(0, Some("gpt"), 500, 0);
+        assert_eq!(b.pick_at(wants(400), 100).unwrap().1.name, "ptu");
+        assert_eq!(b.pick_at(wants(600), 100).unwrap().1.name, "payg");
+        // Another deployment's reading says nothing of this one.
+        assert_eq!(
+            b.pick_at(
+                Ask {
+                    deployment: Some("other"),
+                    ..wants(600)
+                },
+                100
+            )
+            .unwrap()
+            .1
+            .name,
+            "ptu"
+        );
+        // Nobody has the room: the best tier is tried anyway.
+        b.note_headroom_at(1, Some("gpt"), 100, 0);
+        assert_eq!(b.pick_at(wants(600), 100).unwrap().1.name, "ptu");
+        // Readings age out.
+        b.note_headroom_at(1, Some("gpt"), 10_000, 0);
+        assert_eq!(b.pick_at(wants(600), 10_001).unwrap().1.name, "ptu");
     }
 }

@@ -8,13 +8,9 @@
 //! in the body, are replaced, and every other byte goes as the client sent it (the body's length
 //! changes with the name).
 
-use std::fmt;
 use std::ops::Range;
 
-use bytes::{Bytes, BytesMut};
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
-
+use super::edit::{Members, Splice};
 use super::error::GatewayError;
 use super::multipart;
 
@@ -30,11 +26,13 @@ pub enum Place {
 }
 
 /// The deployment a body names in `field`, and where: `None` when the body has no such field.
-/// The body has been validated, so the field, where present, holds a string.
+/// The body has been validated, so the field, where present, holds a string; `members` are
+/// those of a JSON body.
 pub fn in_body(
     field: &str,
     content_type: Option<&str>,
     body: &[u8],
+    members: Option<&Members>,
 ) -> Result<Option<(String, Place)>, GatewayError> {
     let content_type = content_type.unwrap_or("");
     if aoai_runtime::catalog::essence(content_type) == "multipart/form-data" {
@@ -56,76 +54,32 @@ pub fn in_body(
             },
         )));
     }
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let raw = (Member { name: field })
-        .deserialize(&mut de)
-        .map_err(|e| GatewayError::MalformedBody(e.to_string()))?;
-    let Some(raw) = raw else {
+    let Some((_, member)) = members.and_then(|m| m.find(body, field)) else {
         return Ok(None);
     };
-    let name: String =
-        serde_json::from_str(raw.get()).map_err(|_| GatewayError::InvalidParameter {
-            name: field.to_string(),
-            message: "names the deployment, so it must be a string".into(),
-        })?;
-    // The raw value borrows from `body`: its place is where it points.
-    let start = raw.get().as_ptr() as usize - body.as_ptr() as usize;
+    let raw = body.get(member.value.clone()).unwrap_or_default();
+    let name: String = serde_json::from_slice(raw).map_err(|_| GatewayError::InvalidParameter {
+        name: field.to_string(),
+        message: "names the deployment, so it must be a string".into(),
+    })?;
     Ok(Some((
         name,
         Place::Json {
-            value: start..start + raw.get().len(),
+            value: member.value.clone(),
         },
     )))
 }
 
-/// Reads a JSON object's member `name` as it is written, skipping the others without keeping
-/// them.
-struct Member<'n> {
-    name: &'n str,
-}
-
-impl<'de> DeserializeSeed<'de> for Member<'_> {
-    type Value = Option<&'de RawValue>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Member<'_> {
-    type Value = Option<&'de RawValue>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == self.name {
-                found = Some(map.next_value::<&'de RawValue>()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-}
-
-/// `body` with the deployment at `place` renamed `name`.
-pub fn renamed_body(body: &[u8], place: &Place, name: &str) -> Result<Bytes, GatewayError> {
-    let (range, replacement) = match place {
-        Place::Json { value } => (
+/// The splice that renames the deployment at `place` in a body to `name`.
+pub fn rename(place: &Place, name: &str) -> Option<Splice> {
+    match place {
+        Place::Json { value } => Some(Splice::replace(
             value.clone(),
-            serde_json::to_string(name).map_err(|e| GatewayError::Internal(e.to_string()))?,
-        ),
-        Place::Form { value } => (value.clone(), name.to_string()),
-        Place::Path { .. } => return Ok(Bytes::copy_from_slice(body)),
-    };
-    let mut out = BytesMut::with_capacity(body.len() + replacement.len());
-    out.extend_from_slice(&body[..range.start]);
-    out.extend_from_slice(replacement.as_bytes());
-    out.extend_from_slice(&body[range.end..]);
-    Ok(out.freeze())
+            serde_json::Value::from(name).to_string(),
+        )),
+        Place::Form { value } => Some(Splice::replace(value.clone(), name.to_string())),
+        Place::Path { .. } => None,
+    }
 }
 
 /// A deployment name as one path segment.
@@ -155,21 +109,28 @@ pub fn replace_segment(path: &str, index: usize, with: &str) -> String {
 mod tests {
     use super::*;
 
+    fn renamed(body: &[u8], place: &Place, name: &str) -> Vec<u8> {
+        let bytes = bytes::Bytes::copy_from_slice(body);
+        let splices = rename(place, name).into_iter().collect();
+        crate::proxy::edit::apply(&bytes, splices).unwrap().to_vec()
+    }
+
     #[test]
     fn the_model_member_is_found_and_renamed_in_place() {
         let body =
             br#"{"messages":[{"role":"user","content":"say \"model\""}],  "model" : "chat","n":1}"#;
-        let (name, place) = in_body("model", Some("application/json"), body)
+        let members = Members::read(body, None);
+        let (name, place) = in_body("model", Some("application/json"), body, members.as_ref())
             .unwrap()
             .unwrap();
         assert_eq!(name, "chat");
-        let renamed = renamed_body(body, &place, "gpt-4o-2024-08-06").unwrap();
         assert_eq!(
-            &renamed[..],
+            renamed(body, &place, "gpt-4o-2024-08-06"),
             br#"{"messages":[{"role":"user","content":"say \"model\""}],  "model" : "gpt-4o-2024-08-06","n":1}"#
         );
+        let empty = Members::read(b"{}", None);
         assert_eq!(
-            in_body("model", Some("application/json"), b"{}").unwrap(),
+            in_body("model", Some("application/json"), b"{}", empty.as_ref()).unwrap(),
             None
         );
     }
@@ -177,11 +138,11 @@ mod tests {
     #[test]
     fn a_form_part_is_found_and_renamed_in_place() {
         let body = b"--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF\r\n--b--\r\n";
-        let (name, place) = in_body("model", Some("multipart/form-data; boundary=b"), body)
+        let (name, place) = in_body("model", Some("multipart/form-data; boundary=b"), body, None)
             .unwrap()
             .unwrap();
         assert_eq!(name, "whisper");
-        let renamed = renamed_body(body, &place, "whisper-1").unwrap();
+        let renamed = renamed(body, &place, "whisper-1");
         assert!(renamed.windows(9).any(|w| w == b"whisper-1"));
         assert_eq!(renamed.len(), body.len() + 2);
     }

@@ -13,6 +13,11 @@ use serde_json::json;
 use aoai_runtime::catalog::Method;
 use aoai_runtime::schema::ValidationError;
 
+use crate::limits::{Refusal, Remaining, Which};
+
+pub const REMAINING_TOKENS: &str = "x-ratelimit-remaining-tokens";
+pub const REMAINING_REQUESTS: &str = "x-ratelimit-remaining-requests";
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     #[error("no route matches the path")]
@@ -66,6 +71,8 @@ pub enum GatewayError {
     ClientTimeout { limit_ms: u128 },
     #[error("the client asked to upgrade the connection")]
     UpgradeRefused,
+    #[error("over the subscription's {} limit", .0.which.as_str())]
+    LimitExceeded(Box<Refusal>),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -96,6 +103,8 @@ impl GatewayError {
                 "BadGateway"
             }
             GatewayError::UpstreamTimeout { .. } => "GatewayTimeout",
+            // Azure's own code for a rate limit, which clients match on.
+            GatewayError::LimitExceeded(_) => "429",
         }
     }
 
@@ -135,6 +144,27 @@ impl GatewayError {
             GatewayError::ClientTimeout { limit_ms } => format!("The request body did not arrive within {limit_ms} ms."),
             GatewayError::Internal(_) => "The gateway failed to handle the request. Try again.".into(),
             GatewayError::UpgradeRefused => "This gateway does not switch protocols: send the request without an Upgrade header (WebSocket APIs such as realtime are not served).".into(),
+            GatewayError::LimitExceeded(refusal) => {
+                let what = match refusal.which {
+                    Which::TokensPerMinute => "tokens per minute",
+                    Which::RequestsPerMinute => "requests per minute",
+                    Which::TokensPerDay => "tokens per day (UTC)",
+                };
+                let on = refusal
+                    .deployment
+                    .as_deref()
+                    .map(|d| format!(" on deployment '{}'", printable(d)))
+                    .unwrap_or_default();
+                let needs = match refusal.which {
+                    Which::RequestsPerMinute => String::new(),
+                    _ => format!(" (this call needs an estimated {} tokens)", refusal.tokens),
+                };
+                format!(
+                    "This subscription has exceeded its limit of {} {what}{on}{needs}. Please retry after {} seconds.",
+                    refusal.limit,
+                    retry_after_s(refusal.retry_after_ms)
+                )
+            }
         }
     }
 
@@ -185,15 +215,52 @@ impl ResponseError for GatewayError {
                 StatusCode::BAD_GATEWAY
             }
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        self.to_response(None)
+    }
+}
+
+/// Whole seconds to wait, rounded up, as `retry-after` says them.
+fn retry_after_s(ms: u64) -> u64 {
+    ms.div_ceil(1000).max(1)
+}
+
+/// Sets a subscription's `x-ratelimit-remaining-*` on a response.
+pub fn remaining_headers(headers: &mut header::HeaderMap, remaining: &Remaining) {
+    for (name, value) in [
+        (REMAINING_TOKENS, remaining.tokens),
+        (REMAINING_REQUESTS, remaining.requests),
+    ] {
+        if let Some(value) = value {
+            headers.insert(
+                header::HeaderName::from_static(name),
+                HeaderValue::from(value),
+            );
+        }
+    }
+}
+
+impl GatewayError {
+    /// The response in Azure's error shape, with the call's id when it has one.
+    pub fn to_response(&self, request_id: Option<&str>) -> HttpResponse {
         let mut error = json!({ "code": self.code(), "message": self.message() });
         if let Some(param) = self.param() {
             error["param"] = param.into();
         }
+        if let Some(id) = request_id {
+            error["request_id"] = id.into();
+        }
         let mut response = HttpResponse::build(self.status_code());
+        if let GatewayError::LimitExceeded(refusal) = self {
+            // What the openai SDKs wait for before retrying.
+            let ms = refusal.retry_after_ms.max(1);
+            response.insert_header(("retry-after", retry_after_s(ms)));
+            response.insert_header(("retry-after-ms", ms));
+        }
         if let GatewayError::MethodNotAllowed { allowed } = self {
             let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
             if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
@@ -217,6 +284,10 @@ impl ResponseError for GatewayError {
                 HeaderValue::from_static("api-key"),
             ));
         }
-        response.json(json!({ "error": error }))
+        let mut response = response.json(json!({ "error": error }));
+        if let GatewayError::LimitExceeded(refusal) = self {
+            remaining_headers(response.headers_mut(), &refusal.remaining);
+        }
+        response
     }
 }

@@ -97,6 +97,8 @@ mod tests {
         circuit_failures: 5,
         circuit_window: Duration::from_secs(10),
         circuit_cooldown: Duration::from_secs(30),
+        skip_low_headroom: true,
+        headroom_ttl: Duration::from_secs(10),
     };
 
     const ANSWER: Verdict = Verdict {

@@ -1,44 +1,33 @@
 //! One request's path through the gateway, from its head to the end of its answer: the phases
-//! the [module note](super) lists, the failover loop over backends, and the access record
-//! written once the answer has ended.
+//! the [module note](super) lists, then [`dispatch`](super::dispatch) to the backends, and
+//! the call's accounting and access record ([`access`](super::access)) once its answer ends.
 
 use std::borrow::Cow;
 use std::time::Instant;
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
 use aoai_runtime::catalog::Route;
-use aoai_runtime::schema::Policy;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
+use super::access::{self, REQUEST_ID_HEADER, Trace};
 use super::auth::QUERY_PARAM;
 use super::deployment::{self, Place};
-use super::error::GatewayError;
+use super::dispatch::{Call, Sent, dispatch};
+use super::error::{GatewayError, remaining_headers};
 use super::relay::End;
-use super::upstream::{self, Answer, Outgoing};
-use super::{Gateway, encoding, failover, query, validate};
-use crate::config::Backend;
+use super::request::Facts;
+use super::{Gateway, encoding, query, validate};
+use crate::tokens::meter::Meter;
 
 const API_VERSION: &str = "api-version";
-
-/// What the access record says about a request besides method, path and status.
-#[derive(Default, Clone, Copy)]
-struct Trace {
-    /// Whether the request was for the API, so the metrics count it; not for the gateway's own
-    /// pages.
-    api: bool,
-    /// Indexes in the config.
-    subscription: Option<usize>,
-    backend: Option<usize>,
-    operation: Option<&'static str>,
-}
 
 /// What a request is answered with: a reply of the gateway's own, or a backend's answer that
 /// streams through.
 enum Reply {
     Own(HttpResponse),
-    Backend(Answer),
+    Backend(Sent),
 }
 
 pub(super) async fn handle(
@@ -48,35 +37,120 @@ pub(super) async fn handle(
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let mut trace = Trace::default();
+    let mut trace = Trace::new(req.headers());
     let mut response = match route(&req, payload, &gw, &client, &mut trace).await {
         Ok(Reply::Own(response)) => response,
-        Ok(Reply::Backend(answer)) => {
-            let status = answer.status.as_u16();
-            count_request(&gw, &trace, status);
-            let (request, gateway) = (req.clone(), gw.clone());
-            // The record is written when the body has ended, the way it ended.
-            let mut response = answer.into_response(req.version(), move |end| {
-                if let End::Cut { .. } = &end {
-                    gateway.metrics.stream_cut(trace.backend);
-                }
-                access_record(&gateway, &request, status, started, &trace, Some(&end));
-            });
-            close_if_draining(&gw, &mut response);
-            return response;
-        }
-        Err(error) => {
-            if error.status_code().is_server_error() {
-                log::warn!("{} {}: {}", req.method(), req.path(), error.internal());
-            }
-            error.error_response()
-        }
+        Ok(Reply::Backend(sent)) => return backend_reply(req, gw, trace, started, sent),
+        Err(error) => refusal(&gw, &req, &trace, error),
     };
     let status = response.status().as_u16();
     count_request(&gw, &trace, status);
-    access_record(&gw, &req, status, started, &trace, None);
+    let spent = access::account(&gw, req.method(), &trace, status, None);
+    access::record(&gw, &req, status, started, &trace, None, spent.as_ref());
+    if trace.api {
+        stamp(response.headers_mut(), &trace);
+    }
     close_if_draining(&gw, &mut response);
     response
+}
+
+/// The gateway's own answer to a request it refuses, in Azure's error shape.
+fn refusal(gw: &Gateway, req: &HttpRequest, trace: &Trace, error: GatewayError) -> HttpResponse {
+    use actix_web::ResponseError;
+    if error.status_code().is_server_error() {
+        tracing::warn!(request_id = %trace.id, "{} {}: {}", req.method(), req.path(), error.internal());
+    }
+    if let (GatewayError::LimitExceeded(refused), Some(subscription)) = (&error, trace.subscription)
+    {
+        gw.metrics.refused(subscription, refused.which);
+    }
+    let mut response = error.to_response(trace.api.then_some(trace.id.as_str()));
+    // A refused call still tells the subscription where it stands.
+    if !matches!(error, GatewayError::LimitExceeded(_))
+        && let Some(subscription) = trace.subscription
+        && let Some(remaining) = gw
+            .limiter
+            .remaining(subscription, trace.deployment.as_deref())
+    {
+        remaining_headers(response.headers_mut(), &remaining);
+    }
+    response
+}
+
+/// A backend's answer, streaming to the client; the call is accounted for when it ends.
+fn backend_reply(
+    req: HttpRequest,
+    gw: web::Data<Gateway>,
+    mut trace: Trace,
+    started: Instant,
+    sent: Sent,
+) -> HttpResponse {
+    let Sent {
+        mut answer,
+        asked_usage,
+    } = sent;
+    let status = answer.status.as_u16();
+    count_request(&gw, &trace, status);
+    // The subscription's own headroom, not that of whichever backend answered.
+    if let Some(reservation) = &trace.reservation {
+        remaining_headers(&mut answer.headers, &reservation.remaining);
+    }
+    stamp(&mut answer.headers, &trace);
+    let meter = meter_for(&gw, &trace, &answer, asked_usage);
+    trace.streaming |= asked_usage;
+    let gateway = gw.clone();
+    let request = req.clone();
+    let mut response = answer.into_response(req.version(), meter, move |ended| {
+        if let End::Cut { .. } = &ended.end {
+            gateway.metrics.stream_cut(trace.backend);
+        }
+        let spent = access::account(&gateway, request.method(), &trace, status, Some(&ended));
+        access::record(
+            &gateway,
+            &request,
+            status,
+            started,
+            &trace,
+            Some(&ended),
+            spent.as_ref(),
+        );
+    });
+    close_if_draining(&gw, &mut response);
+    response
+}
+
+/// The meter for a successful answer of an operation that reports usage.
+fn meter_for(
+    gw: &Gateway,
+    trace: &Trace,
+    answer: &super::upstream::Answer,
+    asked_usage: bool,
+) -> Option<Meter> {
+    let reports = trace.route.is_some_and(|r| r.reports_usage);
+    if !reports || !answer.status.is_success() {
+        return None;
+    }
+    let backend = trace.backend.and_then(|i| gw.balancer.backends().get(i));
+    let encoding = match (trace.deployment.as_deref(), backend) {
+        (Some(d), Some(b)) => gw.usage.encoding_on(d, b.deployment_name(d)),
+        (Some(d), None) => gw.usage.encoding(d),
+        (None, _) => gw.usage.encoding(""),
+    };
+    let media = answer.media_type();
+    if media == "text/event-stream" {
+        Some(Meter::events(encoding, asked_usage))
+    } else if media == "application/json" || media.ends_with("+json") {
+        Some(Meter::json(encoding))
+    } else {
+        None
+    }
+}
+
+/// The call's id on its response.
+fn stamp(headers: &mut header::HeaderMap, trace: &Trace) {
+    if let Ok(id) = HeaderValue::from_str(&trace.id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
+    }
 }
 
 /// While the gateway drains, each connection is closed after its answer, so clients reconnect
@@ -95,46 +169,10 @@ fn count_request(gw: &Gateway, trace: &Trace, status: u16) {
     }
 }
 
-/// One line per request, once its answer has ended (`end`, for a backend's answer) or been
-/// sent (the gateway's own). Never the query string, which may hold a subscription key.
-fn access_record(
-    gw: &Gateway,
-    req: &HttpRequest,
-    status: u16,
-    started: Instant,
-    trace: &Trace,
-    end: Option<&End>,
-) {
-    let subscription = trace
-        .subscription
-        .and_then(|i| gw.auth.subscription_name(i))
-        .unwrap_or("-");
-    let backend = trace
-        .backend
-        .and_then(|i| gw.balancer.backends().get(i))
-        .map_or("-", |b| b.name.as_str());
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let (method, path, op) = (req.method(), req.path(), trace.operation.unwrap_or("-"));
-    match end {
-        Some(End::Cut { bytes, detail }) => log::warn!(
-            "{method} {path} {status} {elapsed_ms:.1}ms op={op} subscription={subscription} backend={backend} bytes={bytes} end=cut: the backend's answer was cut off ({detail}); the client's response was failed"
-        ),
-        Some(End::Abandoned { bytes }) => log::info!(
-            "{method} {path} {status} {elapsed_ms:.1}ms op={op} subscription={subscription} backend={backend} bytes={bytes} end=abandoned"
-        ),
-        Some(End::Complete { bytes }) => log::info!(
-            "{method} {path} {status} {elapsed_ms:.1}ms op={op} subscription={subscription} backend={backend} bytes={bytes}"
-        ),
-        None => log::info!(
-            "{method} {path} {status} {elapsed_ms:.1}ms op={op} subscription={subscription} backend={backend}"
-        ),
-    }
-}
-
 async fn route(
     req: &HttpRequest,
     payload: web::Payload,
-    gw: &Gateway,
+    gw: &web::Data<Gateway>,
     client: &awc::Client,
     trace: &mut Trace,
 ) -> Result<Reply, GatewayError> {
@@ -194,9 +232,10 @@ async fn route(
     let (table, route_path) = gw.router.select(subpath, version.as_deref())?;
     let matched = table.find(req.method().as_str(), route_path)?;
     let route = matched.route;
-    trace.operation = Some(route.operation_id);
+    trace.route = Some(route);
 
-    trace.subscription = Some(gw.auth.authenticate(req.headers(), raw_query)?.0);
+    let subscription = gw.auth.authenticate(req.headers(), raw_query)?.0;
+    trace.subscription = Some(subscription);
 
     validate::parameters(route, &matched, raw_query, req.headers())?;
     let reading = read_body(req, payload, gw.max_body_bytes);
@@ -205,40 +244,41 @@ async fn route(
         .map_err(|_| GatewayError::ClientTimeout {
             limit_ms: gw.client_body_timeout.as_millis(),
         })??;
+    let path_deployment = matched.deployment_segment.and_then(|index| {
+        route_path[1..]
+            .split('/')
+            .nth(index)
+            .map(|segment| (query::decode_path(segment).into_owned(), index))
+    });
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let codings = encoding::codings(req.headers())?;
-    let (limit, policy) = (gw.max_body_bytes, gw.validation);
+    let in_path = path_deployment.as_ref().map(|(name, _)| name.clone());
     let checked = if body.len() <= INLINE_BODY_BYTES && codings.is_empty() {
-        check_body(route, &codings, content_type, &body, limit, policy)?
+        check_body(gw, route, &codings, content_type, &body, in_path.as_deref())?
     } else {
         // A large or compressed body (which may inflate to the limit) is checked on the
         // blocking pool, so that it never holds up the other calls of this worker.
         let (bytes, content_type) = (body.clone(), content_type.map(str::to_string));
+        let gateway = gw.clone();
         web::block(move || {
             check_body(
+                &gateway,
                 route,
                 &codings,
                 content_type.as_deref(),
                 &bytes,
-                limit,
-                policy,
+                in_path.as_deref(),
             )
         })
         .await
         .map_err(|e| GatewayError::Internal(format!("body check did not finish: {e}")))??
     };
 
-    let (deployment, place) = match (matched.deployment_segment, checked.deployment) {
-        (Some(index), _) => {
-            let name = route_path[1..]
-                .split('/')
-                .nth(index)
-                .map(query::decode_path);
-            (name.map(Cow::into_owned), Some(Place::Path { index }))
-        }
+    let (deployment, place) = match (path_deployment, checked.deployment) {
+        (Some((name, index)), _) => (Some(name), Some(Place::Path { index })),
         (None, Some((name, place))) => (Some(name), Some(place)),
         (None, None) => {
             if let Some(field) = route.deployment_field {
@@ -250,8 +290,27 @@ async fn route(
             (None, None)
         }
     };
+    trace.deployment = deployment.clone();
+    trace.streaming = checked.facts.as_ref().is_some_and(|f| f.stream);
+    trace.prompt_tokens = checked.facts.as_ref().map(|f| f.prompt_tokens);
+
+    // Within the subscription's limits, or refused before any backend is called.
+    let estimate = checked.facts.as_ref().map(Facts::tokens);
+    if let Some(limits) = gw.limiter.limits(subscription) {
+        let tokens = if route.reports_usage && limits.counts_tokens(deployment.as_deref()) {
+            estimate.unwrap_or(0)
+        } else {
+            0
+        };
+        trace.reservation = gw
+            .limiter
+            .reserve(subscription, deployment.as_deref(), tokens)
+            .map_err(|refused| GatewayError::LimitExceeded(Box::new(refused)))?;
+    }
+
     let call = Call {
         req,
+        route,
         version: table.api.version,
         mount: table.api.mount,
         route_path,
@@ -260,6 +319,8 @@ async fn route(
         query: query::without(raw_query, QUERY_PARAM),
         body,
         decoded: checked.decoded,
+        tokens: estimate.filter(|_| route.reports_usage),
+        facts: checked.facts,
     };
     dispatch(&call, gw, client, trace).await.map(Reply::Backend)
 }
@@ -272,164 +333,54 @@ const INLINE_BODY_BYTES: usize = 256 * 1024;
 struct Checked {
     /// The deployment the body names, and where (routes with a `deployment_field`).
     deployment: Option<(String, Place)>,
-    /// The body decoded, when it came compressed and names the deployment: a backend that calls
-    /// the deployment otherwise gets this, renamed, since compressed bytes cannot be edited.
+    /// The body decoded, when it came compressed and may be edited (see [`Call::decoded`]).
     decoded: Option<Bytes>,
+    /// What a JSON body of an operation that calls a deployment says.
+    facts: Option<Facts>,
 }
 
-/// Checks a body as the client meant it (decoded, when compressed); what is forwarded is what
-/// it sent.
+/// Checks a body as the client meant it (decoded, when compressed), and reads what the gateway
+/// acts on; what is forwarded is what it sent, unless a backend needs it edited.
 fn check_body(
-    route: &Route,
+    gw: &Gateway,
+    route: &'static Route,
     codings: &[encoding::Coding],
     content_type: Option<&str>,
     body: &[u8],
-    limit: usize,
-    policy: Policy,
+    path_deployment: Option<&str>,
 ) -> Result<Checked, GatewayError> {
-    let meant = encoding::decode_all(codings, body, limit)?;
-    validate::body(route, content_type, &meant, policy)?;
-    let Some(field) = route.deployment_field else {
-        return Ok(Checked {
-            deployment: None,
-            decoded: None,
-        });
+    let meant = encoding::decode_all(codings, body, gw.max_body_bytes)?;
+    validate::body(route, content_type, &meant, gw.validation)?;
+    let calls_deployment = route.deployment_field.is_some() || path_deployment.is_some();
+    let json = content_type.is_some_and(|t| {
+        let t = aoai_runtime::catalog::essence(t);
+        t == "application/json" || t.ends_with("+json")
+    });
+    let facts = if calls_deployment && json && !meant.is_empty() {
+        Facts::read(route, &meant, &gw.usage, path_deployment)
+    } else {
+        None
     };
-    let deployment = deployment::in_body(field, content_type, &meant)?;
+    let deployment = match route.deployment_field {
+        Some(field) => deployment::in_body(
+            field,
+            content_type,
+            &meant,
+            facts.as_ref().map(|f| &f.members),
+        )?,
+        None => None,
+    };
     let decoded = match meant {
-        Cow::Owned(decoded) if deployment.is_some() => Some(Bytes::from(decoded)),
+        Cow::Owned(decoded) if deployment.is_some() || facts.is_some() => {
+            Some(Bytes::from(decoded))
+        }
         _ => None,
     };
     Ok(Checked {
         deployment,
         decoded,
+        facts,
     })
-}
-
-/// A checked call, ready for a backend.
-struct Call<'r> {
-    req: &'r HttpRequest,
-    version: &'static str,
-    /// Where the api-version is mounted below the base path (`/v1`), or empty.
-    mount: &'static str,
-    /// The path below the mount.
-    route_path: &'r str,
-    /// The client's deployment name, decoded; `None` for operations on stored objects.
-    deployment: Option<&'r str>,
-    /// Where the request names it.
-    place: Option<Place>,
-    /// Without the client's subscription key.
-    query: Cow<'r, str>,
-    body: Bytes,
-    /// See [`Checked::decoded`].
-    decoded: Option<Bytes>,
-}
-
-impl Call<'_> {
-    /// The path below the base path for `backend`, with its own name for the deployment.
-    fn path_for(&self, backend: &Backend) -> Cow<'_, str> {
-        let path = match (&self.place, self.deployment) {
-            (Some(Place::Path { index }), Some(name)) if backend.deployment_name(name) != name => {
-                Cow::Owned(deployment::replace_segment(
-                    self.route_path,
-                    *index,
-                    &deployment::encode_segment(backend.deployment_name(name)),
-                ))
-            }
-            _ => Cow::Borrowed(self.route_path),
-        };
-        if self.mount.is_empty() {
-            path
-        } else {
-            Cow::Owned(format!("{}{path}", self.mount))
-        }
-    }
-
-    /// The body for `backend`, with its own name for a deployment the body names, and whether
-    /// that body is the decoded form of a compressed one.
-    fn body_for(&self, backend: &Backend) -> Result<(Bytes, bool), GatewayError> {
-        match (&self.place, self.deployment) {
-            (Some(place @ (Place::Json { .. } | Place::Form { .. })), Some(name))
-                if backend.deployment_name(name) != name =>
-            {
-                let (source, decoded) = match &self.decoded {
-                    Some(decoded) => (decoded, true),
-                    None => (&self.body, false),
-                };
-                let body = deployment::renamed_body(source, place, backend.deployment_name(name))?;
-                Ok((body, decoded))
-            }
-            _ => Ok((self.body.clone(), false)),
-        }
-    }
-}
-
-/// Sends the call to a backend and, while backends refuse it, to the next (see [`failover`]).
-async fn dispatch(
-    call: &Call<'_>,
-    gw: &Gateway,
-    client: &awc::Client,
-    trace: &mut Trace,
-) -> Result<Answer, GatewayError> {
-    let mut tried: Vec<usize> = Vec::new();
-    let (mut index, mut backend) = gw
-        .balancer
-        .pick(call.version, call.deployment, &tried)
-        .ok_or_else(|| GatewayError::NoBackend {
-            deployment: call.deployment.map(str::to_string),
-            version: call.version.to_string(),
-        })?;
-    loop {
-        trace.backend = Some(index);
-        let sent = Instant::now();
-        let (body, decoded) = call.body_for(backend)?;
-        let result = upstream::forward(
-            client,
-            backend,
-            Outgoing {
-                method: call.req.method(),
-                headers: call.req.headers(),
-                path: &call.path_for(backend),
-                query: &call.query,
-                body,
-                decoded,
-            },
-        )
-        .await;
-        let answer = result.as_ref().ok();
-        gw.metrics.backend_call(
-            index,
-            answer.map(|a| a.status.as_u16()),
-            sent.elapsed(),
-            answer.map(|a| &a.headers),
-        );
-        let verdict = failover::judge(&result, &gw.failover);
-        gw.balancer.record(index, call.deployment, verdict.outcome);
-        // Stored objects live on one backend: there is nowhere else to go.
-        if !verdict.move_on || call.deployment.is_none() {
-            return result;
-        }
-        tried.push(index);
-        if tried.len() >= gw.failover.attempts {
-            return result;
-        }
-        let Some(next) = gw.balancer.pick(call.version, call.deployment, &tried) else {
-            return result;
-        };
-        gw.metrics.handed_on(index);
-        log::info!(
-            "{} {}: backend {} answered {}; trying {}",
-            call.req.method(),
-            call.req.path(),
-            backend.name,
-            match &result {
-                Ok(answer) => answer.status.as_u16().to_string(),
-                Err(error) => error.internal(),
-            },
-            next.1.name
-        );
-        (index, backend) = next;
-    }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes before reading them where the client

@@ -19,9 +19,12 @@
 //! before all this. This module holds what all requests share ([`Gateway`]) and starts and
 //! stops the server.
 
+pub mod access;
 pub mod auth;
 pub mod balancer;
+pub mod compat;
 pub mod deployment;
+mod dispatch;
 pub mod docs;
 pub mod edit;
 pub mod encoding;
@@ -31,6 +34,7 @@ mod handler;
 pub mod multipart;
 pub mod query;
 pub mod relay;
+pub mod request;
 pub mod router;
 pub mod upstream;
 pub mod validate;
@@ -43,8 +47,10 @@ use std::time::Duration;
 use actix_web::{App, HttpServer, web};
 use aoai_runtime::schema::Policy;
 
-use crate::config::{Failover, MetricsConfig, Settings};
+use crate::config::{Failover, MetricsConfig, Settings, UsageSettings};
+use crate::limits::Limiter;
 use crate::metrics::Metrics;
+use access::CountedRuns;
 use auth::Auth;
 use balancer::Balancer;
 use docs::Docs;
@@ -65,6 +71,10 @@ pub struct Gateway {
     pub client_head_timeout: Duration,
     pub client_body_timeout: Duration,
     pub failover: Failover,
+    pub usage: UsageSettings,
+    pub limiter: Limiter,
+    /// Runs whose usage has been counted (see `access`).
+    pub counted_runs: CountedRuns,
     pub metrics: Metrics,
     pub metrics_page: MetricsConfig,
     pub workers: Option<usize>,
@@ -80,8 +90,16 @@ impl Gateway {
             settings.subscriptions.iter().map(|s| s.name.as_str()),
             settings.backends.iter().map(|b| b.name.as_str()),
         );
+        let limits = settings
+            .subscriptions
+            .iter()
+            .map(|s| s.limits.clone())
+            .collect();
         Gateway {
             metrics,
+            limiter: Limiter::new(limits),
+            counted_runs: CountedRuns::default(),
+            usage: settings.usage,
             metrics_page: settings.metrics,
             docs: Docs::new(&settings.docs, &settings.base_path),
             router: Router::new(crate::generated::API_VERSIONS),
@@ -165,12 +183,12 @@ async fn wait_for_signal(terminate: &mut actix_web::rt::signal::unix::Signal) {
 async fn stop_on_signal(gw: web::Data<Gateway>, server: actix_web::dev::ServerHandle) {
     use actix_web::rt::signal::unix::{SignalKind, signal};
     let Ok(mut terminate) = signal(SignalKind::terminate()) else {
-        log::warn!("cannot listen for SIGTERM; stop the gateway with SIGKILL");
+        tracing::warn!("cannot listen for SIGTERM; stop the gateway with SIGKILL");
         return;
     };
     wait_for_signal(&mut terminate).await;
     gw.draining.store(true, Ordering::Relaxed);
-    log::info!(
+    tracing::info!(
         "stopping: /readyz answers 503; accepting for {} s more, then calls in flight have {} s to finish",
         gw.shutdown_drain.as_secs(),
         gw.shutdown_grace.as_secs()
@@ -182,7 +200,7 @@ async fn stop_on_signal(gw: web::Data<Gateway>, server: actix_web::dev::ServerHa
     let graceful = server.stop(true);
     let forced = async {
         wait_for_signal(&mut terminate).await;
-        log::warn!("second signal: stopping now");
+        tracing::warn!("second signal: stopping now");
         server.stop(false).await;
     };
     futures_util::future::select(Box::pin(graceful), Box::pin(forced)).await;

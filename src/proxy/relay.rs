@@ -15,19 +15,25 @@
 //! the SDKs raise, exactly as they do talking to the backend directly. A body delimited by the
 //! connection closing (no length, not chunked) can only end that way, and passes as it is.
 //!
-//! Whatever the ending, the relay reports it once ([`End`]), which is when the gateway writes
-//! the call's access record: complete, cut by the backend, or abandoned by the client.
+//! Whatever the ending, the relay reports it once ([`Ended`]), which is when the gateway settles
+//! the call's tokens and writes its access record: complete, cut by the backend, or abandoned
+//! by the client, with what its [`Meter`] read of the usage on the way and when the first byte
+//! went by.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Instant;
 
 use actix_web::rt::net::{ActixStream, Ready};
 use awc::error::PayloadError;
 use bytes::Bytes;
 use futures_util::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::tokens::meter::{Meter, Reading};
 
 thread_local! {
     /// Raised by [`WatchedStream`] when a read finds its connection closed.
@@ -114,35 +120,70 @@ pub enum End {
     Abandoned { bytes: u64 },
 }
 
+/// How a relayed body ended, and what was read of it.
+#[derive(Debug)]
+pub struct Ended {
+    pub end: End,
+    /// What the meter read, for an answer that was metered.
+    pub reading: Option<Reading>,
+    /// When the first byte of the body went by.
+    pub first_byte: Option<Instant>,
+}
+
 /// The error the client's response fails with when the backend cut its body.
 #[derive(Debug, thiserror::Error)]
 #[error("the backend's answer was cut off: {0}")]
 pub struct Cut(String);
 
 /// A backend's body relayed to the client; `on_end` hears how it ended, exactly once.
-pub struct Relay<S, F: FnOnce(End)> {
+pub struct Relay<S, F: FnOnce(Ended)> {
     body: S,
     framing: Framing,
+    /// Bytes passed to the client.
     bytes: u64,
+    meter: Option<Meter>,
+    reading: Option<Reading>,
+    /// What the meter let through and the client has yet to get.
+    queue: VecDeque<Bytes>,
+    first_byte: Option<Instant>,
     on_end: Option<F>,
-    /// A cut noticed but not yet reported to the client's connection (see `poll_next`).
+    /// How the body ended, once it has; reported once the queue is empty.
+    ended: Option<End>,
+    /// The error the client's response fails with, after the queue and one more turn.
     cut: Option<Cut>,
+    cut_turn: bool,
 }
 
-impl<S, F: FnOnce(End)> Relay<S, F> {
-    pub fn new(body: S, framing: Framing, on_end: F) -> Self {
+impl<S, F: FnOnce(Ended)> Relay<S, F> {
+    pub fn new(body: S, framing: Framing, meter: Option<Meter>, on_end: F) -> Self {
         Relay {
             body,
             framing,
             bytes: 0,
+            meter,
+            reading: None,
+            queue: VecDeque::new(),
+            first_byte: None,
             on_end: Some(on_end),
+            ended: None,
             cut: None,
+            cut_turn: false,
         }
     }
 
-    fn end(&mut self, end: End) {
+    /// The backend's body has ended: what the meter still held joins the queue.
+    fn body_ended(&mut self, end: End) {
+        self.reading = self.meter.take().map(|m| m.finish(&mut self.queue));
+        self.ended = Some(end);
+    }
+
+    fn report(&mut self, end: End) {
         if let Some(on_end) = self.on_end.take() {
-            on_end(end);
+            on_end(Ended {
+                end,
+                reading: self.reading.take(),
+                first_byte: self.first_byte,
+            });
         }
     }
 }
@@ -150,51 +191,76 @@ impl<S, F: FnOnce(End)> Relay<S, F> {
 impl<S, F> Stream for Relay<S, F>
 where
     S: Stream<Item = Result<Bytes, PayloadError>> + Unpin,
-    F: FnOnce(End) + Unpin,
+    F: FnOnce(Ended) + Unpin,
 {
     type Item = Result<Bytes, Cut>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        if let Some(cut) = this.cut.take() {
-            return Poll::Ready(Some(Err(cut)));
-        }
-        if this.on_end.is_none() {
-            return Poll::Ready(None);
-        }
-        CONNECTION_CLOSED.with(|closed| closed.set(false));
-        let next = ready!(Pin::new(&mut this.body).poll_next(cx));
-        let closed = CONNECTION_CLOSED.with(|closed| closed.replace(false));
-        let detail = match next {
-            Some(Ok(chunk)) => {
+        loop {
+            if let Some(chunk) = this.queue.pop_front() {
                 this.bytes += chunk.len() as u64;
                 return Poll::Ready(Some(Ok(chunk)));
             }
-            Some(Err(error)) => error.to_string(),
-            None if closed && this.framing == Framing::Delimited => {
-                "the connection closed before the end of the body".to_string()
+            if let Some(end) = this.ended.take() {
+                let bytes = this.bytes;
+                this.report(match end {
+                    End::Cut { detail, .. } => End::Cut { bytes, detail },
+                    _ => End::Complete { bytes },
+                });
             }
-            None => {
-                this.end(End::Complete { bytes: this.bytes });
+            if let Some(cut) = this.cut.take() {
+                // actix drops what it has not yet written when a body fails; one more turn
+                // lets it write what the backend did send before the failure closes the
+                // connection.
+                if !this.cut_turn {
+                    this.cut_turn = true;
+                    this.cut = Some(cut);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                return Poll::Ready(Some(Err(cut)));
+            }
+            if this.on_end.is_none() {
                 return Poll::Ready(None);
             }
-        };
-        this.end(End::Cut {
-            bytes: this.bytes,
-            detail: detail.clone(),
-        });
-        // actix drops what it has not yet written when a body fails; one more turn lets it
-        // write what the backend did send before the failure closes the connection.
-        this.cut = Some(Cut(detail));
-        cx.waker().wake_by_ref();
-        Poll::Pending
+            CONNECTION_CLOSED.with(|closed| closed.set(false));
+            let next = ready!(Pin::new(&mut this.body).poll_next(cx));
+            let closed = CONNECTION_CLOSED.with(|closed| closed.replace(false));
+            let detail = match next {
+                Some(Ok(chunk)) => {
+                    this.first_byte.get_or_insert_with(Instant::now);
+                    match &mut this.meter {
+                        Some(meter) => meter.feed(chunk, &mut this.queue),
+                        None => this.queue.push_back(chunk),
+                    }
+                    continue;
+                }
+                Some(Err(error)) => error.to_string(),
+                None if closed && this.framing == Framing::Delimited => {
+                    "the connection closed before the end of the body".to_string()
+                }
+                None => {
+                    this.body_ended(End::Complete { bytes: 0 });
+                    continue;
+                }
+            };
+            this.body_ended(End::Cut {
+                bytes: 0,
+                detail: detail.clone(),
+            });
+            this.cut = Some(Cut(detail));
+        }
     }
 }
 
-impl<S, F: FnOnce(End)> Drop for Relay<S, F> {
+impl<S, F: FnOnce(Ended)> Drop for Relay<S, F> {
     fn drop(&mut self) {
+        if self.on_end.is_some() && self.reading.is_none() {
+            self.reading = self.meter.take().map(|m| m.finish(&mut VecDeque::new()));
+        }
         let bytes = self.bytes;
-        self.end(End::Abandoned { bytes });
+        self.report(End::Abandoned { bytes });
     }
 }
 
@@ -230,8 +296,8 @@ mod tests {
         let ends = Rc::new(std::cell::RefCell::new(Vec::new()));
         let sink = ends.clone();
         let items = actix_web::rt::System::new().block_on(
-            Relay::new(body(chunks, closed), framing, move |end| {
-                sink.borrow_mut().push(end)
+            Relay::new(body(chunks, closed), framing, None, move |ended: Ended| {
+                sink.borrow_mut().push(ended.end)
             })
             .map(|r| r.map_err(|e| e.to_string()))
             .collect::<Vec<_>>(),
@@ -271,9 +337,12 @@ mod tests {
     fn a_body_dropped_half_way_was_abandoned() {
         let ends = Rc::new(std::cell::RefCell::new(Vec::new()));
         let sink = ends.clone();
-        let mut relay = Relay::new(body(&["a", "b"], false), Framing::Delimited, move |end| {
-            sink.borrow_mut().push(end)
-        });
+        let mut relay = Relay::new(
+            body(&["a", "b"], false),
+            Framing::Delimited,
+            None,
+            move |ended: Ended| sink.borrow_mut().push(ended.end),
+        );
         let first = actix_web::rt::System::new().block_on(relay.next());
         assert!(first.is_some());
         drop(relay);

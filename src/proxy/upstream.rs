@@ -22,9 +22,11 @@ use awc::error::SendRequestError;
 use bytes::Bytes;
 
 use crate::config::Backend;
+use crate::proxy::access::CLIENT_REQUEST_ID;
 use crate::proxy::auth::{API_KEY_HEADER, AUTHORIZATION, OCP_APIM_HEADER};
 use crate::proxy::error::GatewayError;
-use crate::proxy::relay::{End, Framing, Relay, WatchedStream};
+use crate::proxy::relay::{End, Ended, Framing, Relay, WatchedStream};
+use crate::tokens::meter::Meter;
 
 pub const BACKEND_HEADER: &str = "x-aoai-gateway-backend";
 
@@ -119,9 +121,11 @@ pub struct Outgoing<'a> {
     /// Query string without the client's subscription key; empty for none.
     pub query: &'a str,
     pub body: Bytes,
-    /// `body` is the decoded form of what the client sent compressed (to rename the deployment
-    /// in it): its `Content-Encoding` no longer applies.
+    /// `body` is the decoded form of what the client sent compressed (to edit it): its
+    /// `Content-Encoding` no longer applies.
     pub decoded: bool,
+    /// The call's id, for Azure's logs, when the client sent none of its own.
+    pub request_id: Option<&'a str>,
 }
 
 /// A backend's answer: its status and headers (already trimmed for the client) and its body,
@@ -135,14 +139,25 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The client's response, streaming the body as it arrives; `on_end` hears how the body
-    /// ended (see [`relay`](crate::proxy::relay)). `client` is the client's HTTP version: an HTTP/1.0
-    /// client knows no chunked encoding, so a body of unknown length is delimited by closing
-    /// its connection.
+    /// The answer's media type, without its parameters.
+    pub fn media_type(&self) -> String {
+        aoai_runtime::catalog::essence(
+            self.headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        )
+    }
+
+    /// The client's response, streaming the body as it arrives, read by `meter` on the way;
+    /// `on_end` hears how the body ended (see [`relay`](crate::proxy::relay)). `client` is the
+    /// client's HTTP version: an HTTP/1.0 client knows no chunked encoding, so a body of
+    /// unknown length is delimited by closing its connection.
     pub fn into_response(
         self,
         client: Version,
-        on_end: impl FnOnce(End) + Unpin + 'static,
+        meter: Option<Meter>,
+        on_end: impl FnOnce(Ended) + Unpin + 'static,
     ) -> HttpResponse {
         // actix never reads a body it knows to be empty, so such an answer ends here.
         let empty = self.length == Some(0)
@@ -151,19 +166,27 @@ impl Answer {
                 StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED
             );
         if empty {
-            on_end(End::Complete { bytes: 0 });
+            on_end(Ended {
+                end: End::Complete { bytes: 0 },
+                reading: None,
+                first_byte: None,
+            });
             let mut reply = HttpResponse::build(self.status).finish();
             *reply.headers_mut() = self.headers;
             return reply;
         }
-        let relay = Relay::new(self.body, self.framing, on_end);
+        // A meter that may take bytes out cannot keep the length the backend announced.
+        let length = self
+            .length
+            .filter(|_| meter.as_ref().is_none_or(|m| !m.edits()));
+        let relay = Relay::new(self.body, self.framing, meter, on_end);
         // A known length is kept so the client sees it.
-        let mut reply = match self.length {
+        let mut reply = match length {
             Some(length) => HttpResponse::build(self.status).body(SizedStream::new(length, relay)),
             None => HttpResponse::build(self.status).body(BodyStream::new(relay)),
         };
         *reply.headers_mut() = self.headers;
-        if self.length.is_none() && client < Version::HTTP_11 {
+        if length.is_none() && client < Version::HTTP_11 {
             reply.head_mut().no_chunking(true);
             reply.head_mut().set_connection_type(ConnectionType::Close);
         }
@@ -204,6 +227,12 @@ pub async fn forward(
         HeaderName::from_static(API_KEY_HEADER),
         backend.api_key.clone(),
     );
+    if let Some(id) = out
+        .request_id
+        .and_then(|id| header::HeaderValue::from_str(id).ok())
+    {
+        headers.insert(HeaderName::from_static(CLIENT_REQUEST_ID), id);
+    }
 
     let response = request.send_body(out.body).await.map_err(|e| match e {
         SendRequestError::Connect(e) => GatewayError::UpstreamConnect {

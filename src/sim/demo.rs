@@ -42,31 +42,22 @@ pub async fn run(listen: &str) -> Result<(), String> {
         simulators.push(addr);
         let key_env = format!("DEMO_{}_KEY", name.to_ascii_uppercase());
         env.insert(key_env.clone(), key);
-        backends.push(BackendConfig {
-            name: name.to_string(),
-            endpoint: format!("http://{addr}"),
-            region: region.to_string(),
-            api_key_env: key_env,
-            deployments: Vec::new(),
-            // In East US, `busy` is a deployment over its quota: calls to it fail over.
-            deployment_map: if i == 0 {
-                [("busy".to_string(), "rate-limited".to_string())].into()
-            } else {
-                Default::default()
-            },
-            api_versions: Vec::new(),
-            stored_objects: true,
-        });
+        let mut backend = BackendConfig::new(name, &format!("http://{addr}"), &key_env);
+        backend.region = region.to_string();
+        // In East US, `busy` is a deployment over its quota: calls to it fail over.
+        if i == 0 {
+            backend.deployment_map = [("busy".to_string(), "rate-limited".to_string())].into();
+        }
+        backends.push(backend);
     }
     env.insert("DEMO_SUBSCRIPTION_KEY".into(), DEMO_KEY.into());
     let mut config: FileConfig = toml::from_str("").map_err(|e| e.to_string())?;
     config.listen = listen.to_string();
     config.backends = backends;
-    config.subscriptions = vec![SubscriptionConfig {
-        name: "demo".into(),
-        key_env: Some("DEMO_SUBSCRIPTION_KEY".into()),
-        key_sha256: None,
-    }];
+    config.subscriptions = vec![SubscriptionConfig::with_key_env(
+        "demo",
+        "DEMO_SUBSCRIPTION_KEY",
+    )];
     let versions: Vec<&str> = crate::generated::API_VERSIONS
         .iter()
         .map(|v| v.version)

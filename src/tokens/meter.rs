@@ -92,6 +92,11 @@ impl Meter {
         }
     }
 
+    /// Whether the client may get other bytes than the backend sent (usage taken out).
+    pub fn edits(&self) -> bool {
+        self.strip
+    }
+
     /// Reads the next chunk of the answer and queues in `out` what the client gets.
     pub fn feed(&mut self, chunk: Bytes, out: &mut VecDeque<Bytes>) {
         let start = self.at;

@@ -201,12 +201,10 @@ mod tests {
         let mut texts = Vec::new();
         let mut on_text = |t: &[u8]| texts.push(String::from_utf8_lossy(t).into_owned());
         let mut dispatched = Vec::new();
-        let mut on_event = |d: Dispatched| dispatched.push(d);
         for piece in stream.as_bytes().chunks(step) {
-            reader.feed(piece, &mut on_text, &mut on_event);
+            reader.feed(piece, &mut on_text, &mut |d| dispatched.push(d));
         }
-        reader.finish(&mut on_text, &mut on_event);
-        drop(on_event);
+        reader.finish(&mut on_text, &mut |d| dispatched.push(d));
         for d in dispatched {
             let usage = d
                 .found

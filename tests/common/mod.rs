@@ -169,16 +169,10 @@ pub async fn start(setup: Setup) -> Running {
         let key_env = format!("{}_KEY", b.name.to_ascii_uppercase());
         env.insert(key_env.clone(), b.key.clone());
         keys.push(b.key);
-        backends.push(BackendConfig {
-            name: b.name.into(),
-            endpoint,
-            region: b.region.into(),
-            api_key_env: key_env,
-            deployments: Vec::new(),
-            deployment_map: b.deployment_map,
-            api_versions: Vec::new(),
-            stored_objects: true,
-        });
+        let mut backend = BackendConfig::new(b.name, &endpoint, &key_env);
+        backend.region = b.region.into();
+        backend.deployment_map = b.deployment_map;
+        backends.push(backend);
     }
     let mut config: FileConfig = toml::from_str("").expect("defaults");
     config.workers = Some(1);
@@ -186,11 +180,7 @@ pub async fn start(setup: Setup) -> Running {
     config.timeouts.response_ms = setup.response_ms;
     config.backends = backends;
     config.docs = setup.docs;
-    config.subscriptions = vec![SubscriptionConfig {
-        name: "team-a".into(),
-        key_env: Some("CLIENT_KEY".into()),
-        key_sha256: None,
-    }];
+    config.subscriptions = vec![SubscriptionConfig::with_key_env("team-a", "CLIENT_KEY")];
     (setup.tweak)(&mut config);
     let versions: Vec<&str> = aoai_gateway::generated::API_VERSIONS
         .iter()
