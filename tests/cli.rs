@@ -171,6 +171,43 @@ fn check_config_reports_every_mistake_in_one_run() {
 }
 
 #[test]
+fn check_config_refuses_a_compat_rename_an_api_version_cannot_carry() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/gateway.example.toml");
+    let mut env = vec![
+        ("AOAI_EASTUS_KEY", "a"),
+        ("AOAI_SWEDEN_KEY", "b"),
+        ("TEAM_SEARCH_KEY", "c"),
+    ];
+    // Sweden Central serves 2024-10-21 and v1, whose chat requests have no max_output_tokens
+    // (a Responses API field).
+    env.push((
+        "AOAI_GATEWAY__BACKENDS__SWEDENCENTRAL__COMPAT__GPT-4O__RENAME__MAX_TOKENS",
+        "max_output_tokens",
+    ));
+    env.push((
+        "AOAI_GATEWAY__BACKENDS__SWEDENCENTRAL__COMPAT__GPT-4O__DROP",
+        "[\"temprature\"]",
+    ));
+    let out = gateway(&["check-config", "--config", example], &env);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    for expected in [
+        "backends[1].compat.gpt-4o.rename.max_tokens: api-version 2024-10-21's request models with `max_tokens` have no field `max_output_tokens`",
+        "backends[1].compat.gpt-4o.drop: no deployment operation of api-version 2024-10-21 takes `temprature`",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected}:\n{stderr}");
+    }
+    // The rename a reasoning model needs is one both versions can carry.
+    env.truncate(3);
+    env.push((
+        "AOAI_GATEWAY__BACKENDS__SWEDENCENTRAL__COMPAT__GPT-4O__RENAME__MAX_TOKENS",
+        "max_completion_tokens",
+    ));
+    let out = gateway(&["check-config", "--config", example], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
 fn a_reader_that_goes_away_ends_the_listing_quietly() {
     // The JSON listing is larger than a pipe's buffer, so the gateway is still writing when
     // `head` closes the pipe.

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, CHAT, Running, Setup, raw_exchange, raw_post, run, start};
+use common::{Backend, CHAT, Running, Setup, metric, raw_exchange, raw_post, run, start};
 
 const HELLO: &str = r#"{"messages":[{"role":"user","content":"Hello!"}]}"#;
 const STREAM: &str = r#"{"messages":[{"role":"user","content":"Hello!"}],"stream":true}"#;
@@ -25,13 +25,6 @@ async fn still_serves(gw: &Running) {
         "{headers:?} {}",
         String::from_utf8_lossy(&body)
     );
-}
-
-fn metric(text: &str, line_start: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 #[test]

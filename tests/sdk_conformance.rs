@@ -7,6 +7,9 @@
 //! chat, streaming, a cut stream, embeddings, a Responses call, a file's whole life, and the
 //! errors.
 //!
+//! Against a subscription's limit, the SDK raises `RateLimitError` with the gateway's
+//! `retry-after`, and with `max_retries=1` waits what it was told and gets through.
+//!
 //! The SDK lives in a virtualenv that the README's test command creates (`scripts/test.sh`);
 //! `AOAI_TEST_PYTHON` names its interpreter, defaulting to `.venv/bin/python`.
 
@@ -157,6 +160,49 @@ fn the_openai_sdk_works_through_the_gateway() {
         assert!(
             transcription.body.windows(4).any(|w| w == b"RIFF"),
             "the WAV file reached the backend"
+        );
+    });
+}
+
+#[test]
+#[ignore = "needs the openai SDK in .venv: scripts/test.sh installs it and runs this"]
+fn the_sdk_waits_the_retry_after_a_limit_gives_and_gets_through() {
+    run(async move {
+        let gw = start(Setup {
+            backends: vec![Backend::new("eastus", "East US")],
+            tweak: |c| c.subscriptions[0].limits.requests_per_minute = Some(1),
+            ..Setup::default()
+        })
+        .await;
+        // About a minute: the first call leaves the window 60 s after it was made.
+        let output = script("sdk_limits.py", &gw.base, &[]).await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}\n{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("summary");
+        assert_eq!(seen["refused_code"], "429", "{seen}");
+        let first_wait = seen["refused_retry_after"].as_f64().unwrap();
+        assert!((58.0..=61.0).contains(&first_wait), "{seen}");
+        // The retry waited the 2-4 s it was told (the SDK sleeps retry-after-ms), no more.
+        let waited = seen["waited"].as_f64().unwrap();
+        assert!((1.5..=6.0).contains(&waited), "{seen}");
+        assert!(
+            seen["answered"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("Hello from"))
+        );
+        // The backend saw the two calls that were let through, not the refusals.
+        assert_eq!(gw.all_recorded().len(), 2);
+        let metrics = gw.metrics().await;
+        assert_eq!(
+            common::metric(
+                &metrics,
+                "aoai_gateway_limit_refusals_total{subscription=\"team-a\",limit=\"requests_per_minute\"}"
+            ),
+            Some(2)
         );
     });
 }

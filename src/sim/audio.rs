@@ -6,7 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use serde_json::{Value, json};
 
-use super::{Simulator, azure_error, json_reply, rate_limit_headers};
+use super::{Simulator, azure_error, json_reply};
 use crate::proxy::multipart;
 
 /// The text fields of a form body (file parts left out).
@@ -28,6 +28,7 @@ pub(super) fn audio_text(
     content_type: &str,
     body: &[u8],
     transcribe: bool,
+    deployment: &str,
 ) -> HttpResponse {
     let Some(fields) = form_fields(content_type, body) else {
         return json_reply(
@@ -48,7 +49,7 @@ pub(super) fn audio_text(
         },
         sim.config.region
     );
-    rate_limit_headers(&mut reply, 0);
+    sim.spend(&mut reply, deployment, 0);
     match fields
         .get("response_format")
         .map(String::as_str)
@@ -86,6 +87,7 @@ pub(super) fn speech(
     mut reply: HttpResponseBuilder,
     content_type: &str,
     body: &[u8],
+    deployment: &str,
 ) -> HttpResponse {
     let request: Value = if content_type.starts_with("application/json") {
         serde_json::from_slice(body).unwrap_or(Value::Null)
@@ -110,5 +112,6 @@ pub(super) fn speech(
     let mut audio = b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec();
     audio.extend(sim.config.region.bytes());
     audio.extend((0..4096u32).map(|i| (i * 7 % 256) as u8));
+    sim.spend(&mut reply, deployment, 0);
     reply.content_type(media).body(audio)
 }

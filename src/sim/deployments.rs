@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::audio::{audio_text, speech};
 use super::images::images;
-use super::text::{embeddings, text_completion};
+use super::text::{Generation, embeddings, text_completion};
 use super::{Simulator, azure_error, json_reply};
 use crate::proxy::query;
 
@@ -63,15 +63,19 @@ pub(super) async fn deployment_call(
                 sim,
                 reply,
                 &request,
-                operation_id == "ChatCompletions_Create",
-                deployment == "cut-stream",
+                Generation {
+                    deployment,
+                    operation_id,
+                    chat: operation_id == "ChatCompletions_Create",
+                    cut: deployment == "cut-stream",
+                },
             )
         }
         "Embeddings_Create" => {
             let Ok(request) = serde_json::from_slice::<Value>(body) else {
                 return not_json(reply);
             };
-            embeddings(reply, &request)
+            embeddings(sim, reply, &request, deployment)
         }
         "Transcriptions_Create" | "Translations_Create" => audio_text(
             sim,
@@ -79,11 +83,12 @@ pub(super) async fn deployment_call(
             content_type,
             body,
             operation_id == "Transcriptions_Create",
+            deployment,
         ),
-        "Speech_Create" => speech(sim, reply, content_type, body),
+        "Speech_Create" => speech(sim, reply, content_type, body, deployment),
         _ => {
             let request = serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
-            images(sim, reply, &request)
+            images(sim, reply, &request, deployment)
         }
     }
 }

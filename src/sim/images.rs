@@ -5,12 +5,13 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 use serde_json::{Value, json};
 
 use super::text::content_filter;
-use super::{Simulator, json_reply, now, rate_limit_headers};
+use super::{Simulator, json_reply, now};
 
 pub(super) fn images(
     sim: &Simulator,
     mut reply: HttpResponseBuilder,
     request: &Value,
+    deployment: &str,
 ) -> HttpResponse {
     let prompt = request.get("prompt").and_then(Value::as_str).unwrap_or("");
     let n = request
@@ -19,7 +20,7 @@ pub(super) fn images(
         .unwrap_or(1)
         .clamp(1, 10);
     let b64 = request.get("response_format").and_then(Value::as_str) == Some("b64_json");
-    rate_limit_headers(&mut reply, 0);
+    sim.spend(&mut reply, deployment, 0);
     let data: Vec<Value> = (0..n)
         .map(|i| {
             let mut image = json!({

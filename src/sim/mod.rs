@@ -23,11 +23,12 @@ mod audio;
 pub mod demo;
 mod deployments;
 mod images;
+mod quota;
 mod stored;
 mod text;
 mod v1;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +56,9 @@ pub struct SimulatorConfig {
     pub chunk_delay: Duration,
     /// How long the `slow` deployment waits before answering.
     pub slow_delay: Duration,
+    /// Each deployment's quota, as a provisioned or pay-as-you-go deployment has one (see
+    /// `quota`); `None`: plenty.
+    pub tokens_per_minute: Option<u64>,
     /// Keep every request for inspection (tests).
     pub record: bool,
     pub workers: usize,
@@ -68,6 +72,7 @@ impl SimulatorConfig {
             deployments: Vec::new(),
             chunk_delay: Duration::from_millis(20),
             slow_delay: Duration::from_secs(30),
+            tokens_per_minute: None,
             record: false,
             workers: 1,
         }
@@ -101,6 +106,9 @@ pub struct Simulator {
     /// id → the bytes of an uploaded file.
     contents: Mutex<HashMap<String, Bytes>>,
     counter: AtomicU64,
+    quota: quota::Windows,
+    /// Hashes of long prompts seen, which the next time are served from the cache.
+    prompts: Mutex<HashSet<u64>>,
 }
 
 impl Simulator {
@@ -111,6 +119,8 @@ impl Simulator {
             objects: Mutex::new(HashMap::new()),
             contents: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(1),
+            quota: quota::Windows::default(),
+            prompts: Mutex::new(HashSet::new()),
         })
     }
 
@@ -318,12 +328,4 @@ pub(super) fn json_reply(
         HeaderValue::from_static("application/json"),
     ));
     reply.body(body.to_string())
-}
-
-pub(super) fn rate_limit_headers(reply: &mut HttpResponseBuilder, tokens_used: u64) {
-    reply.insert_header(("x-ratelimit-remaining-requests", "999"));
-    reply.insert_header((
-        "x-ratelimit-remaining-tokens",
-        (150_000u64.saturating_sub(tokens_used)).to_string(),
-    ));
 }

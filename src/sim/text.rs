@@ -1,4 +1,13 @@
 //! Chat completions, completions (as JSON or server-sent events) and embeddings.
+//!
+//! What the models do, as far as a gateway can tell: a reasoning deployment (named `o1`, `o3`,
+//! `o4`… or with `reasoning` in its name) refuses `max_tokens` and any `temperature` or
+//! `top_p` but the default, as Azure's o-series do, and spends most of its completion tokens
+//! thinking (`completion_tokens_details.reasoning_tokens`); a prompt of 1,024 tokens or more
+//! sent a second time is served from the cache in steps of 128
+//! (`prompt_tokens_details.cached_tokens`). Tokens are counted as words, plus 8 for a prompt.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self};
@@ -7,7 +16,80 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::deployments::cut_half_way;
-use super::{MODEL, Simulator, json_reply, now, rate_limit_headers};
+use super::{MODEL, Simulator, json_reply, now, openai_error};
+
+/// A call to a deployment that generates text.
+pub(super) struct Generation<'a> {
+    pub deployment: &'a str,
+    pub operation_id: &'a str,
+    pub chat: bool,
+    /// Act out a backend that drops the connection half-way.
+    pub cut: bool,
+}
+
+/// Whether a deployment is a reasoning model's.
+fn reasoning(deployment: &str) -> bool {
+    let name = deployment.to_ascii_lowercase();
+    name.contains("reasoning")
+        || ["o1", "o3", "o4"]
+            .iter()
+            .any(|m| name == *m || name.starts_with(&format!("{m}-")))
+}
+
+/// The 400 a reasoning deployment answers a parameter it does not take with.
+fn refused_parameter(request: &Value) -> Option<(StatusCode, Value)> {
+    let refuse = |param: &str, code: &str, message: String| {
+        let (status, mut body) = openai_error(StatusCode::BAD_REQUEST, &message);
+        body["error"]["param"] = json!(param);
+        body["error"]["code"] = json!(code);
+        (status, body)
+    };
+    if request.get("max_tokens").is_some_and(|v| !v.is_null()) {
+        return Some(refuse(
+            "max_tokens",
+            "unsupported_parameter",
+            "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.".into(),
+        ));
+    }
+    for param in ["temperature", "top_p"] {
+        if let Some(value) = request
+            .get(param)
+            .filter(|v| v.as_f64() != Some(1.0) && !v.is_null())
+        {
+            return Some(refuse(
+                param,
+                "unsupported_value",
+                format!(
+                    "Unsupported value: '{param}' does not support {value} with this model. Only the default (1) value is supported."
+                ),
+            ));
+        }
+    }
+    None
+}
+
+/// Every word the prompt sends: all messages' text, or the prompt.
+fn prompt_words(request: &Value) -> u64 {
+    let text = |v: &Value| -> u64 {
+        match v {
+            Value::String(s) => words(s),
+            Value::Array(parts) => parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str).or(p.as_str()))
+                .map(words)
+                .sum(),
+            _ => 0,
+        }
+    };
+    match request.get("messages").and_then(Value::as_array) {
+        Some(messages) => messages
+            .iter()
+            .filter_map(|m| m.get("content"))
+            .map(text)
+            .sum(),
+        None => request.get("prompt").map_or(0, text),
+    }
+}
 
 pub(super) fn content_filter() -> Value {
     let safe = json!({ "filtered": false, "severity": "safe" });
@@ -43,19 +125,66 @@ pub(super) fn words(text: &str) -> u64 {
     text.split_whitespace().count().max(1) as u64
 }
 
+impl Simulator {
+    /// The prompt tokens served from the cache: a prompt of 1,024 tokens or more seen before,
+    /// in steps of 128.
+    fn cached(&self, request: &Value, prompt_tokens: u64) -> u64 {
+        if prompt_tokens < 1024 {
+            return 0;
+        }
+        let mut hasher = DefaultHasher::new();
+        request
+            .get("messages")
+            .or(request.get("prompt"))
+            .map(|v| v.to_string())
+            .hash(&mut hasher);
+        let seen = self
+            .prompts
+            .lock()
+            .map(|mut seen| !seen.insert(hasher.finish()))
+            .unwrap_or(false);
+        if seen { prompt_tokens / 128 * 128 } else { 0 }
+    }
+}
+
 pub(super) fn text_completion(
     sim: &Simulator,
-    mut reply: HttpResponseBuilder,
+    reply: HttpResponseBuilder,
     request: &Value,
-    chat: bool,
-    cut: bool,
+    call: Generation<'_>,
 ) -> HttpResponse {
+    let Generation {
+        deployment,
+        operation_id,
+        chat,
+        cut,
+    } = call;
+    let thinks = reasoning(deployment);
+    if thinks && let Some(refused) = refused_parameter(request) {
+        return json_reply(reply, refused);
+    }
+    let prompt_tokens = prompt_words(request) + 8;
+    let cap = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|f| request.get(*f).and_then(Value::as_u64))
+        .unwrap_or(16);
+    let mut reply = match sim.admit(reply, deployment, operation_id, prompt_tokens + cap) {
+        Ok(reply) => reply,
+        Err(refused) => return *refused,
+    };
     let asked = prompt_text(request);
     let answer = format!("Hello from {}! You asked: {asked}", sim.config.region);
-    let prompt_tokens = words(&asked) + 8;
-    let completion_tokens = words(&answer);
-    let usage = json!({ "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens });
-    rate_limit_headers(&mut reply, prompt_tokens + completion_tokens);
+    let visible = words(&answer);
+    let reasoning_tokens = if thinks { visible * 8 } else { 0 };
+    let completion_tokens = visible + reasoning_tokens;
+    let cached_tokens = sim.cached(request, prompt_tokens);
+    let usage = json!({
+        "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": { "cached_tokens": cached_tokens },
+        "completion_tokens_details": { "reasoning_tokens": reasoning_tokens },
+    });
+    sim.spend(&mut reply, deployment, prompt_tokens + completion_tokens);
     let id = format!(
         "{}-{:x}",
         if chat { "chatcmpl" } else { "cmpl" },
@@ -165,7 +294,12 @@ pub(super) fn text_completion(
     reply.streaming(stream)
 }
 
-pub(super) fn embeddings(mut reply: HttpResponseBuilder, request: &Value) -> HttpResponse {
+pub(super) fn embeddings(
+    sim: &Simulator,
+    reply: HttpResponseBuilder,
+    request: &Value,
+    deployment: &str,
+) -> HttpResponse {
     let inputs: Vec<String> = match request.get("input") {
         Some(Value::Array(items)) => items
             .iter()
@@ -199,7 +333,11 @@ pub(super) fn embeddings(mut reply: HttpResponseBuilder, request: &Value) -> Htt
         })
         .collect();
     let tokens: u64 = inputs.iter().map(|i| words(i)).sum();
-    rate_limit_headers(&mut reply, tokens);
+    let mut reply = match sim.admit(reply, deployment, "Embeddings_Create", tokens) {
+        Ok(reply) => reply,
+        Err(refused) => return *refused,
+    };
+    sim.spend(&mut reply, deployment, tokens);
     json_reply(
         reply,
         (

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::deployments::{act_out, not_json};
-use super::text::{embeddings, text_completion, words};
-use super::{Simulator, json_reply, now, openai_error, rate_limit_headers};
+use super::text::{Generation, embeddings, text_completion, words};
+use super::{Simulator, json_reply, now, openai_error};
 use crate::proxy::multipart;
 
 pub(super) async fn v1_call(
@@ -63,10 +63,18 @@ async fn inference(
         Err(answered) => return answered,
     };
     match operation_id {
-        "createChatCompletion" => {
-            text_completion(sim, reply, &request, true, model == "cut-stream")
-        }
-        "createEmbedding" => embeddings(reply, &request),
+        "createChatCompletion" => text_completion(
+            sim,
+            reply,
+            &request,
+            Generation {
+                deployment: model,
+                operation_id,
+                chat: true,
+                cut: model == "cut-stream",
+            },
+        ),
+        "createEmbedding" => embeddings(sim, reply, &request, model),
         _ => response(sim, reply, &request, model),
     }
 }
@@ -74,7 +82,7 @@ async fn inference(
 /// A Responses API answer: one assistant message with its text, and the usage.
 fn response(
     sim: &Simulator,
-    mut reply: HttpResponseBuilder,
+    reply: HttpResponseBuilder,
     request: &Value,
     model: &str,
 ) -> HttpResponse {
@@ -85,7 +93,15 @@ fn response(
     };
     let text = format!("Hello from {}! You asked: {asked}", sim.config.region);
     let (input_tokens, output_tokens) = (words(&asked) + 4, words(&text));
-    rate_limit_headers(&mut reply, input_tokens + output_tokens);
+    let cap = request
+        .get("max_output_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(16);
+    let mut reply = match sim.admit(reply, model, "createResponse", input_tokens + cap) {
+        Ok(reply) => reply,
+        Err(refused) => return *refused,
+    };
+    sim.spend(&mut reply, model, input_tokens + output_tokens);
     let id = format!("resp_{:032x}", sim.next_id());
     let value = json!({
         "id": id, "object": "response", "created_at": now(), "status": "completed",

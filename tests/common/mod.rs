@@ -24,6 +24,8 @@ pub struct Backend {
     pub deployment_map: BTreeMap<String, String>,
     /// Point the gateway at a port nobody listens on.
     pub dead: bool,
+    /// The simulated resource's quota per deployment (see `sim::quota`).
+    pub tokens_per_minute: Option<u64>,
 }
 
 impl Backend {
@@ -34,6 +36,7 @@ impl Backend {
             key: format!("backend-key-{name}-0123456789"),
             deployment_map: BTreeMap::new(),
             dead: false,
+            tokens_per_minute: None,
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct Running {
     /// `127.0.0.1:port`
     pub addr: std::net::SocketAddr,
     pub sims: Vec<Arc<Simulator>>,
+    /// Each live simulated resource's own URL, `http://127.0.0.1:port`, to call it directly.
+    pub sim_urls: Vec<String>,
     pub keys: Vec<String>,
     pub client: awc::Client,
 }
@@ -108,6 +113,12 @@ impl Running {
         .await
     }
 
+    /// The gateway's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let (_, _, body) = self.get("/metrics").await;
+        String::from_utf8_lossy(&body).into_owned()
+    }
+
     pub async fn post_json(&self, path: &str, body: &str) -> (u16, HashMap<String, String>, Bytes) {
         let response = self
             .client
@@ -143,6 +154,7 @@ pub async fn start(setup: Setup) -> Running {
     let mut env = HashMap::new();
     env.insert("CLIENT_KEY".to_string(), CLIENT_KEY.to_string());
     let mut sims = Vec::new();
+    let mut sim_urls = Vec::new();
     let mut keys = Vec::new();
     let mut backends = Vec::new();
     for b in setup.backends {
@@ -158,12 +170,14 @@ pub async fn start(setup: Setup) -> Running {
             config.record = true;
             config.chunk_delay = setup.chunk_delay;
             config.slow_delay = Duration::from_secs(5);
+            config.tokens_per_minute = b.tokens_per_minute;
             let sim = Simulator::new(config);
             let (server, addr) =
                 sim::start(sim.clone(), TcpListener::bind("127.0.0.1:0").expect("bind"))
                     .expect("simulator starts");
             actix_web::rt::spawn(server);
             sims.push(sim);
+            sim_urls.push(format!("http://{addr}"));
             format!("http://{addr}")
         };
         let key_env = format!("{}_KEY", b.name.to_ascii_uppercase());
@@ -201,6 +215,7 @@ pub async fn start(setup: Setup) -> Running {
         base: format!("http://{addr}"),
         addr,
         sims,
+        sim_urls,
         keys,
         client,
     }
@@ -227,6 +242,29 @@ pub fn python() -> std::path::PathBuf {
 
 pub fn run<F: std::future::Future<Output = ()>>(test: F) {
     System::new().block_on(test);
+}
+
+/// The value of the metric line that starts with `line_start` (name and labels).
+pub fn metric(text: &str, line_start: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `aoai_gateway_tokens_total` for a subscription, deployment, kind and source, over backends.
+pub fn tokens(text: &str, subscription: &str, deployment: &str, kind: &str, source: &str) -> u64 {
+    let wanted = [
+        format!("subscription=\"{subscription}\""),
+        format!("deployment=\"{deployment}\""),
+        format!("kind=\"{kind}\""),
+        format!("source=\"{source}\""),
+    ];
+    text.lines()
+        .filter(|l| l.starts_with("aoai_gateway_tokens_total{"))
+        .filter(|l| wanted.iter().all(|w| l.contains(w.as_str())))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 pub fn error_code(body: &Bytes) -> String {
