@@ -40,8 +40,8 @@ pub struct Headroom {
 /// Tokens by kind, reported then estimated.
 type TokenCounts = [[u64; 4]; 2];
 
-/// (subscription row, backend row, deployment), rows as in `Metrics::requests`.
-type TokenSeries = (usize, usize, Box<str>);
+/// By (subscription row, backend row), rows as in `Metrics::requests`, then by deployment.
+type TokenSeries = HashMap<(usize, usize), HashMap<Box<str>, TokenCounts>>;
 
 /// Status codes 100..=599, plus slot 0 for "no answer" (unreachable, timed out).
 const CODES: usize = 501;
@@ -122,7 +122,9 @@ pub struct Metrics {
     /// `subscriptions.len() + 1` rows of `CODES`; the last row is "no subscription".
     requests: Box<[AtomicU64]>,
     backends: Vec<BackendCounters>,
-    tokens: Mutex<HashMap<TokenSeries, TokenCounts>>,
+    tokens: Mutex<TokenSeries>,
+    /// Deployments in `tokens`, all told.
+    token_series: std::sync::atomic::AtomicUsize,
     /// `subscriptions.len()` rows of the three windows.
     refused: Box<[AtomicU64]>,
 }
@@ -157,6 +159,7 @@ impl Metrics {
             requests: zeros((subscriptions.len() + 1) * CODES),
             refused: zeros(subscriptions.len() * WINDOWS.len()),
             tokens: Mutex::new(HashMap::new()),
+            token_series: std::sync::atomic::AtomicUsize::new(0),
             subscriptions,
             backends: backends
                 .into_iter()
@@ -223,14 +226,19 @@ impl Metrics {
             Source::Estimated => 1,
         };
         let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        let full = tokens.len() >= MAX_TOKEN_SERIES;
-        let key = (row, column, Box::<str>::from(deployment));
-        let key = if full && !tokens.contains_key(&key) {
-            (row, column, Box::<str>::from("(other)"))
-        } else {
-            key
+        let by_deployment = tokens.entry((row, column)).or_default();
+        let counts = match by_deployment.get_mut(deployment) {
+            Some(counts) => counts,
+            None => {
+                let series = self.token_series.fetch_add(1, Ordering::Relaxed);
+                let name = if series < MAX_TOKEN_SERIES {
+                    deployment
+                } else {
+                    "(other)"
+                };
+                by_deployment.entry(name.into()).or_default()
+            }
         };
-        let counts = tokens.entry(key).or_default();
         for (i, kind) in Kind::ALL.iter().enumerate() {
             counts[source][i] += spent.usage.of(*kind);
         }
@@ -417,9 +425,13 @@ impl Metrics {
             "Tokens spent, by subscription, deployment, backend, kind (prompt, completion, and of those reasoning and cached) and source (reported by the backend, or estimated).",
         );
         let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut series: Vec<_> = tokens.iter().collect();
-        series.sort_by(|a, b| a.0.cmp(b.0));
+        let mut series: Vec<_> = tokens
+            .iter()
+            .flat_map(|((row, column), by)| by.iter().map(move |(d, c)| ((*row, *column, d), c)))
+            .collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
         for ((row, column, deployment), counts) in series {
+            let (row, column) = (&row, &column);
             let subscription = self.subscriptions.get(*row).map_or("-", String::as_str);
             let backend = self.backends.get(*column).map_or("-", |b| b.label.as_str());
             for (source, by_kind) in [Source::Reported, Source::Estimated].iter().zip(counts) {

@@ -12,6 +12,7 @@ use super::{
     Subscription, UnknownFields, UsageSettings, compat, sha256,
 };
 use crate::limits::{Limits, SubscriptionLimits};
+use crate::proxy::balancer::MAX_BACKENDS;
 use crate::tokens::tokenizer::Encoding;
 
 /// Everything wrong with a config, found in one pass: each mistake on a line of its own, as
@@ -246,6 +247,15 @@ impl FileConfig {
     ) -> Vec<Backend> {
         if self.backends.is_empty() {
             c.fail("backends", "at least one backend is needed");
+        }
+        if self.backends.len() > MAX_BACKENDS {
+            c.fail(
+                "backends",
+                format!(
+                    "{} backends; at most {MAX_BACKENDS} are taken",
+                    self.backends.len()
+                ),
+            );
         }
         let mut names = HashSet::new();
         let mut backends = Vec::new();

@@ -16,14 +16,14 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use actix_web::HttpRequest;
 use actix_web::http::Method;
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use aoai_runtime::catalog::Route;
+use bytes::Bytes;
 
 use super::Gateway;
 use super::relay::{End, Ended};
@@ -31,47 +31,67 @@ use crate::limits::Reservation;
 use crate::tokens::meter::Reading;
 use crate::tokens::usage::{Source, Spent, Usage};
 
-pub const REQUEST_ID_HEADER: &str = "x-aoai-gateway-request-id";
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-aoai-gateway-request-id");
 /// Azure's header for the client's own request id.
-pub const CLIENT_REQUEST_ID: &str = "x-ms-client-request-id";
-const OTHER_REQUEST_ID: &str = "x-request-id";
+pub const CLIENT_REQUEST_ID: HeaderName = HeaderName::from_static("x-ms-client-request-id");
+const OTHER_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The call's id: the client's, when usable (1 to 128 visible ASCII characters), else new.
-pub fn request_id(headers: &HeaderMap) -> (String, bool) {
+/// The call's id: the client's, when usable (1 to 128 visible ASCII characters), else new;
+/// and whether the client sent it as `x-ms-client-request-id`.
+pub fn request_id(headers: &HeaderMap) -> (HeaderValue, bool) {
     for name in [CLIENT_REQUEST_ID, OTHER_REQUEST_ID] {
-        if let Some(id) = headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| (1..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic()))
-        {
-            return (id.to_string(), name == CLIENT_REQUEST_ID);
+        if let Some(id) = headers.get(&name).filter(|v| {
+            let bytes = v.as_bytes();
+            (1..=128).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_graphic)
+        }) {
+            // Shared with the request, not copied.
+            return (id.clone(), name == CLIENT_REQUEST_ID);
         }
     }
-    (new_id(), false)
+    let id = HeaderValue::from_maybe_shared(Bytes::from(new_id()))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"));
+    (id, false)
 }
 
-/// A random (version 4) UUID.
+/// A random (version 4) UUID, from a generator each thread seeds once from the process's
+/// random keys: unique and unpredictable enough for ids, and a few nanoseconds each.
 fn new_id() -> String {
-    static SEED: OnceLock<RandomState> = OnceLock::new();
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let seed = SEED.get_or_init(RandomState::new);
-    let n = COUNT.fetch_add(1, Ordering::Relaxed);
-    let (a, b) = (seed.hash_one((n, 1u8)), seed.hash_one((n, 2u8)));
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        0x8000 | (b >> 48) & 0x3fff,
-        b & 0xffff_ffff_ffff
-    )
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(
+            RandomState::new().hash_one(std::thread::current().id()) | 1
+        );
+    }
+    // wyrand: a 64-bit multiply-xorshift generator.
+    let next = || {
+        STATE.with(|state| {
+            let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+            state.set(s);
+            let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+            ((t >> 64) ^ t) as u64
+        })
+    };
+    let bits = (u128::from(next()) << 64) | u128::from(next());
+    // Version 4, variant 10.
+    let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 36];
+    let mut nibble = 32;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *slot = b'-';
+            continue;
+        }
+        nibble -= 1;
+        *slot = HEX[((bits >> (nibble * 4)) & 0xf) as usize];
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// What a call's record says beyond method, path and status, filled in as it goes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Trace {
-    pub id: String,
+    /// The call's id, as the header that carries it.
+    pub id: HeaderValue,
     /// The client sent `x-ms-client-request-id` itself (so it need not be added upstream).
     pub client_sent_id: bool,
     /// Whether the request was for the API, so the metrics count it; not for the gateway's own
@@ -96,8 +116,21 @@ impl Trace {
         Trace {
             id,
             client_sent_id,
-            ..Trace::default()
+            api: false,
+            subscription: None,
+            backend: None,
+            route: None,
+            deployment: None,
+            attempts: 0,
+            streaming: false,
+            prompt_tokens: None,
+            reservation: None,
         }
+    }
+
+    /// The call's id as text (it is visible ASCII).
+    pub fn id(&self) -> &str {
+        self.id.to_str().unwrap_or("-")
     }
 }
 
@@ -192,7 +225,8 @@ fn spent(
     }
     // No usage came: what a call that generates spent is estimated (a poll of a run still
     // going spends nothing yet).
-    let generating = *method != Method::GET && reading.object.as_deref() != Some("thread.run");
+    let generating =
+        *method != Method::GET && reading.object.is_none_or(|o| o.as_str() != "thread.run");
     if !generating {
         return None;
     }
@@ -229,10 +263,12 @@ pub fn record(
         .backend
         .and_then(|i| gw.balancer.backends().get(i))
         .map_or("-", |b| b.name.as_str());
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    // Milliseconds to the microsecond.
+    let ms = |d: std::time::Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let duration_ms = ms(started.elapsed());
     let ttfb_ms = ended
         .and_then(|e| e.first_byte)
-        .map(|t| t.duration_since(started).as_secs_f64() * 1000.0);
+        .map(|t| ms(t.duration_since(started)));
     let (end, bytes, detail) = match ended.map(|e| &e.end) {
         Some(End::Complete { bytes }) => ("complete", Some(*bytes), None),
         Some(End::Cut { bytes, detail }) => ("cut", Some(*bytes), Some(detail.as_str())),
@@ -244,7 +280,7 @@ pub fn record(
         ($level:ident, $message:literal) => {
             tracing::$level!(
                 target: "access",
-                request_id = %trace.id,
+                request_id = trace.id(),
                 method = %req.method(),
                 path = req.path(),
                 route = trace.route.map(|r| r.operation_id),
@@ -280,29 +316,28 @@ pub fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::http::header::{HeaderName, HeaderValue};
 
     #[test]
     fn the_clients_id_is_kept_when_usable() {
         let mut headers = HeaderMap::new();
         let (id, _) = request_id(&headers);
+        let id = id.to_str().unwrap().to_string();
         assert_eq!(id.len(), 36);
         assert_eq!(&id[14..15], "4");
-        assert_ne!(request_id(&headers).0, id);
-        headers.insert(
-            HeaderName::from_static(OTHER_REQUEST_ID),
-            HeaderValue::from_static("abc-123"),
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+        assert_eq!(id.matches('-').count(), 4);
+        assert_ne!(request_id(&headers).0, id.as_str());
+        headers.insert(OTHER_REQUEST_ID, HeaderValue::from_static("abc-123"));
+        assert_eq!(
+            request_id(&headers),
+            (HeaderValue::from_static("abc-123"), false)
         );
-        assert_eq!(request_id(&headers), ("abc-123".into(), false));
-        headers.insert(
-            HeaderName::from_static(CLIENT_REQUEST_ID),
-            HeaderValue::from_static("mine"),
+        headers.insert(CLIENT_REQUEST_ID, HeaderValue::from_static("mine"));
+        assert_eq!(
+            request_id(&headers),
+            (HeaderValue::from_static("mine"), true)
         );
-        assert_eq!(request_id(&headers), ("mine".into(), true));
-        headers.insert(
-            HeaderName::from_static(CLIENT_REQUEST_ID),
-            HeaderValue::from_static("has spaces"),
-        );
+        headers.insert(CLIENT_REQUEST_ID, HeaderValue::from_static("has spaces"));
         assert_eq!(request_id(&headers).0, "abc-123");
     }
 }

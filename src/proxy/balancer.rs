@@ -249,7 +249,40 @@ struct Headroom {
 }
 
 /// The rotations, one per api-version and deployment: each backend's current weight in it.
-type Rotations = HashMap<(&'static str, Box<str>), Vec<i64>>;
+type Rotations = HashMap<&'static str, HashMap<Box<str>, Vec<i64>>>;
+
+/// The most backends a gateway takes, so that a set of them is one `u128`.
+pub const MAX_BACKENDS: usize = 128;
+
+/// A set of backends, by index.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Set(u128);
+
+impl Set {
+    fn insert(&mut self, i: usize) {
+        self.0 |= 1 << i;
+    }
+
+    fn remove(&mut self, i: usize) {
+        self.0 &= !(1 << i);
+    }
+
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The members, lowest first.
+    fn iter(self) -> impl Iterator<Item = usize> {
+        let mut left = self.0;
+        std::iter::from_fn(move || {
+            (left != 0).then(|| {
+                let i = left.trailing_zeros() as usize;
+                left &= left - 1;
+                i
+            })
+        })
+    }
+}
 
 /// Rotations kept at most; past this (deployment names a client invents) they start afresh.
 const MAX_ROTATIONS: usize = 4096;
@@ -373,11 +406,22 @@ impl Balancer {
             return;
         };
         let mut readings = lock(&headroom.readings);
-        if readings.len() >= MAX_ROTATIONS && !readings.contains_key(deployment) {
+        if let Some(reading) = readings.get_mut(deployment) {
+            *reading = (remaining, now);
+            return;
+        }
+        if readings.len() >= MAX_ROTATIONS {
             readings.clear();
         }
         readings.insert(deployment.into(), (remaining, now));
         headroom.any.store(true, Ordering::Release);
+    }
+
+    /// Whether any backend lately reported less room for `deployment` than `tokens`: only then
+    /// does the call's estimate need to be exact.
+    pub fn any_short_of_room(&self, deployment: &str, tokens: u64) -> bool {
+        let now = self.now_ms();
+        (0..self.backends.len()).any(|i| self.short_of_room(i, deployment, Some(tokens), now))
     }
 
     /// Whether backend `index` lately reported less room for `deployment` than `tokens`.
@@ -407,37 +451,39 @@ impl Balancer {
                 .enumerate()
                 .find(|(_, b)| b.stored_objects && b.serves_version(ask.version));
         };
-        let eligible: Vec<usize> = (0..self.backends.len())
-            .filter(|&i| {
-                let b = &self.backends[i];
-                b.serves_version(ask.version)
-                    && b.serves_deployment(name)
-                    && !ask.tried.contains(&i)
-            })
-            .collect();
-        let awake: Vec<usize> = eligible
-            .iter()
-            .copied()
-            .filter(|&i| !self.health[i].fitness(ask.deployment, now).is_resting())
-            .collect();
-        let (roomy, short): (Vec<usize>, Vec<usize>) = awake
-            .iter()
-            .partition(|&&i| !self.short_of_room(i, name, ask.tokens, now));
+        let mut eligible = Set::default();
+        let mut roomy = Set::default();
+        let mut short = Set::default();
+        for (i, b) in self.backends.iter().enumerate() {
+            if !b.serves_version(ask.version)
+                || !b.serves_deployment(name)
+                || ask.tried.contains(&i)
+            {
+                continue;
+            }
+            eligible.insert(i);
+            if self.health[i].fitness(ask.deployment, now).is_resting() {
+                continue;
+            }
+            if self.short_of_room(i, name, ask.tokens, now) {
+                short.insert(i);
+            } else {
+                roomy.insert(i);
+            }
+        }
         let mut pool = if roomy.is_empty() { short } else { roomy };
-        while let Some(tier) = pool.iter().map(|&i| self.backends[i].priority).min() {
-            let candidates: Vec<usize> = pool
-                .iter()
-                .copied()
-                .filter(|&i| self.backends[i].priority == tier)
-                .collect();
+        while let Some(tier) = pool.iter().map(|i| self.backends[i].priority).min() {
+            let mut candidates = Set::default();
+            for i in pool.iter().filter(|&i| self.backends[i].priority == tier) {
+                candidates.insert(i);
+            }
             let chosen = match ask.tried.last() {
-                None => self.rotate(ask.version, name, &candidates),
+                None => self.rotate(ask.version, name, candidates),
                 // A failover carries on after the backend that failed, in config order.
                 Some(&last) => candidates
                     .iter()
-                    .copied()
                     .find(|&i| i > last)
-                    .or_else(|| candidates.first().copied()),
+                    .or_else(|| candidates.iter().next()),
             };
             let Some(chosen) = chosen else {
                 break;
@@ -447,14 +493,14 @@ impl Balancer {
             if self.health[chosen].claim(ask.deployment, now, self.breaker.trial_timeout) {
                 return Some((chosen, &self.backends[chosen]));
             }
-            pool.retain(|&i| i != chosen);
+            pool.remove(chosen);
         }
         if !ask.tried.is_empty() {
             return None;
         }
         // Every eligible backend rests: the one that wakes first.
         eligible
-            .into_iter()
+            .iter()
             .min_by_key(|&i| match self.health[i].fitness(ask.deployment, now) {
                 Fitness::Resting { until } => until,
                 _ => 0,
@@ -465,26 +511,24 @@ impl Balancer {
     /// Takes the next turn of the rotation of `deployment` on `version` among `candidates`
     /// (smooth weighted round-robin: each gains its weight, the one with the most is chosen
     /// and gives back the candidates' total).
-    fn rotate(
-        &self,
-        version: &'static str,
-        deployment: &str,
-        candidates: &[usize],
-    ) -> Option<usize> {
-        if candidates.len() <= 1 {
-            return candidates.first().copied();
+    fn rotate(&self, version: &'static str, deployment: &str, candidates: Set) -> Option<usize> {
+        let mut members = candidates.iter();
+        let first = members.next()?;
+        if members.next().is_none() {
+            return Some(first);
         }
         let mut rotations = lock(&self.rotations);
-        let key = (version, Box::<str>::from(deployment));
-        if rotations.len() >= MAX_ROTATIONS && !rotations.contains_key(&key) {
-            rotations.clear();
+        let of_version = rotations.entry(version).or_default();
+        if !of_version.contains_key(deployment) {
+            if of_version.len() >= MAX_ROTATIONS {
+                of_version.clear();
+            }
+            of_version.insert(deployment.into(), vec![0; self.backends.len()]);
         }
-        let current = rotations
-            .entry(key)
-            .or_insert_with(|| vec![0; self.backends.len()]);
+        let current = of_version.get_mut(deployment)?;
         let mut total = 0;
         let mut best: Option<usize> = None;
-        for &i in candidates {
+        for i in candidates.iter() {
             let weight = i64::from(self.backends[i].weight);
             current[i] += weight;
             total += weight;

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use actix_web::HttpRequest;
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 use aoai_runtime::catalog::Route;
 use bytes::Bytes;
 
@@ -124,15 +124,15 @@ impl Call<'_> {
 
 /// The headroom an answer reports.
 fn headroom(headers: &HeaderMap) -> Headroom {
-    let number = |name: &str| {
+    let number = |name: &HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<i64>().ok())
     };
     Headroom {
-        tokens: number(REMAINING_TOKENS),
-        requests: number(REMAINING_REQUESTS),
+        tokens: number(&REMAINING_TOKENS),
+        requests: number(&REMAINING_REQUESTS),
     }
 }
 
@@ -156,7 +156,7 @@ pub(super) async fn dispatch(
         deployment: call.deployment.map(str::to_string),
         version: call.version.to_string(),
     })?;
-    let request_id = (!trace.client_sent_id).then_some(trace.id.as_str());
+    let request_id = (!trace.client_sent_id).then(|| trace.id.clone());
     loop {
         trace.backend = Some(index);
         trace.attempts += 1;
@@ -172,7 +172,7 @@ pub(super) async fn dispatch(
                 query: &call.query,
                 body: body.bytes,
                 decoded: body.decoded,
-                request_id,
+                request_id: request_id.clone(),
             },
         )
         .await;
@@ -210,7 +210,7 @@ pub(super) async fn dispatch(
         };
         gw.metrics.handed_on(index);
         tracing::info!(
-            request_id = %trace.id,
+            request_id = trace.id(),
             "{} {}: backend {} answered {}; trying {}",
             call.req.method(),
             call.req.path(),

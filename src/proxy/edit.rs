@@ -44,10 +44,10 @@ impl Members {
         let mut close = None;
         let mut list: Vec<Member> = Vec::new();
         let mut key: Option<(Range<usize>, Option<Box<str>>)> = None;
+        // The counter asked to skip the value of the member whose key was just read.
+        let mut skip_value = false;
         let mut on = |event: Event<'_>| {
-            if let Some(counter) = counter.as_deref_mut() {
-                counter.on(&event);
-            }
+            let wanted = counter.as_deref_mut().map(|c| c.on(&event));
             match event {
                 Event::Begin {
                     depth: 0,
@@ -57,16 +57,21 @@ impl Members {
                 Event::End { depth: 0, end, .. } => close = Some(end),
                 Event::Key {
                     depth: 1,
-                    text,
+                    name,
                     range,
                 } => {
                     let plain = body.get(range.start + 1..range.end - 1);
-                    let escaped = match (text, plain) {
-                        (Some(text), Some(plain)) if text.as_bytes() != plain => Some(text.into()),
+                    let escaped = match (name, plain) {
+                        (Some(name), Some(plain)) if name != plain => {
+                            Some(String::from_utf8_lossy(name).into())
+                        }
                         (None, _) => Some("".into()),
                         _ => None,
                     };
                     key = Some((range, escaped));
+                    // Its value's place is needed, whatever the counter thinks of it.
+                    skip_value = wanted == Some(Action::Skip);
+                    return Action::Continue;
                 }
                 Event::Begin { depth: 1, at, kind } => {
                     if let Some((range, escaped)) = key.take() {
@@ -77,6 +82,10 @@ impl Members {
                             escaped,
                         });
                     }
+                    // Where it ends is all that is needed of it, unless its text is counted.
+                    if wanted.is_none() || std::mem::take(&mut skip_value) {
+                        return Action::Skip;
+                    }
                 }
                 Event::End { depth: 1, end, .. } => {
                     if let Some(member) = list.last_mut() {
@@ -85,7 +94,7 @@ impl Members {
                 }
                 _ => {}
             }
-            Action::Continue
+            wanted.unwrap_or(Action::Continue)
         };
         lexer.feed(body, &mut on);
         lexer.finish(&mut on);
@@ -101,12 +110,7 @@ impl Members {
 
     /// The key of `member`, unescaped.
     pub fn name<'b>(&self, body: &'b [u8], member: &'b Member) -> &'b str {
-        if let Some(text) = &member.escaped {
-            return text;
-        }
-        body.get(member.key.start + 1..member.key.end.saturating_sub(1))
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("")
+        std::str::from_utf8(key_bytes(body, member)).unwrap_or("")
     }
 
     /// The member named `name`, and its index.
@@ -114,7 +118,7 @@ impl Members {
         self.list
             .iter()
             .enumerate()
-            .find(|(_, m)| self.name(body, m) == name)
+            .find(|(_, m)| key_bytes(body, m) == name.as_bytes())
     }
 
     /// The value of member `name` as written.
@@ -153,6 +157,16 @@ impl Members {
             Some(last) => Splice::insert(last.value.end, format!(",{quoted}:{value}")),
             None => Splice::insert(self.open + 1, format!("{quoted}:{value}")),
         }
+    }
+}
+
+/// A member's key, unescaped: the bytes inside its quotes, unless it was written with escapes.
+fn key_bytes<'b>(body: &'b [u8], member: &'b Member) -> &'b [u8] {
+    match &member.escaped {
+        Some(text) => text.as_bytes(),
+        None => body
+            .get(member.key.start + 1..member.key.end.saturating_sub(1))
+            .unwrap_or_default(),
     }
 }
 

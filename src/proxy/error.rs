@@ -15,8 +15,10 @@ use aoai_runtime::schema::ValidationError;
 
 use crate::limits::{Refusal, Remaining, Which};
 
-pub const REMAINING_TOKENS: &str = "x-ratelimit-remaining-tokens";
-pub const REMAINING_REQUESTS: &str = "x-ratelimit-remaining-requests";
+pub const REMAINING_TOKENS: header::HeaderName =
+    header::HeaderName::from_static("x-ratelimit-remaining-tokens");
+pub const REMAINING_REQUESTS: header::HeaderName =
+    header::HeaderName::from_static("x-ratelimit-remaining-requests");
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -229,17 +231,20 @@ fn retry_after_s(ms: u64) -> u64 {
     ms.div_ceil(1000).max(1)
 }
 
-/// Sets a subscription's `x-ratelimit-remaining-*` on a response.
+/// Sets a subscription's `x-ratelimit-remaining-*` on a response, in place of any a backend
+/// sent (a window the subscription does not have says nothing).
 pub fn remaining_headers(headers: &mut header::HeaderMap, remaining: &Remaining) {
     for (name, value) in [
         (REMAINING_TOKENS, remaining.tokens),
         (REMAINING_REQUESTS, remaining.requests),
     ] {
-        if let Some(value) = value {
-            headers.insert(
-                header::HeaderName::from_static(name),
-                HeaderValue::from(value),
-            );
+        match value {
+            Some(value) => {
+                headers.insert(name, HeaderValue::from(value));
+            }
+            None => {
+                headers.remove(name);
+            }
         }
     }
 }

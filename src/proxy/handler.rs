@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use aoai_runtime::catalog::Route;
 use bytes::{Bytes, BytesMut};
@@ -17,7 +17,7 @@ use super::deployment::{self, Place};
 use super::dispatch::{Call, Sent, dispatch};
 use super::error::{GatewayError, remaining_headers};
 use super::relay::End;
-use super::request::Facts;
+use super::request::{Count, Facts};
 use super::{Gateway, encoding, query, validate};
 use crate::tokens::meter::Meter;
 
@@ -58,13 +58,19 @@ pub(super) async fn handle(
 fn refusal(gw: &Gateway, req: &HttpRequest, trace: &Trace, error: GatewayError) -> HttpResponse {
     use actix_web::ResponseError;
     if error.status_code().is_server_error() {
-        tracing::warn!(request_id = %trace.id, "{} {}: {}", req.method(), req.path(), error.internal());
+        tracing::warn!(
+            request_id = trace.id(),
+            "{} {}: {}",
+            req.method(),
+            req.path(),
+            error.internal()
+        );
     }
     if let (GatewayError::LimitExceeded(refused), Some(subscription)) = (&error, trace.subscription)
     {
         gw.metrics.refused(subscription, refused.which);
     }
-    let mut response = error.to_response(trace.api.then_some(trace.id.as_str()));
+    let mut response = error.to_response(trace.api.then(|| trace.id()));
     // A refused call still tells the subscription where it stands.
     if !matches!(error, GatewayError::LimitExceeded(_))
         && let Some(subscription) = trace.subscription
@@ -137,10 +143,12 @@ fn meter_for(
         (None, _) => gw.usage.encoding(""),
     };
     let media = answer.media_type();
-    if media == "text/event-stream" {
+    if media.eq_ignore_ascii_case("text/event-stream") {
         Some(Meter::events(encoding, asked_usage))
-    } else if media == "application/json" || media.ends_with("+json") {
-        Some(Meter::json(encoding))
+    } else if media.eq_ignore_ascii_case("application/json")
+        || media.to_ascii_lowercase().ends_with("+json")
+    {
+        Some(Meter::json(encoding, answer.length()))
     } else {
         None
     }
@@ -148,9 +156,7 @@ fn meter_for(
 
 /// The call's id on its response.
 fn stamp(headers: &mut header::HeaderMap, trace: &Trace) {
-    if let Ok(id) = HeaderValue::from_str(&trace.id) {
-        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), id);
-    }
+    headers.insert(REQUEST_ID_HEADER, trace.id.clone());
 }
 
 /// While the gateway drains, each connection is closed after its answer, so clients reconnect
@@ -256,8 +262,32 @@ async fn route(
         .and_then(|v| v.to_str().ok());
     let codings = encoding::codings(req.headers())?;
     let in_path = path_deployment.as_ref().map(|(name, _)| name.clone());
+    // The prompt is counted for a call that reserves tokens (a v1 body names its deployment,
+    // so any limit of the subscription may apply), else only for a stream.
+    let count = match gw.limiter.limits(subscription) {
+        Some(limits) if route.reports_usage => {
+            let reserves = match &in_path {
+                Some(deployment) => limits.counts_tokens(Some(deployment)),
+                None => limits.counts_tokens(None) || !limits.deployments.is_empty(),
+            };
+            if reserves {
+                Count::Always
+            } else {
+                Count::IfStreaming
+            }
+        }
+        _ => Count::IfStreaming,
+    };
     let checked = if body.len() <= INLINE_BODY_BYTES && codings.is_empty() {
-        check_body(gw, route, &codings, content_type, &body, in_path.as_deref())?
+        check_body(
+            gw,
+            route,
+            &codings,
+            content_type,
+            &body,
+            in_path.as_deref(),
+            count,
+        )?
     } else {
         // A large or compressed body (which may inflate to the limit) is checked on the
         // blocking pool, so that it never holds up the other calls of this worker.
@@ -271,6 +301,7 @@ async fn route(
                 content_type.as_deref(),
                 &bytes,
                 in_path.as_deref(),
+                count,
             )
         })
         .await
@@ -292,7 +323,7 @@ async fn route(
     };
     trace.deployment = deployment.clone();
     trace.streaming = checked.facts.as_ref().is_some_and(|f| f.stream);
-    trace.prompt_tokens = checked.facts.as_ref().map(|f| f.prompt_tokens);
+    trace.prompt_tokens = checked.facts.as_ref().and_then(|f| f.prompt_tokens);
 
     // Within the subscription's limits, or refused before any backend is called.
     let estimate = checked.facts.as_ref().map(Facts::tokens);
@@ -308,6 +339,21 @@ async fn route(
             .map_err(|refused| GatewayError::LimitExceeded(Box::new(refused)))?;
     }
 
+    // The balancer passes over a backend reporting less room than the call may spend: the
+    // exact figure is counted only if some backend reports less than the call's upper bound.
+    let mut facts = checked.facts;
+    let tokens = match (&mut facts, deployment.as_deref()) {
+        (Some(facts), Some(name)) if route.reports_usage => {
+            if facts.prompt_tokens.is_none() && gw.balancer.any_short_of_room(name, facts.at_most())
+            {
+                let source = checked.decoded.as_ref().unwrap_or(&body);
+                facts.count_prompt(source, gw.usage.encoding(name));
+                trace.prompt_tokens = facts.prompt_tokens;
+            }
+            Some(facts.at_most())
+        }
+        _ => None,
+    };
     let call = Call {
         req,
         route,
@@ -319,8 +365,8 @@ async fn route(
         query: query::without(raw_query, QUERY_PARAM),
         body,
         decoded: checked.decoded,
-        tokens: estimate.filter(|_| route.reports_usage),
-        facts: checked.facts,
+        tokens,
+        facts,
     };
     dispatch(&call, gw, client, trace).await.map(Reply::Backend)
 }
@@ -348,16 +394,18 @@ fn check_body(
     content_type: Option<&str>,
     body: &[u8],
     path_deployment: Option<&str>,
+    count: Count,
 ) -> Result<Checked, GatewayError> {
     let meant = encoding::decode_all(codings, body, gw.max_body_bytes)?;
     validate::body(route, content_type, &meant, gw.validation)?;
     let calls_deployment = route.deployment_field.is_some() || path_deployment.is_some();
     let json = content_type.is_some_and(|t| {
-        let t = aoai_runtime::catalog::essence(t);
-        t == "application/json" || t.ends_with("+json")
+        let essence = t.split(';').next().unwrap_or("").trim();
+        essence.eq_ignore_ascii_case("application/json")
+            || essence.to_ascii_lowercase().ends_with("+json")
     });
     let facts = if calls_deployment && json && !meant.is_empty() {
-        Facts::read(route, &meant, &gw.usage, path_deployment)
+        Facts::read(route, &meant, &gw.usage, path_deployment, count)
     } else {
         None
     };

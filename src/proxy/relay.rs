@@ -231,10 +231,16 @@ where
                 Some(Ok(chunk)) => {
                     this.first_byte.get_or_insert_with(Instant::now);
                     match &mut this.meter {
-                        Some(meter) => meter.feed(chunk, &mut this.queue),
-                        None => this.queue.push_back(chunk),
+                        Some(meter) if meter.edits() => {
+                            meter.feed(chunk, &mut this.queue);
+                            continue;
+                        }
+                        Some(meter) => meter.observe(&chunk),
+                        None => {}
                     }
-                    continue;
+                    // What the meter only reads passes as it came.
+                    this.bytes += chunk.len() as u64;
+                    return Poll::Ready(Some(Ok(chunk)));
                 }
                 Some(Err(error)) => error.to_string(),
                 None if closed && this.framing == Framing::Delimited => {

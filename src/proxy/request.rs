@@ -15,7 +15,6 @@ use aoai_runtime::schema::{Member as SchemaMember, Ty};
 use super::edit::{Members, Splice};
 use crate::config::UsageSettings;
 use crate::tokens::estimate::PromptCounter;
-use crate::tokens::lex::{Action, Lexer};
 use crate::tokens::tokenizer::Encoding;
 
 /// Fields that cap what a call may generate, in the order they win.
@@ -30,11 +29,24 @@ pub struct Facts {
     pub stream: bool,
     /// Splices that ask the stream for its usage, which the client did not; empty otherwise.
     pub ask_usage: Vec<Splice>,
-    /// Prompt tokens, estimated.
-    pub prompt_tokens: u64,
+    /// Prompt tokens, estimated: counted when [asked](Count), else `None`.
+    pub prompt_tokens: Option<u64>,
     /// Completion tokens the call may spend: its cap times `n`, or the configured allowance
     /// where the operation generates text and the body sets no cap.
     pub completion_tokens: u64,
+    /// The body's length, which bounds its prompt tokens (a token is at least a byte).
+    length: u64,
+}
+
+/// When the prompt's tokens are counted: that takes reading every string of the body with the
+/// tokenizer, so only where something needs the figure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// The call reserves tokens against a limit.
+    Always,
+    /// Only for a stream, whose usage may not come (an api-version that cannot ask for it, a
+    /// stream cut short): its tokens are then estimated.
+    IfStreaming,
 }
 
 impl Facts {
@@ -46,8 +58,13 @@ impl Facts {
         body: &[u8],
         usage: &UsageSettings,
         path_deployment: Option<&str>,
+        count: Count,
     ) -> Option<Facts> {
-        let members = Members::read(body, None)?;
+        let mut counter = PromptCounter::new();
+        let members = match count {
+            Count::Always => Members::read(body, Some(&mut counter))?,
+            Count::IfStreaming => Members::read(body, None)?,
+        };
         let in_body = route
             .deployment_field
             .and_then(|field| members.value(body, field))
@@ -79,18 +96,46 @@ impl Facts {
             None if generates => usage.default_completion_tokens.saturating_mul(choices),
             None => 0,
         };
+        let prompt_tokens = match count {
+            Count::Always => Some(counter.tokens(encoding)),
+            Count::IfStreaming if stream => {
+                Members::read(body, Some(&mut counter)).map(|_| counter.tokens(encoding))
+            }
+            Count::IfStreaming => None,
+        };
         Some(Facts {
             members,
             stream,
             ask_usage,
-            prompt_tokens: prompt_tokens(body, encoding),
+            prompt_tokens,
             completion_tokens,
+            length: body.len() as u64,
         })
     }
 
-    /// What the call may spend, all told.
+    /// What the call may spend, all told: its prompt as counted (nothing if it was not), and
+    /// its completion allowance.
     pub fn tokens(&self) -> u64 {
-        self.prompt_tokens.saturating_add(self.completion_tokens)
+        self.prompt_tokens
+            .unwrap_or(0)
+            .saturating_add(self.completion_tokens)
+    }
+
+    /// Counts the prompt of `body` (the bytes these facts were read from), if not yet counted.
+    pub fn count_prompt(&mut self, body: &[u8], encoding: Encoding) {
+        if self.prompt_tokens.is_none() {
+            let mut counter = PromptCounter::new();
+            if Members::read(body, Some(&mut counter)).is_some() {
+                self.prompt_tokens = Some(counter.tokens(encoding));
+            }
+        }
+    }
+
+    /// At most what the call may spend: its prompt as counted, or else the body's length.
+    pub fn at_most(&self) -> u64 {
+        self.prompt_tokens
+            .unwrap_or(self.length)
+            .saturating_add(self.completion_tokens)
     }
 }
 
@@ -151,19 +196,6 @@ fn number(raw: &[u8]) -> Option<u64> {
     std::str::from_utf8(raw).ok()?.trim().parse().ok()
 }
 
-/// The prompt tokens of a JSON body (see [`PromptCounter`]).
-pub fn prompt_tokens(body: &[u8], encoding: Encoding) -> u64 {
-    let mut counter = PromptCounter::new(encoding);
-    let mut lexer = Lexer::new();
-    let mut on = |event: crate::tokens::lex::Event<'_>| {
-        counter.on(&event);
-        Action::Continue
-    };
-    lexer.feed(body, &mut on);
-    lexer.finish(&mut on);
-    counter.tokens()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,7 +223,14 @@ mod tests {
     }
 
     fn asked(version: &str, body: &str) -> String {
-        let facts = Facts::read(chat(version), body.as_bytes(), &usage(), Some("gpt-4o")).unwrap();
+        let facts = Facts::read(
+            chat(version),
+            body.as_bytes(),
+            &usage(),
+            Some("gpt-4o"),
+            Count::IfStreaming,
+        )
+        .unwrap();
         let bytes = Bytes::copy_from_slice(body.as_bytes());
         let out = super::super::edit::apply(&bytes, facts.ask_usage).unwrap();
         String::from_utf8(out.to_vec()).unwrap()
@@ -232,19 +271,32 @@ mod tests {
 
     #[test]
     fn what_a_call_may_spend() {
-        let read = |body: &str| {
+        let counted = |body: &str, count| {
             Facts::read(
                 chat("2024-10-21"),
                 body.as_bytes(),
                 &usage(),
                 Some("gpt-4o"),
+                count,
             )
             .unwrap()
         };
-        let facts =
-            read(r#"{"messages":[{"role":"user","content":"Hello world"}],"max_tokens":50,"n":2}"#);
+        let read = |body: &str| counted(body, Count::Always);
+        let hello =
+            r#"{"messages":[{"role":"user","content":"Hello world"}],"max_tokens":50,"n":2}"#;
+        let facts = read(hello);
         assert_eq!(facts.completion_tokens, 100);
-        assert_eq!(facts.prompt_tokens, 2 + 3 + 3);
+        assert_eq!(facts.prompt_tokens, Some(2 + 3 + 3));
+        assert_eq!(facts.tokens(), 108);
+        // Counted only where something needs it; bounded by the body's length otherwise.
+        let facts = counted(hello, Count::IfStreaming);
+        assert_eq!(facts.prompt_tokens, None);
+        assert_eq!(facts.at_most(), hello.len() as u64 + 100);
+        let streaming = r#"{"messages":[{"role":"user","content":"Hello world"}],"stream":true}"#;
+        assert_eq!(
+            counted(streaming, Count::IfStreaming).prompt_tokens,
+            Some(8)
+        );
         let facts = read(r#"{"messages":[],"max_completion_tokens":7,"max_tokens":50}"#);
         assert_eq!(facts.completion_tokens, 7);
         assert_eq!(read(r#"{"messages":[]}"#).completion_tokens, 100);

@@ -125,7 +125,7 @@ pub struct Outgoing<'a> {
     /// `Content-Encoding` no longer applies.
     pub decoded: bool,
     /// The call's id, for Azure's logs, when the client sent none of its own.
-    pub request_id: Option<&'a str>,
+    pub request_id: Option<header::HeaderValue>,
 }
 
 /// A backend's answer: its status and headers (already trimmed for the client) and its body,
@@ -139,14 +139,18 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The answer's media type, without its parameters.
-    pub fn media_type(&self) -> String {
-        aoai_runtime::catalog::essence(
-            self.headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or(""),
-        )
+    /// The length of the answer's body, when the backend announced it.
+    pub fn length(&self) -> Option<u64> {
+        self.length
+    }
+
+    /// The answer's media type, without its parameters (as written: compare it ignoring case).
+    pub fn media_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map_or("", str::trim)
     }
 
     /// The client's response, streaming the body as it arrives, read by `meter` on the way;
@@ -227,11 +231,8 @@ pub async fn forward(
         HeaderName::from_static(API_KEY_HEADER),
         backend.api_key.clone(),
     );
-    if let Some(id) = out
-        .request_id
-        .and_then(|id| header::HeaderValue::from_str(id).ok())
-    {
-        headers.insert(HeaderName::from_static(CLIENT_REQUEST_ID), id);
+    if let Some(id) = out.request_id {
+        headers.insert(CLIENT_REQUEST_ID, id);
     }
 
     let response = request.send_body(out.body).await.map_err(|e| match e {

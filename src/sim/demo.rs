@@ -1,6 +1,7 @@
-//! `aoai-gateway demo`: the gateway in front of two simulated regional backends on loopback,
+//! `aoai-gateway demo`: the gateway in front of simulated Azure OpenAI resources on loopback,
 //! configured the way a real deployment would be, so that a newcomer can try it with curl or the
-//! openai SDK before any Azure endpoint exists.
+//! openai SDK before any Azure endpoint exists: a provisioned (PTU) resource with a small quota
+//! in front of two pay-as-you-go regions, a team without limits and a team with a small one.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -13,8 +14,19 @@ use crate::sim::{self, Simulator, SimulatorConfig};
 
 /// The demo's subscription key: printed, and only ever bound to loopback.
 pub const DEMO_KEY: &str = "demo-key";
+/// The key of the demo's team with a small token limit.
+pub const SMALL_KEY: &str = "small-team-key";
+/// That team's tokens per minute.
+const SMALL_LIMIT: u64 = 200;
 
-const REGIONS: [(&str, &str); 2] = [("eastus", "East US"), ("swedencentral", "Sweden Central")];
+/// (name, region, priority, the simulated quota in tokens per minute)
+const RESOURCES: [(&str, &str, u32, Option<u64>); 3] = [
+    // Provisioned: paid for whether used or not, so it is filled first. 600 tokens a minute
+    // is 100 per 10 s window: five or six calls.
+    ("ptu-eastus", "East US", 1, Some(600)),
+    ("eastus", "East US", 2, None),
+    ("swedencentral", "Sweden Central", 2, None),
+];
 
 pub async fn run(listen: &str) -> Result<(), String> {
     let listener = TcpListener::bind(listen)
@@ -22,7 +34,7 @@ pub async fn run(listen: &str) -> Result<(), String> {
     let mut env = HashMap::new();
     let mut backends = Vec::new();
     let mut simulators = Vec::new();
-    for (i, (name, region)) in REGIONS.iter().enumerate() {
+    for (i, (name, region, priority, quota)) in RESOURCES.into_iter().enumerate() {
         // A fresh key per run: the demo's backends are as closed as real ones.
         let key = format!(
             "sim-{name}-{:x}",
@@ -35,6 +47,7 @@ pub async fn run(listen: &str) -> Result<(), String> {
         );
         let mut config = SimulatorConfig::new(region, &key);
         config.chunk_delay = Duration::from_millis(60);
+        config.tokens_per_minute = quota;
         let sim_listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let (sim_server, addr) =
             sim::start(Simulator::new(config), sim_listener).map_err(|e| e.to_string())?;
@@ -44,20 +57,29 @@ pub async fn run(listen: &str) -> Result<(), String> {
         env.insert(key_env.clone(), key);
         let mut backend = BackendConfig::new(name, &format!("http://{addr}"), &key_env);
         backend.region = region.to_string();
-        // In East US, `busy` is a deployment over its quota: calls to it fail over.
-        if i == 0 {
-            backend.deployment_map = [("busy".to_string(), "rate-limited".to_string())].into();
+        backend.priority = priority;
+        // In pay-as-you-go East US, `busy` is a deployment over its quota: calls to it fail
+        // over; the provisioned resource does not have it.
+        match name {
+            "eastus" => {
+                backend.deployment_map = [("busy".to_string(), "rate-limited".to_string())].into()
+            }
+            "ptu-eastus" => backend.deployments = vec!["gpt-4o".into(), "embeddings".into()],
+            _ => {}
         }
         backends.push(backend);
     }
     env.insert("DEMO_SUBSCRIPTION_KEY".into(), DEMO_KEY.into());
+    env.insert("DEMO_SMALL_TEAM_KEY".into(), SMALL_KEY.into());
     let mut config: FileConfig = toml::from_str("").map_err(|e| e.to_string())?;
     config.listen = listen.to_string();
     config.backends = backends;
-    config.subscriptions = vec![SubscriptionConfig::with_key_env(
-        "demo",
-        "DEMO_SUBSCRIPTION_KEY",
-    )];
+    let mut small = SubscriptionConfig::with_key_env("small-team", "DEMO_SMALL_TEAM_KEY");
+    small.limits.tokens_per_minute = Some(SMALL_LIMIT);
+    config.subscriptions = vec![
+        SubscriptionConfig::with_key_env("demo", "DEMO_SUBSCRIPTION_KEY"),
+        small,
+    ];
     let versions: Vec<&str> = crate::generated::API_VERSIONS
         .iter()
         .map(|v| v.version)
@@ -101,22 +123,48 @@ as `model`:
             )
         })
         .unwrap_or_default();
+    let chat = format!(
+        "http://{addr}{base}/deployments/gpt-4o/chat/completions?api-version={latest_stable}"
+    );
     println!(
-        r#"aoai-gateway demo: the gateway on http://{addr}{base}, in front of two simulated Azure OpenAI
-resources on loopback ({east} "East US", {west} "Sweden Central"). Subscription key: {DEMO_KEY}
+        r#"aoai-gateway demo: the gateway on http://{addr}{base}, in front of three simulated Azure
+OpenAI resources on loopback:
+  ptu-eastus     {ptu}  East US, provisioned (priority 1), quota 600 tokens a minute
+  eastus         {east}  East US, pay-as-you-go (priority 2)
+  swedencentral  {west}  Sweden Central, pay-as-you-go (priority 2)
+Subscription keys: {DEMO_KEY} (team "demo", no limits) and {SMALL_KEY} (team "small-team",
+{SMALL_LIMIT} tokens a minute).
 
-Try it; repeat the call and watch x-ms-region alternate:
+Calls go to the provisioned deployment first. After five calls its quota for the current 10 s
+is nearly spent (it says so in x-ratelimit-remaining-tokens), and the next calls spill over to
+pay-as-you-go, alternating East US and Sweden Central; run it again 10 s later and they are back
+on ptu-eastus:
 
-  curl -si "http://{addr}{base}/deployments/gpt-4o/chat/completions?api-version={latest_stable}" \
+  for i in $(seq 8); do curl -si "{chat}" \
     -H "api-key: {DEMO_KEY}" -H "content-type: application/json" \
-    -d '{{"messages": [{{"role": "user", "content": "Hello!"}}]}}' | grep -Ei "^(x-ms-region|x-aoai-gateway-backend)|content"
+    -d '{{"messages": [{{"role": "user", "content": "Hello!"}}], "max_tokens": 20}}' \
+    | grep -i "^x-aoai-gateway-backend"; done
 
-The deployment `busy` is over its quota in East US (429, retry-after 7 s): calls to it fail over
-to Sweden Central, and East US is left out of its rotation until the retry-after has passed:
+The team "small-team" may spend {SMALL_LIMIT} tokens a minute. A call that may spend 198 (its
+prompt and max_tokens) fits once; the second is refused by the gateway itself, before any
+backend, with 429 and the retry-after its window gives:
+
+  for i in 1 2; do curl -si "{chat}" \
+    -H "api-key: {SMALL_KEY}" -H "content-type: application/json" \
+    -d '{{"messages": [{{"role": "user", "content": "Hello!"}}], "max_tokens": 190}}' \
+    | grep -Ei "^(HTTP|retry-after|x-ratelimit-remaining-tokens)"; done
+
+The deployment `busy` is over its quota in pay-as-you-go East US (429, retry-after 7 s): calls
+to it fail over to Sweden Central, and East US rests for that deployment until the retry-after
+has passed:
 
   curl -si "http://{addr}{base}/deployments/busy/chat/completions?api-version={latest_stable}" \
     -H "api-key: {DEMO_KEY}" -H "content-type: application/json" \
     -d '{{"messages": [{{"role": "user", "content": "Hello!"}}]}}' | grep -Ei "^(x-ms-region|x-aoai-gateway-backend)"
+
+Who spent what, by team, deployment, backend and kind of token:
+
+  curl -s http://{addr}{metrics} | grep -E "^aoai_gateway_(tokens_total|limit_refusals_total)"
 
 Or with the openai SDK (pip install openai):
 
@@ -129,8 +177,9 @@ Or with the openai SDK (pip install openai):
 Route docs: http://{addr}{docs}    Metrics: http://{addr}{metrics}
 Compiled api-versions: {versions}
 Ctrl-C stops the demo."#,
-        east = simulators[0],
-        west = simulators[1],
+        ptu = simulators[0],
+        east = simulators[1],
+        west = simulators[2],
         versions = versions.join(", "),
     );
     gateway.await.map_err(|e| e.to_string())

@@ -7,7 +7,7 @@
 //! messages; token arrays (`prompt: [1, 2, 3]`) count one per item. Images and audio are not
 //! counted. It is an estimate, for limits to reserve: the backend's usage settles it.
 
-use super::lex::{Event, Kind};
+use super::lex::{Action, Event, Kind};
 use super::tokenizer::Encoding;
 
 /// Keys whose string values are not text the model reads.
@@ -41,104 +41,137 @@ enum Top {
     Other,
 }
 
-/// Counts a request's prompt tokens from its lexer events.
+/// Deeper than this, strings count as text and arrays as they come: messages are shallow.
+const DEPTH: usize = 32;
+
+/// Reads a request's prompt from its lexer events: keeps the text a model reads, and counts it
+/// with the model's tokenizer once the body has been read (when the model is known).
+#[derive(Default)]
 pub struct PromptCounter {
-    encoding: Encoding,
-    /// Whether the string values at each depth are text (by the nearest key).
-    text_at: Vec<bool>,
-    arrays: Vec<bool>,
+    /// Bit `d`: the string values at depth `d` are not text (by the nearest key).
+    not_text: u32,
+    /// Bit `d`: the container at depth `d` is an array.
+    arrays: u32,
     /// The top-level member being read.
-    top: Top,
-    /// The string being read, as written, when it counts.
-    string: Option<Vec<u8>>,
+    top: Option<Top>,
+    /// The string being read counts.
+    counting: bool,
+    /// Every string that counts, as written, one after the other.
+    texts: Vec<u8>,
+    /// Where each ends in `texts`, and whether it has escapes.
+    ends: Vec<(usize, bool)>,
     items: u64,
-    tokens: u64,
+    token_ids: u64,
 }
 
 impl PromptCounter {
-    pub fn new(encoding: Encoding) -> PromptCounter {
-        PromptCounter {
-            encoding,
-            text_at: vec![true],
-            arrays: Vec::new(),
-            top: Top::Other,
-            string: None,
-            items: 0,
-            tokens: 0,
-        }
+    pub fn new() -> PromptCounter {
+        PromptCounter::default()
     }
 
-    pub fn on(&mut self, event: &Event<'_>) {
+    /// Takes in one event; what the lexer should do with the value it concerns.
+    pub fn on(&mut self, event: &Event<'_>) -> Action {
         match event {
-            Event::Key { depth, text, .. } => {
-                let is_text = !text.is_some_and(|k| NOT_TEXT.contains(&k));
-                set(&mut self.text_at, *depth, is_text);
+            Event::Key { depth, name, .. } => {
+                let not_text = name.is_some_and(|k| NOT_TEXT.iter().any(|n| n.as_bytes() == k));
+                set(&mut self.not_text, *depth, not_text);
                 if *depth == 1 {
-                    self.top = match *text {
-                        Some("messages" | "input") => Top::Items,
-                        Some("prompt") => Top::Tokens,
+                    self.top = Some(match *name {
+                        Some(b"messages" | b"input") => Top::Items,
+                        Some(b"prompt") => Top::Tokens,
                         _ => Top::Other,
-                    };
+                    });
+                }
+                // Media, ids and names are not read at all.
+                if not_text {
+                    Action::Skip
+                } else {
+                    Action::Continue
                 }
             }
             Event::Begin { depth, kind, .. } => {
                 let depth = *depth;
-                let in_array = depth > 0 && self.arrays.get(depth - 1) == Some(&true);
+                let in_array = depth > 0 && get(self.arrays, depth - 1);
                 if in_array {
-                    let inherited = self.text_at.get(depth - 1).copied().unwrap_or(true);
-                    set(&mut self.text_at, depth, inherited);
+                    let inherited = get(self.not_text, depth - 1);
+                    set(&mut self.not_text, depth, inherited);
                     // A message (an object), not a string to embed.
-                    if depth == 2 && self.top == Top::Items && *kind == Kind::Object {
+                    if depth == 2 && self.top == Some(Top::Items) && *kind == Kind::Object {
                         self.items += 1;
                     }
                 }
                 match kind {
                     Kind::Object | Kind::Array => {
-                        self.arrays.truncate(depth);
-                        self.arrays.push(*kind == Kind::Array);
+                        set(&mut self.arrays, depth, *kind == Kind::Array);
+                        Action::Continue
                     }
-                    Kind::String if self.text_at.get(depth).copied().unwrap_or(true) => {
-                        self.string = Some(Vec::new());
+                    Kind::String if !get(self.not_text, depth) => {
+                        self.counting = true;
+                        Action::Continue
                     }
                     Kind::Literal { first } => {
-                        let token_array = in_array && matches!(self.top, Top::Tokens | Top::Items);
+                        let token_array =
+                            in_array && matches!(self.top, Some(Top::Tokens | Top::Items));
                         if token_array && first.is_ascii_digit() {
-                            self.tokens += 1;
+                            self.token_ids += 1;
                         }
+                        Action::Continue
                     }
-                    Kind::String => {}
+                    Kind::String => Action::Skip,
                 }
             }
             Event::Text { piece, .. } => {
-                if let Some(string) = &mut self.string {
-                    string.extend_from_slice(piece);
+                if self.counting {
+                    self.texts.extend_from_slice(piece);
                 }
+                Action::Continue
             }
             Event::End { depth, .. } => {
-                self.arrays.truncate(*depth);
-                if let Some(raw) = self.string.take() {
-                    self.tokens += text_tokens(self.encoding, &raw);
+                set(&mut self.arrays, *depth, false);
+                if std::mem::take(&mut self.counting) {
+                    let start = self.ends.last().map_or(0, |e| e.0);
+                    let escaped = self.texts[start..].contains(&b'\\');
+                    self.ends.push((self.texts.len(), escaped));
                 }
+                Action::Continue
             }
         }
     }
 
     /// The prompt's tokens, once the body has been read.
-    pub fn tokens(&self) -> u64 {
+    pub fn tokens(&self, encoding: Encoding) -> u64 {
+        let mut start = 0;
+        let mut tokens = self.token_ids;
+        for &(end, escaped) in &self.ends {
+            let raw = &self.texts[start..end];
+            tokens += if escaped {
+                text_tokens(encoding, raw)
+            } else {
+                std::str::from_utf8(raw).map_or(raw.len().div_ceil(4) as u64, |t| encoding.count(t))
+            };
+            start = end;
+        }
         let framing = if self.items > 0 {
             self.items * PER_ITEM + PRIMING
         } else {
             0
         };
-        self.tokens + framing
+        tokens + framing
     }
 }
 
-fn set(values: &mut Vec<bool>, depth: usize, value: bool) {
-    if values.len() <= depth {
-        values.resize(depth + 1, true);
+fn get(bits: u32, depth: usize) -> bool {
+    depth < DEPTH && bits & (1 << depth) != 0
+}
+
+fn set(bits: &mut u32, depth: usize, value: bool) {
+    if depth < DEPTH {
+        if value {
+            *bits |= 1 << depth;
+        } else {
+            *bits &= !(1 << depth);
+        }
     }
-    values[depth] = value;
 }
 
 /// Tokens in a JSON string's content as written.
@@ -160,20 +193,14 @@ fn text_tokens(encoding: Encoding, raw: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokens::lex::{Action, Lexer};
+    use crate::tokens::lex::Lexer;
 
     fn prompt_tokens(body: &str) -> u64 {
-        let mut counter = PromptCounter::new(Encoding::O200k);
+        let mut counter = PromptCounter::new();
         let mut lexer = Lexer::new();
-        lexer.feed(body.as_bytes(), &mut |e| {
-            counter.on(&e);
-            Action::Continue
-        });
-        lexer.finish(&mut |e| {
-            counter.on(&e);
-            Action::Continue
-        });
-        counter.tokens()
+        lexer.feed(body.as_bytes(), &mut |e| counter.on(&e));
+        lexer.finish(&mut |e| counter.on(&e));
+        counter.tokens(Encoding::O200k)
     }
 
     #[test]

@@ -21,13 +21,16 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
-use super::scan::{Found, Scan};
+use super::scan::{Found, Label, Scan};
 use super::sse::{Dispatched, Reader};
 use super::tokenizer::Encoding;
 use super::usage::Usage;
 
 /// A JSON answer's text is kept up to this much for an estimate; beyond, its length is used.
 const TEXT_LIMIT: usize = 1 << 20;
+/// A JSON answer of a known length up to this is kept whole (its chunks, not a copy) and read
+/// from its end once it is complete (see [`tail`](super::tail)).
+const WHOLE_LIMIT: u64 = 64 * 1024;
 
 /// What the meter learnt from an answer.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -39,12 +42,17 @@ pub struct Reading {
     pub text_tokens: u64,
     /// What the document that reported the usage (or the JSON answer) was: `object`, `id` and
     /// `status`, where it said.
-    pub object: Option<String>,
-    pub id: Option<String>,
-    pub status: Option<String>,
+    pub object: Option<Label>,
+    pub id: Option<Label>,
+    pub status: Option<Label>,
 }
 
 enum Format {
+    /// A short JSON answer of known length: its chunks, kept until it is complete.
+    Whole {
+        chunks: Vec<Bytes>,
+        length: usize,
+    },
     Json(Scan),
     Events(Reader),
 }
@@ -66,9 +74,16 @@ pub struct Meter {
 }
 
 impl Meter {
-    /// A meter for a JSON answer.
-    pub fn json(encoding: Encoding) -> Meter {
-        Meter::new(Format::Json(Scan::new()), encoding, false)
+    /// A meter for a JSON answer of `length` bytes, when the backend said.
+    pub fn json(encoding: Encoding, length: Option<u64>) -> Meter {
+        let format = match length.filter(|&l| l <= WHOLE_LIMIT) {
+            Some(length) => Format::Whole {
+                chunks: Vec::new(),
+                length: length as usize,
+            },
+            None => Format::Json(Scan::new()),
+        };
+        Meter::new(format, encoding, false)
     }
 
     /// A meter for a stream of server-sent events; `strip`: the gateway asked for the usage
@@ -97,23 +112,21 @@ impl Meter {
         self.strip
     }
 
+    /// Reads the next chunk of an answer the meter does not [edit](Meter::edits); the client
+    /// gets it as it is.
+    pub fn observe(&mut self, chunk: &Bytes) {
+        if let Format::Whole { chunks, .. } = &mut self.format {
+            chunks.push(chunk.clone());
+            return;
+        }
+        let mut none = VecDeque::new();
+        self.read(chunk);
+        self.take_events(&mut none);
+    }
+
     /// Reads the next chunk of the answer and queues in `out` what the client gets.
     pub fn feed(&mut self, chunk: Bytes, out: &mut VecDeque<Bytes>) {
-        let start = self.at;
-        self.at += chunk.len();
-        let encoding = self.encoding;
-        match &mut self.format {
-            Format::Json(scan) => {
-                let (text, overflow) = (&mut self.text, &mut self.text_overflow);
-                scan.feed_at(start, &chunk, &mut |t| keep_text(text, overflow, t));
-            }
-            Format::Events(reader) => {
-                let (tokens, dispatched) = (&mut self.reading.text_tokens, &mut self.dispatched);
-                reader.feed(&chunk, &mut |t| *tokens += count(encoding, t), &mut |d| {
-                    dispatched.push(d)
-                });
-            }
-        }
+        self.read(&chunk);
         if self.strip {
             self.held.push_back(chunk);
         } else {
@@ -122,14 +135,52 @@ impl Meter {
         self.take_events(out);
     }
 
+    fn read(&mut self, chunk: &[u8]) {
+        let start = self.at;
+        self.at += chunk.len();
+        let encoding = self.encoding;
+        match &mut self.format {
+            // Only what `observe` keeps (the meter of a whole answer never edits).
+            Format::Whole { .. } => {}
+            Format::Json(scan) => {
+                let (text, overflow) = (&mut self.text, &mut self.text_overflow);
+                scan.feed_at(start, chunk, &mut |t| keep_text(text, overflow, t));
+            }
+            Format::Events(reader) => {
+                let (tokens, dispatched) = (&mut self.reading.text_tokens, &mut self.dispatched);
+                reader.feed(chunk, &mut |t| *tokens += count(encoding, t), &mut |d| {
+                    dispatched.push(d)
+                });
+            }
+        }
+    }
+
     /// The answer has ended (or stopped): what was read, with whatever was still held queued.
     pub fn finish(mut self, out: &mut VecDeque<Bytes>) -> Reading {
         let encoding = self.encoding;
+        if let Format::Whole { chunks, length } = &mut self.format {
+            let chunks = std::mem::take(chunks);
+            let complete = chunks.iter().map(Bytes::len).sum::<usize>() == *length;
+            let read = match (complete, chunks.as_slice()) {
+                (true, [whole]) => self.read_whole(whole),
+                (true, _) => self.read_whole(&chunks.concat()),
+                (false, _) => false,
+            };
+            if read {
+                return self.reading;
+            }
+            // Cut short, or not provably read from the end: read from the start.
+            self.format = Format::Json(Scan::new());
+            for chunk in &chunks {
+                self.read(chunk);
+            }
+        }
         match std::mem::replace(&mut self.format, Format::Json(Scan::new())) {
-            Format::Json(scan) => {
+            Format::Whole { .. } => {}
+            Format::Json(mut scan) => {
                 let (text, overflow) = (&mut self.text, &mut self.text_overflow);
-                let found = scan.finish(&mut |t| keep_text(text, overflow, t));
-                self.reading.usage = found.usage.as_deref().and_then(Usage::parse);
+                let found = scan.take(&mut |t| keep_text(text, overflow, t));
+                self.reading.usage = found.usage;
                 self.reading.object = found.object;
                 self.reading.id = found.id;
                 self.reading.status = found.status;
@@ -151,21 +202,45 @@ impl Meter {
         self.reading
     }
 
+    /// Reads a complete JSON answer from its end; `false` when that proves nothing, or when
+    /// what the answer is must be read too (a run, whose usage is counted once by its id).
+    fn read_whole(&mut self, body: &[u8]) -> bool {
+        static RUN: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"thread.run"));
+        if RUN.find(body).is_some() {
+            return false;
+        }
+        match super::tail::usage(body) {
+            Some(Some(usage)) => {
+                self.reading.usage = Some(usage);
+                true
+            }
+            // No usage: its text is estimated, which takes reading it all.
+            _ => false,
+        }
+    }
+
     fn take_events(&mut self, out: &mut VecDeque<Bytes>) {
-        for event in std::mem::take(&mut self.dispatched) {
-            let usage = event.found.usage.as_deref().and_then(Usage::parse);
-            let step = event.found.object.as_deref() == Some("thread.run.step");
+        let mut dispatched = std::mem::take(&mut self.dispatched);
+        for event in dispatched.drain(..) {
+            let usage = event.found.usage;
+            let step = event
+                .found
+                .object
+                .is_some_and(|o| o.as_str() == "thread.run.step");
             if let (Some(usage), false) = (usage, step) {
                 self.reading.usage = Some(usage);
-                self.reading.object = event.found.object.clone();
-                self.reading.id = event.found.id.clone();
-                self.reading.status = event.found.status.clone();
+                self.reading.object = event.found.object;
+                self.reading.id = event.found.id;
+                self.reading.status = event.found.status;
             }
             if self.strip {
                 let bytes = self.take_held(event.range.end);
                 pass_stripped(bytes, event.range.start, &event.found, usage.is_some(), out);
             }
         }
+        // The list is kept, to be filled again without allocating.
+        self.dispatched = dispatched;
     }
 
     /// The held bytes up to absolute offset `end`, as one piece (copied only when the event
@@ -292,7 +367,13 @@ mod tests {
     fn run(mut meter: Meter, stream: &str, step: usize) -> (String, Reading) {
         let mut out = VecDeque::new();
         for piece in stream.as_bytes().chunks(step) {
-            meter.feed(Bytes::copy_from_slice(piece), &mut out);
+            let piece = Bytes::copy_from_slice(piece);
+            if meter.edits() {
+                meter.feed(piece, &mut out);
+            } else {
+                meter.observe(&piece);
+                out.push_back(piece);
+            }
         }
         let reading = meter.finish(&mut out);
         let sent: Vec<u8> = out.iter().flat_map(|b| b.iter().copied()).collect();
@@ -335,13 +416,26 @@ mod tests {
     #[test]
     fn a_json_answer_is_read_and_its_text_counted_only_without_usage() {
         let answer = r#"{"id":"c2","object":"chat.completion","choices":[{"message":{"content":"Hello there"}}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"prompt_tokens_details":{"cached_tokens":1}}}"#;
-        let (sent, reading) = run(Meter::json(Encoding::O200k), answer, 7);
+        for length in [None, Some(answer.len() as u64)] {
+            let (sent, reading) = run(Meter::json(Encoding::O200k, length), answer, 7);
+            assert_eq!(sent, answer);
+            assert_eq!(reading.usage.map(|u| (u.total, u.cached)), Some((5, 1)));
+        }
+        let (sent, reading) = run(Meter::json(Encoding::O200k, None), answer, 7);
         assert_eq!(sent, answer);
         assert_eq!(reading.usage.map(|u| (u.total, u.cached)), Some((5, 1)));
-        assert_eq!(reading.object.as_deref(), Some("chat.completion"));
+        assert_eq!(
+            reading.object.map(|o| o.as_str().to_string()).as_deref(),
+            Some("chat.completion")
+        );
         assert_eq!(reading.text_tokens, 0);
         let cut = &answer[..answer.find("\"usage\"").unwrap()];
-        let (_, reading) = run(Meter::json(Encoding::O200k), cut, 7);
+        // Cut short of the length it announced: read from the start.
+        let (_, reading) = run(
+            Meter::json(Encoding::O200k, Some(answer.len() as u64)),
+            cut,
+            7,
+        );
         assert_eq!(reading.usage, None);
         assert_eq!(reading.text_tokens, 2);
     }
@@ -365,8 +459,14 @@ mod tests {
         );
         let (_, reading) = run(Meter::events(Encoding::O200k, false), stream, 9);
         assert_eq!(reading.usage.map(|u| u.total), Some(15));
-        assert_eq!(reading.id.as_deref(), Some("run_1"));
-        assert_eq!(reading.status.as_deref(), Some("completed"));
+        assert_eq!(
+            reading.id.map(|l| l.as_str().to_string()).as_deref(),
+            Some("run_1")
+        );
+        assert_eq!(
+            reading.status.map(|l| l.as_str().to_string()).as_deref(),
+            Some("completed")
+        );
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Tokens: what each call spent, read from its answer as the answer passes, and estimated
 //! where no backend says.
 //!
-//! [`meter`] reads an answer's usage on the way to the client (a JSON body through [`scan`], a
-//! stream of server-sent events through [`sse`], both on the incremental [`lex`]er), and can
+//! [`meter`] reads an answer's usage on the way to the client (a short JSON body from its end,
+//! [`tail`]; a longer one through [`scan`]; a stream of server-sent events through [`sse`]; the
+//! latter two on the incremental [`lex`]er), and can
 //! take out of a stream the usage the gateway asked for on the client's behalf. [`estimate`]
 //! counts a request's prompt before it is sent, with the model's [`tokenizer`]. [`usage`] is the
 //! shape both end in.
@@ -12,5 +13,6 @@ pub mod lex;
 pub mod meter;
 pub mod scan;
 pub mod sse;
+pub mod tail;
 pub mod tokenizer;
 pub mod usage;

@@ -1,23 +1,24 @@
 //! Reads what the gateway needs from one JSON document of an answer (a whole body, or the data
 //! of one server-sent event) as it is lexed: the `usage` object, the `object`, `id` and
 //! `status` that say what was answered, and the generated text, for estimating tokens when no
-//! usage comes.
+//! usage comes. Everything else is skipped unread (content filter results, log-probabilities,
+//! prompt filter results: most of an answer's bytes).
 //!
 //! Where each is, by the shapes Azure answers in:
 //! - usage: the top-level `usage` (chat completions and their chunks, completions, embeddings,
 //!   runs, responses, images), or `response.usage` (the Responses API's stream events);
 //! - text: `choices[].message.content` and `choices[].text` (answers),
-//!   `choices[].delta.content` (chunks), `output[].content[].text` (responses) and a top-level
-//!   string `delta` (the Responses API's delta events).
+//!   `choices[].delta.content` (chunks), tool calls' `function.arguments` in either,
+//!   `output[].content[].text` and `output[].arguments` (responses), and a top-level string
+//!   `delta` (the Responses API's delta events).
 
 use std::ops::Range;
 
 use super::lex::{Action, Event, Kind, Lexer};
+use super::usage::Usage;
 
-/// A `usage` object is a few hundred bytes; more than this is not one.
-const USAGE_LIMIT: usize = 8 * 1024;
-/// `object`, `id` and `status` are short.
-const LABEL_LIMIT: usize = 256;
+/// A label is short, and so is a count of tokens.
+const LABEL_LIMIT: usize = 66;
 /// Deeper than this nothing is read, but the lexer still follows the structure.
 const DEPTH: usize = 8;
 
@@ -32,27 +33,94 @@ enum Name {
     Content,
     Text,
     Output,
+    ToolCalls,
+    Function,
+    Arguments,
     Id,
     Object,
     Status,
+    // The members of a usage object.
+    Prompt,
+    Completion,
+    Total,
+    PromptDetails,
+    CompletionDetails,
+    Cached,
+    Reasoning,
 }
 
 impl Name {
-    fn of(key: Option<&str>) -> Name {
+    fn of(key: Option<&[u8]>) -> Name {
         match key {
-            Some("usage") => Name::Usage,
-            Some("response") => Name::Response,
-            Some("choices") => Name::Choices,
-            Some("delta") => Name::Delta,
-            Some("message") => Name::Message,
-            Some("content") => Name::Content,
-            Some("text") => Name::Text,
-            Some("output") => Name::Output,
-            Some("id") => Name::Id,
-            Some("object") => Name::Object,
-            Some("status") => Name::Status,
+            Some(b"usage") => Name::Usage,
+            Some(b"response") => Name::Response,
+            Some(b"choices") => Name::Choices,
+            Some(b"delta") => Name::Delta,
+            Some(b"message") => Name::Message,
+            Some(b"content") => Name::Content,
+            Some(b"text") => Name::Text,
+            Some(b"output") => Name::Output,
+            Some(b"tool_calls") => Name::ToolCalls,
+            Some(b"function") => Name::Function,
+            Some(b"arguments") => Name::Arguments,
+            Some(b"id") => Name::Id,
+            Some(b"object") => Name::Object,
+            Some(b"status") => Name::Status,
+            Some(b"prompt_tokens" | b"input_tokens") => Name::Prompt,
+            Some(b"completion_tokens" | b"output_tokens") => Name::Completion,
+            Some(b"total_tokens") => Name::Total,
+            Some(b"prompt_tokens_details" | b"input_tokens_details") => Name::PromptDetails,
+            Some(b"completion_tokens_details" | b"output_tokens_details") => {
+                Name::CompletionDetails
+            }
+            Some(b"cached_tokens") => Name::Cached,
+            Some(b"reasoning_tokens") => Name::Reasoning,
             _ => Name::Other,
         }
+    }
+}
+
+/// A short string of an answer (an `object`, an `id`, a `status`), kept without allocating.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Label {
+    len: u8,
+    bytes: [u8; Label::MAX],
+}
+
+impl Label {
+    const MAX: usize = 64;
+
+    /// The string a JSON string literal holds, if it is short and has no escapes.
+    fn of_literal(raw: &[u8]) -> Option<Label> {
+        let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        if inner.len() > Label::MAX || inner.contains(&b'\\') || std::str::from_utf8(inner).is_err()
+        {
+            return None;
+        }
+        let mut bytes = [0; Label::MAX];
+        bytes[..inner.len()].copy_from_slice(inner);
+        Some(Label {
+            len: inner.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl std::ops::Deref for Label {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
     }
 }
 
@@ -66,239 +134,364 @@ enum Step {
 /// Where the value that begins is going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
-    Usage,
     Label(Name),
     Text,
+    /// One of the counts of the usage object being read.
+    Count(Name),
+}
+
+/// The counts of a usage object, as they are read.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    prompt: Option<u64>,
+    completion: Option<u64>,
+    total: Option<u64>,
+    cached: Option<u64>,
+    reasoning: Option<u64>,
+}
+
+impl Counts {
+    fn usage(self) -> Option<Usage> {
+        if self.prompt.is_none() && self.completion.is_none() && self.total.is_none() {
+            return None;
+        }
+        let (prompt, completion) = (self.prompt.unwrap_or(0), self.completion.unwrap_or(0));
+        Some(Usage {
+            prompt,
+            completion,
+            total: self.total.unwrap_or(prompt.saturating_add(completion)),
+            reasoning: self.reasoning.unwrap_or(0),
+            cached: self.cached.unwrap_or(0),
+        })
+    }
 }
 
 /// What one document said.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Found {
-    /// The raw `usage` value (possibly `null`).
-    pub usage: Option<Vec<u8>>,
-    pub object: Option<String>,
-    pub id: Option<String>,
-    pub status: Option<String>,
+    /// Its usage, when it had one that counts tokens (`null` does not).
+    pub usage: Option<Usage>,
+    pub object: Option<Label>,
+    pub id: Option<Label>,
+    pub status: Option<Label>,
     /// The top-level `usage` member, key to value, where it is written.
     pub usage_member: Option<Range<usize>>,
     /// Items of a top-level `choices` array, when there is one.
     pub choices: Option<usize>,
 }
 
-/// Reads one document; [`Scan::text`] hands over each piece of generated text once its string
-/// has ended, as written (escapes not undone).
+/// Reads one document after another; [`Scan::take`] ends one. `on_text` hears each string of
+/// generated text once it has ended, as written (escapes not undone).
+#[derive(Default)]
 pub struct Scan {
     lexer: Lexer,
+    state: State,
+}
+
+#[derive(Default)]
+struct State {
     /// `steps[d]` leads to the value at depth `d` (index 0 unused).
-    steps: [Step; DEPTH + 1],
-    /// Whether the container at each depth is an array.
-    arrays: Vec<bool>,
+    steps: [Option<Step>; DEPTH + 1],
+    /// Bit `d`: the container at depth `d` is an array.
+    arrays: u16,
     /// The value being read and where it goes.
     target: Option<(usize, Target)>,
     usage_key_at: Option<usize>,
+    /// The depth of the usage object being read, and its counts so far.
+    usage: Option<(usize, Counts)>,
     text: Vec<u8>,
     found: Found,
 }
 
-impl Default for Scan {
-    fn default() -> Self {
-        Scan::new()
-    }
-}
-
 impl Scan {
     pub fn new() -> Scan {
-        Scan {
-            lexer: Lexer::new(),
-            steps: [Step::Item; DEPTH + 1],
-            arrays: Vec::new(),
-            target: None,
-            usage_key_at: None,
-            text: Vec::new(),
-            found: Found::default(),
-        }
+        Scan::default()
     }
 
-    /// Feeds the next piece, which starts at absolute offset `at`; `on_text` hears each string
-    /// of generated text that ends in it.
+    /// Feeds the next piece, which starts at absolute offset `at`.
     pub fn feed_at(&mut self, at: usize, piece: &[u8], on_text: &mut impl FnMut(&[u8])) {
-        let Scan {
-            lexer,
-            steps,
-            arrays,
-            target,
-            usage_key_at,
-            text,
-            found,
-        } = self;
-        lexer.feed_at(at, piece, &mut |event| {
-            on_event(
-                event,
-                steps,
-                arrays,
-                target,
-                usage_key_at,
-                text,
-                found,
-                on_text,
-            )
-        });
+        let state = &mut self.state;
+        self.lexer
+            .feed_at(at, piece, &mut |event| state.on(event, on_text));
     }
 
-    /// The document has ended.
-    pub fn finish(mut self, on_text: &mut impl FnMut(&[u8])) -> Found {
-        let Scan {
-            lexer,
-            steps,
-            arrays,
-            target,
-            usage_key_at,
-            text,
-            found,
-        } = &mut self;
-        lexer.finish(&mut |event| {
-            on_event(
-                event,
-                steps,
-                arrays,
-                target,
-                usage_key_at,
-                text,
-                found,
-                on_text,
-            )
-        });
-        std::mem::take(&mut self.found)
+    /// The document has ended: what it said. The scan is ready for the next one.
+    pub fn take(&mut self, on_text: &mut impl FnMut(&[u8])) -> Found {
+        let state = &mut self.state;
+        self.lexer.finish(&mut |event| state.on(event, on_text));
+        self.lexer.reset();
+        let text = std::mem::take(&mut self.state.text);
+        let found = std::mem::take(&mut self.state.found);
+        self.state = State::default();
+        self.state.text = text;
+        self.state.text.clear();
+        found
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn on_event(
-    event: Event<'_>,
-    steps: &mut [Step; DEPTH + 1],
-    arrays: &mut Vec<bool>,
-    target: &mut Option<(usize, Target)>,
-    usage_key_at: &mut Option<usize>,
-    text: &mut Vec<u8>,
-    found: &mut Found,
-    on_text: &mut impl FnMut(&[u8]),
-) -> Action {
-    match event {
-        Event::Key {
-            depth,
-            text: key,
-            range,
-        } => {
-            if depth <= DEPTH {
-                let name = Name::of(key);
-                steps[depth] = Step::Member(name);
+impl State {
+    fn on(&mut self, event: Event<'_>, on_text: &mut impl FnMut(&[u8])) -> Action {
+        match event {
+            Event::Key { depth, name, range } => {
+                if depth > DEPTH {
+                    return Action::Skip;
+                }
+                let name = Name::of(name);
+                self.steps[depth] = Some(Step::Member(name));
                 if depth == 1 && name == Name::Usage {
-                    *usage_key_at = Some(range.start);
+                    self.usage_key_at = Some(range.start);
+                }
+                if self.wanted(depth) {
+                    Action::Continue
+                } else {
+                    Action::Skip
                 }
             }
-            Action::Continue
-        }
-        Event::Begin { depth, kind, .. } => {
-            if (1..=DEPTH).contains(&depth) && arrays.get(depth - 1) == Some(&true) {
-                steps[depth] = Step::Item;
+            Event::Begin { depth, kind, .. } => self.begin(depth, kind),
+            Event::Text { depth, piece } => {
+                if self.target == Some((depth, Target::Text)) {
+                    self.text.extend_from_slice(piece);
+                }
+                Action::Continue
             }
+            Event::End {
+                depth,
+                end,
+                captured,
+            } => {
+                if depth < 16 {
+                    self.arrays &= !(1 << depth);
+                }
+                if depth == 1
+                    && let Some(start) = self.usage_key_at.take()
+                {
+                    self.found.usage_member = Some(start..end);
+                }
+                if let Some((at, counts)) = self.usage
+                    && at == depth
+                {
+                    self.usage = None;
+                    self.found.usage = counts.usage();
+                }
+                if let Some((at, goes)) = self.target
+                    && at == depth
+                {
+                    self.target = None;
+                    self.arrive(goes, captured, on_text);
+                }
+                Action::Continue
+            }
+        }
+    }
+
+    /// Whether the member whose key was just read at `depth` may hold anything read.
+    fn wanted(&self, depth: usize) -> bool {
+        if let Some((at, _)) = self.usage {
+            // In a usage object: its counts, and the details that hold the others.
+            return match (depth - at, self.steps[depth]) {
+                (1, Some(Step::Member(n))) => matches!(
+                    n,
+                    Name::Prompt
+                        | Name::Completion
+                        | Name::Total
+                        | Name::PromptDetails
+                        | Name::CompletionDetails
+                ),
+                (2, Some(Step::Member(Name::Cached))) => {
+                    self.steps[depth - 1] == Some(Step::Member(Name::PromptDetails))
+                }
+                (2, Some(Step::Member(Name::Reasoning))) => {
+                    self.steps[depth - 1] == Some(Step::Member(Name::CompletionDetails))
+                }
+                _ => false,
+            };
+        }
+        let path = &self.steps[1..=depth];
+        is_usage(path) || leads(path) || where_to(path, Kind::String).is_some()
+    }
+
+    fn begin(&mut self, depth: usize, kind: Kind) -> Action {
+        if depth > DEPTH {
+            return Action::Skip;
+        }
+        if depth >= 1 && self.arrays & (1 << (depth - 1)) != 0 {
+            self.steps[depth] = Some(Step::Item);
             if depth == 2
-                && steps[1] == Step::Member(Name::Choices)
-                && let Some(n) = found.choices.as_mut()
+                && self.steps[1] == Some(Step::Member(Name::Choices))
+                && let Some(n) = self.found.choices.as_mut()
             {
                 *n += 1;
             }
-            if matches!(kind, Kind::Object | Kind::Array) {
-                arrays.truncate(depth);
-                arrays.push(kind == Kind::Array);
-                if depth == 1 && kind == Kind::Array && steps[1] == Step::Member(Name::Choices) {
-                    found.choices = Some(0);
+        }
+        if let Some((at, _)) = self.usage {
+            // The counts are numbers, the details objects.
+            return match (kind, self.steps[depth]) {
+                (Kind::Literal { .. }, Some(Step::Member(n))) => {
+                    self.target = Some((depth, Target::Count(n)));
+                    Action::Capture(LABEL_LIMIT)
                 }
-            }
-            if target.is_some() || depth > DEPTH {
-                return Action::Continue;
-            }
-            let goes = match where_to(&steps[1..=depth], kind) {
-                Some(goes) => goes,
-                None => return Action::Continue,
+                (Kind::Object, _) if depth == at + 1 => Action::Continue,
+                _ => Action::Skip,
             };
-            *target = Some((depth, goes));
-            match goes {
-                Target::Usage => Action::Capture(USAGE_LIMIT),
-                Target::Label(_) => Action::Capture(LABEL_LIMIT),
+        }
+        let path = &self.steps[1..=depth];
+        if is_usage(path) {
+            if kind != Kind::Object {
+                return Action::Skip;
+            }
+            self.usage = Some((depth, Counts::default()));
+            return Action::Continue;
+        }
+        if let Some(goes) = where_to(path, kind) {
+            self.target = Some((depth, goes));
+            return match goes {
+                Target::Label(_) | Target::Count(_) => Action::Capture(LABEL_LIMIT),
                 Target::Text => {
-                    text.clear();
+                    self.text.clear();
                     Action::Continue
                 }
-            }
-        }
-        Event::Text { depth, piece } => {
-            if *target == Some((depth, Target::Text)) {
-                text.extend_from_slice(piece);
-            }
-            Action::Continue
-        }
-        Event::End {
-            depth,
-            end,
-            captured,
-        } => {
-            arrays.truncate(depth);
-            if depth == 1
-                && let Some(start) = usage_key_at.take()
-            {
-                found.usage_member = Some(start..end);
-            }
-            let Some((at, goes)) = *target else {
-                return Action::Continue;
             };
-            if at != depth {
-                return Action::Continue;
-            }
-            *target = None;
-            match goes {
-                Target::Usage => found.usage = captured.map(<[u8]>::to_vec),
-                Target::Label(name) => {
-                    let label = captured.and_then(|c| serde_json::from_slice::<String>(c).ok());
-                    let slot = match name {
-                        Name::Id => &mut found.id,
-                        Name::Object => &mut found.object,
-                        _ => &mut found.status,
-                    };
-                    if slot.is_none() {
-                        *slot = label;
+        }
+        match kind {
+            Kind::Object | Kind::Array if depth == 0 || leads(path) => {
+                if kind == Kind::Array {
+                    self.arrays |= 1 << depth;
+                    if path == [Some(Step::Member(Name::Choices))] {
+                        self.found.choices = Some(0);
                     }
                 }
-                Target::Text => on_text(text),
+                Action::Continue
             }
-            Action::Continue
+            _ => Action::Skip,
+        }
+    }
+
+    fn arrive(&mut self, goes: Target, captured: Option<&[u8]>, on_text: &mut impl FnMut(&[u8])) {
+        match goes {
+            Target::Count(name) => {
+                let count = captured
+                    .and_then(|c| std::str::from_utf8(c).ok())
+                    .and_then(|c| c.parse::<u64>().ok());
+                if let Some((_, counts)) = self.usage.as_mut() {
+                    let slot = match name {
+                        Name::Prompt => &mut counts.prompt,
+                        Name::Completion => &mut counts.completion,
+                        Name::Total => &mut counts.total,
+                        Name::Cached => &mut counts.cached,
+                        Name::Reasoning => &mut counts.reasoning,
+                        _ => return,
+                    };
+                    *slot = count;
+                }
+            }
+            Target::Label(name) => {
+                let label = captured.and_then(Label::of_literal);
+                let slot = match name {
+                    Name::Id => &mut self.found.id,
+                    Name::Object => &mut self.found.object,
+                    _ => &mut self.found.status,
+                };
+                if slot.is_none() {
+                    *slot = label;
+                }
+            }
+            Target::Text => on_text(&self.text),
         }
     }
 }
 
+/// Whether `path` leads to a usage object: the top-level `usage`, or `response.usage`.
+fn is_usage(path: &[Option<Step>]) -> bool {
+    use Name::*;
+    use Step::Member;
+    matches!(
+        path,
+        [Some(Member(Usage))] | [Some(Member(Response)), Some(Member(Usage))]
+    )
+}
+
 /// Where a value at the end of `path` goes, if anywhere.
-fn where_to(path: &[Step], kind: Kind) -> Option<Target> {
+fn where_to(path: &[Option<Step>], kind: Kind) -> Option<Target> {
     use Name::*;
     use Step::{Item, Member};
     let string = kind == Kind::String;
     Some(match path {
-        [Member(Usage)] | [Member(Response), Member(Usage)] => Target::Usage,
-        [Member(name @ (Id | Object | Status))] if string => Target::Label(*name),
+        [Some(Member(name @ (Id | Object | Status)))] if string => Target::Label(*name),
         [
-            Member(Choices),
-            Item,
-            Member(Delta | Message),
-            Member(Content),
+            Some(Member(Choices)),
+            Some(Item),
+            Some(Member(Delta | Message)),
+            Some(Member(Content)),
         ]
-        | [Member(Choices), Item, Member(Text)]
-        | [Member(Output), Item, Member(Content), Item, Member(Text)]
-        | [Member(Delta)]
+        | [Some(Member(Choices)), Some(Item), Some(Member(Text))]
+        | [
+            Some(Member(Choices)),
+            Some(Item),
+            Some(Member(Delta | Message)),
+            Some(Member(ToolCalls)),
+            Some(Item),
+            Some(Member(Function)),
+            Some(Member(Arguments)),
+        ]
+        | [
+            Some(Member(Output)),
+            Some(Item),
+            Some(Member(Content)),
+            Some(Item),
+            Some(Member(Text)),
+        ]
+        | [Some(Member(Output)), Some(Item), Some(Member(Arguments))]
+        | [Some(Member(Delta))]
             if string =>
         {
             Target::Text
         }
         _ => return None,
     })
+}
+
+/// Whether a container at the end of `path` may hold something [`where_to`] wants.
+fn leads(path: &[Option<Step>]) -> bool {
+    use Name::*;
+    use Step::{Item, Member};
+    matches!(
+        path,
+        [Some(Member(Response | Choices | Output))]
+            | [Some(Member(Choices | Output)), Some(Item)]
+            | [
+                Some(Member(Choices)),
+                Some(Item),
+                Some(Member(Delta | Message))
+            ]
+            | [
+                Some(Member(Choices)),
+                Some(Item),
+                Some(Member(Delta | Message)),
+                Some(Member(ToolCalls))
+            ]
+            | [
+                Some(Member(Choices)),
+                Some(Item),
+                Some(Member(Delta | Message)),
+                Some(Member(ToolCalls)),
+                Some(Item)
+            ]
+            | [
+                Some(Member(Choices)),
+                Some(Item),
+                Some(Member(Delta | Message)),
+                Some(Member(ToolCalls)),
+                Some(Item),
+                Some(Member(Function))
+            ]
+            | [Some(Member(Output)), Some(Item), Some(Member(Content))]
+            | [
+                Some(Member(Output)),
+                Some(Item),
+                Some(Member(Content)),
+                Some(Item)
+            ]
+    )
 }
 
 #[cfg(test)]
@@ -314,23 +507,26 @@ mod tests {
             scan.feed_at(at, piece, &mut on_text);
             at += piece.len();
         }
-        let found = scan.finish(&mut on_text);
+        let found = scan.take(&mut on_text);
         (found, texts)
     }
 
     #[test]
     fn reads_usage_labels_and_text_of_a_chat_answer() {
-        let doc = r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi \"there\""}},{"index":1,"message":{"content":"Bye"}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
+        let doc = r#"{"id":"chatcmpl-1","object":"chat.completion","prompt_filter_results":[{"content_filter_results":{"hate":{"filtered":false}}}],"choices":[{"index":0,"message":{"role":"assistant","content":"Hi \"there\"","tool_calls":[{"function":{"name":"f","arguments":"{\"x\":1}"}}]},"content_filter_results":{"text":"not this"}},{"index":1,"message":{"content":"Bye"}}],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
         for step in [1, 2, 7, doc.len()] {
             let (found, texts) = scan(doc, step);
+            assert_eq!(found.usage.map(|u| (u.prompt, u.total)), Some((3, 7)));
             assert_eq!(
-                found.usage.as_deref(),
-                Some(&br#"{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}"#[..])
+                found.id.map(|l| l.as_str().to_string()).as_deref(),
+                Some("chatcmpl-1")
             );
-            assert_eq!(found.id.as_deref(), Some("chatcmpl-1"));
-            assert_eq!(found.object.as_deref(), Some("chat.completion"));
+            assert_eq!(
+                found.object.map(|l| l.as_str().to_string()).as_deref(),
+                Some("chat.completion")
+            );
             assert_eq!(found.choices, Some(2));
-            assert_eq!(texts, ["Hi \\\"there\\\"", "Bye"]);
+            assert_eq!(texts, ["Hi \\\"there\\\"", "{\\\"x\\\":1}", "Bye"]);
             let member = found.usage_member.expect("usage member");
             assert!(doc[member].starts_with("\"usage\":{"));
         }
@@ -342,13 +538,14 @@ mod tests {
             r#"{"choices":[{"delta":{"content":"wor"},"index":0}],"usage":null}"#,
             3,
         );
-        assert_eq!(found.usage.as_deref(), Some(&b"null"[..]));
+        assert_eq!(found.usage, None);
+        assert!(found.usage_member.is_some());
         assert_eq!(texts, ["wor"]);
         let (found, _) = scan(
-            r#"{"type":"response.completed","response":{"id":"r","usage":{"input_tokens":5}}}"#,
+            r#"{"type":"response.completed","response":{"id":"r","output":[{"content":[{"text":"not again"}]}],"usage":{"input_tokens":5}}}"#,
             5,
         );
-        assert_eq!(found.usage.as_deref(), Some(&br#"{"input_tokens":5}"#[..]));
+        assert_eq!(found.usage.map(|u| u.prompt), Some(5));
         let (_, texts) = scan(r#"{"type":"response.output_text.delta","delta":"Hel"}"#, 4);
         assert_eq!(texts, ["Hel"]);
         let (found, _) = scan(r#"{"data":[{"usage":{"prompt_tokens":1}}]}"#, 4);
@@ -359,5 +556,19 @@ mod tests {
         );
         assert_eq!(texts, ["Yes"]);
         assert!(found.usage.is_some());
+    }
+
+    #[test]
+    fn one_scan_reads_document_after_document() {
+        let mut scan = Scan::new();
+        let mut none = |_: &[u8]| {};
+        scan.feed_at(0, br#"{"id":"a","usage":{"total_tokens":1}}"#, &mut none);
+        assert_eq!(scan.take(&mut none).usage.map(|u| u.total), Some(1));
+        scan.feed_at(100, br#"{"id":"b"}"#, &mut none);
+        let found = scan.take(&mut none);
+        assert_eq!(
+            (found.usage, found.id.map(|l| l.as_str().to_string())),
+            (None, Some("b".into()))
+        );
     }
 }

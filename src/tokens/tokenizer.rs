@@ -98,5 +98,6 @@ mod tests {
             Encoding::Cl100k
         );
         assert_eq!(Encoding::for_model("chat"), Encoding::O200k);
+        assert_eq!(Encoding::for_model("GPT-35-Turbo"), Encoding::Cl100k);
     }
 }

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# What reading usage and keeping limits cost: CPU time per proxied call, in one run, of
+#   before   the gateway built without any of it (BEFORE_REV, or the binary given as before=...),
+#   off      this gateway, its subscription without limits (usage is still read from each answer
+#            and each call's prompt counted: that is not switchable),
+#   on       this gateway, its subscription with a token and a request limit per minute and a
+#            daily budget (high enough that nothing is refused), headroom checks on,
+# all in front of the same simulated backend, measured in turn, $ROUNDS rounds; POST chat
+# completions (non-streaming, with max_tokens) at $CONNECTIONS connections with wrk. The goal
+# of the tokens issue: on costs at most 15% more CPU per call than before.
+#
+#   bench/tokens.sh                                  # builds BEFORE_REV in a scratch worktree
+#   bench/tokens.sh before=/path/to/old/aoai-gateway # or use that binary
+#   ROUNDS=5 DURATION=10 bench/tokens.sh
+#
+# Installs wrk with apt-get where missing. Everything binds 127.0.0.1 and stops at exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-5}"
+CONNECTIONS="${CONNECTIONS:-32}"
+ROUNDS="${ROUNDS:-3}"
+# The last commit before usage, limits and tiers.
+BEFORE_REV="${BEFORE_REV:-0edfbb5}"
+BEFORE=""
+for arg in "$@"; do
+  case $arg in
+    before=*) BEFORE="${arg#before=}" ;;
+    *) echo "unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+
+command -v wrk >/dev/null || {
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk </dev/null
+}
+
+WORK="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -d "$WORK/before-src" ]; then git worktree remove --force "$WORK/before-src" >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cargo build --release --quiet
+NOW=target/release/aoai-gateway
+if [ -z "$BEFORE" ]; then
+  echo "building $BEFORE_REV (the gateway before usage and limits) in a scratch worktree..."
+  git worktree add --detach "$WORK/before-src" "$BEFORE_REV" >/dev/null 2>&1
+  (cd "$WORK/before-src" && cargo build --release --quiet --locked)
+  BEFORE="$WORK/before-src/target/release/aoai-gateway"
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; exit 1; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+export SIMULATOR_API_KEY="bench-backend-key" BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"
+SIM_PORT=$(free_port)
+RUST_LOG=warn "$NOW" simulate --listen "127.0.0.1:$SIM_PORT" --workers 1 --chunk-delay-ms 0 & pids+=($!)
+
+# gateway <name> <binary> <extra toml for the subscription> <extra toml at the top>
+declare -A PORT PID
+gateway() {
+  local name=$1 bin=$2 limits=$3 top=$4 port
+  port=$(free_port)
+  cat > "$WORK/$name.toml" <<TOML
+listen = "127.0.0.1:$port"
+workers = 1
+$top
+[[backends]]
+name = "eastus"
+endpoint = "http://127.0.0.1:$SIM_PORT"
+api_key_env = "BENCH_BACKEND_KEY"
+[[subscriptions]]
+name = "bench"
+key_env = "BENCH_CLIENT_KEY"
+$limits
+TOML
+  RUST_LOG=warn "$bin" serve --config "$WORK/$name.toml" >/dev/null 2>&1 & pids+=($!)
+  PORT[$name]=$port; PID[$name]=$!
+}
+gateway before "$BEFORE" "" ""
+gateway off "$NOW" "" "[failover]
+skip_low_headroom = false"
+gateway on "$NOW" "[subscriptions.limits]
+tokens_per_minute = 1000000000
+requests_per_minute = 1000000000
+tokens_per_day = 100000000000" ""
+for p in "$SIM_PORT" "${PORT[@]}"; do wait_port "$p"; done
+
+cat > "$WORK/chat.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"temperature":0.2,"max_tokens":50}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["api-key"] = "bench-client-key"
+LUA
+PATH_Q="/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+for name in before off on; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:${PORT[$name]}$PATH_Q" -H "api-key: $BENCH_CLIENT_KEY" -H 'content-type: application/json' -d '{"messages":[{"role":"user","content":"hi"}]}')
+  [ "$code" = 200 ] || { echo "$name answered $code" >&2; exit 1; }
+done
+
+echo "CPU per proxied call: POST chat/completions, $ROUNDS rounds x ${DURATION}s, $CONNECTIONS connections, one worker each, $(nproc) cores"
+printf "%-6s %-7s %12s %14s\n" round gateway "requests/s" "CPU us/call"
+: > "$WORK/results"
+for round in $(seq "$ROUNDS"); do
+  for name in before off on; do
+    pid=${PID[$name]}
+    start=$(cpu_ticks "$pid")
+    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/chat.lua" "http://127.0.0.1:${PORT[$name]}$PATH_Q" > "$WORK/out" 2>&1
+    used=$(( $(cpu_ticks "$pid") - start ))
+    if grep -q "Non-2xx" "$WORK/out"; then echo "non-2xx answers from $name:" >&2; cat "$WORK/out" >&2; exit 1; fi
+    read -r rps cpu < <(awk -v used="$used" -v tick="$TICK" '
+      /requests in/ { total = $1 } /Requests\/sec/ { rps = $2 }
+      END { printf "%.0f %.2f\n", rps, used / tick * 1e6 / total }' "$WORK/out")
+    echo "$round $name $cpu" >> "$WORK/results"
+    printf "%-6s %-7s %12s %14s\n" "$round" "$name" "$rps" "$cpu"
+  done
+done
+python3 - "$WORK/results" <<'PY'
+import statistics, sys
+from collections import defaultdict
+runs = defaultdict(dict)
+for line in open(sys.argv[1]):
+    rnd, name, cpu = line.split()
+    runs[rnd][name] = float(cpu)
+med = lambda f: statistics.median(f(r) for r in runs.values())
+print()
+print(f"medians: before {med(lambda r: r['before']):.2f} us, off {med(lambda r: r['off']):.2f} us, on {med(lambda r: r['on']):.2f} us per call")
+print(f"  reading usage and counting prompts (off vs before): {100 * (med(lambda r: r['off'] / r['before']) - 1):+.1f}%")
+print(f"  limits and headroom (on vs off):                     {100 * (med(lambda r: r['on'] / r['off']) - 1):+.1f}%")
+print(f"  all of it (on vs before; goal at most +15%):          {100 * (med(lambda r: r['on'] / r['before']) - 1):+.1f}%")
+PY
