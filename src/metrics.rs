@@ -266,7 +266,9 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self) -> String {
+    /// The metrics as Prometheus text; `shared`: whether shared state answers, when
+    /// configured.
+    pub fn render(&self, shared: Option<bool>) -> String {
         let mut out = String::with_capacity(4096);
         let help = |out: &mut String, name: &str, kind: &str, text: &str| {
             let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
@@ -403,6 +405,17 @@ impl Metrics {
         );
         let _ = writeln!(out, "{name} {}", crate::logging::dropped_lines());
 
+        if let Some(up) = shared {
+            let name = "aoai_gateway_state_store_up";
+            help(
+                &mut out,
+                name,
+                "gauge",
+                "Whether the state replicas share (Redis) answers: 1, or 0 while each replica uses its own.",
+            );
+            let _ = writeln!(out, "{name} {}", u8::from(up));
+        }
+
         let name = "aoai_gateway_uptime_seconds";
         help(
             &mut out,
@@ -488,7 +501,7 @@ mod tests {
             },
         );
         m.refused(1, Which::TokensPerMinute);
-        let text = m.render();
+        let text = m.render(Some(false));
         for line in [
             "aoai_gateway_requests_total{subscription=\"team-a\",code=\"200\"} 2",
             "aoai_gateway_requests_total{subscription=\"team \\\"b\\\"\",code=\"429\"} 1",
@@ -508,6 +521,7 @@ mod tests {
             "aoai_gateway_tokens_total{subscription=\"team-a\",deployment=\"o1\",backend=\"westus\",kind=\"reasoning\",source=\"reported\"} 800",
             "aoai_gateway_limit_refusals_total{subscription=\"team \\\"b\\\"\",limit=\"tokens_per_minute\"} 1",
             "aoai_gateway_log_lines_dropped_total 0",
+            "aoai_gateway_state_store_up 0",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }

@@ -8,8 +8,9 @@ use std::time::Duration;
 use actix_web::http::header::HeaderValue;
 
 use super::{
-    Backend, ConfigError, DocsConfig, Failover, FileConfig, LimitsConfig, MetricsConfig, Settings,
-    Subscription, UnknownFields, UsageSettings, compat, sha256,
+    Backend, ConfigError, DocsConfig, Failover, FileConfig, LimitsConfig, MetricsConfig,
+    OnStateError, Settings, StateSettings, Subscription, UnknownFields, UsageSettings, compat,
+    sha256,
 };
 use crate::limits::{Limits, SubscriptionLimits};
 use crate::proxy::balancer::MAX_BACKENDS;
@@ -88,6 +89,7 @@ impl FileConfig {
         let backends = self.checked_backends(&mut c, env, versions);
         let subscriptions = self.checked_subscriptions(&mut c, env);
         let usage = self.checked_usage(&mut c);
+        let state = self.checked_state(&mut c);
         let a = &self.auth;
         if !(a.ocp_apim_subscription_key_header
             || a.api_key_header
@@ -136,9 +138,42 @@ impl FileConfig {
                 ..self.metrics.clone()
             },
             usage,
+            state,
             log: self.log.clone(),
             backends,
             subscriptions,
+        })
+    }
+
+    fn checked_state(&self, c: &mut Checker) -> Option<StateSettings> {
+        let s = &self.state;
+        let prefix = s.key_prefix.trim();
+        if prefix.is_empty() || prefix.contains(['{', '}', ' ', ':']) {
+            c.fail(
+                "state.key_prefix",
+                format!("`{prefix}` must be non-empty, without braces, spaces or colons"),
+            );
+        }
+        if s.timeout_ms == 0 {
+            c.fail("state.timeout_ms", "must be more than 0 ms");
+        }
+        let url = s.redis_url.as_deref()?.trim();
+        // The URL may hold a password: a mistake names the key, never the value.
+        if let Err(e) = redis::Client::open(url) {
+            c.fail(
+                "state.redis_url",
+                format!(
+                    "is not a Redis URL (redis://host:port or rediss://host:port): {:?}",
+                    e.kind()
+                ),
+            );
+            return None;
+        }
+        Some(StateSettings {
+            redis_url: url.to_string(),
+            key_prefix: prefix.to_string(),
+            timeout: Duration::from_millis(s.timeout_ms),
+            reject: s.on_error == OnStateError::Reject,
         })
     }
 

@@ -35,6 +35,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default)]
     pub backends: Vec<BackendConfig>,
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,
@@ -192,6 +194,53 @@ impl Default for UsageConfig {
             encodings: BTreeMap::new(),
         }
     }
+}
+
+/// Where the state many replicas share lives: rotations, rests and circuits, limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS); unset, each replica
+    /// keeps its own state in memory. A secret when it holds a password: set it from the
+    /// environment (`AOAI_GATEWAY__STATE__REDIS_URL`).
+    pub redis_url: Option<String>,
+    /// Every key and channel starts with this, so that gateways can share a Redis.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+    /// A call waits this long for Redis, at most, before it goes on without it.
+    #[serde(default = "default_state_timeout_ms")]
+    pub timeout_ms: u64,
+    /// While Redis cannot be reached: `"local"` (the default) carries on with each replica's own
+    /// state; `"reject"` answers 503, for teams that prefer no over-spend.
+    #[serde(default)]
+    pub on_error: OnStateError,
+}
+
+fn default_key_prefix() -> String {
+    "aoai-gateway".into()
+}
+
+fn default_state_timeout_ms() -> u64 {
+    50
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig {
+            redis_url: None,
+            key_prefix: default_key_prefix(),
+            timeout_ms: default_state_timeout_ms(),
+            on_error: OnStateError::Local,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStateError {
+    #[default]
+    Local,
+    Reject,
 }
 
 /// Where the log goes, and in which shape.

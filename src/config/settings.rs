@@ -88,6 +88,26 @@ pub struct Subscription {
     pub limits: SubscriptionLimits,
 }
 
+/// [`StateConfig`](super::StateConfig) with a Redis, checked.
+#[derive(Clone)]
+pub struct StateSettings {
+    pub redis_url: String,
+    pub key_prefix: String,
+    pub timeout: Duration,
+    pub reject: bool,
+}
+
+impl fmt::Debug for StateSettings {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateSettings")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .field("reject", &self.reject)
+            .finish_non_exhaustive()
+    }
+}
+
 /// [`UsageConfig`](super::UsageConfig), checked.
 #[derive(Debug, Clone)]
 pub struct UsageSettings {
@@ -135,6 +155,8 @@ pub struct Settings {
     pub metrics: MetricsConfig,
     pub usage: UsageSettings,
     pub log: LogConfig,
+    /// `None`: in-process state.
+    pub state: Option<StateSettings>,
     pub backends: Vec<Backend>,
     pub subscriptions: Vec<Subscription>,
 }

@@ -86,6 +86,14 @@ pub struct Remaining {
 }
 
 impl Remaining {
+    /// From counts where -1 says "no such window".
+    pub fn of(tokens: i64, requests: i64) -> Remaining {
+        Remaining {
+            tokens: u64::try_from(tokens).ok(),
+            requests: u64::try_from(requests).ok(),
+        }
+    }
+
     fn tokens(&mut self, n: u64) {
         self.tokens = Some(self.tokens.map_or(n, |t| t.min(n)));
     }
@@ -111,17 +119,40 @@ pub struct Refusal {
 /// Tokens reserved for a call in flight; [`Limiter::settle`] with what it spent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
-    subscription: usize,
-    deployment: Option<String>,
+    pub subscription: usize,
+    /// The deployment whose own windows it reserved in, if any.
+    pub deployment: Option<String>,
     tokens: u64,
-    second: u64,
-    day: u64,
+    /// The second and the day it reserved in.
+    pub second: u64,
+    pub day: u64,
     pub remaining: Remaining,
+    /// Made in the shared windows (Redis), which settle it; else in this replica's.
+    pub shared: bool,
 }
 
 impl Reservation {
     pub fn tokens(&self) -> u64 {
         self.tokens
+    }
+
+    /// A reservation made in the shared windows at `now`.
+    pub fn shared(
+        subscription: usize,
+        deployment: Option<String>,
+        tokens: u64,
+        now: u64,
+        remaining: Remaining,
+    ) -> Reservation {
+        Reservation {
+            subscription,
+            deployment,
+            tokens,
+            second: now / 1000,
+            day: Day::of(now),
+            remaining,
+            shared: true,
+        }
     }
 }
 
@@ -318,6 +349,7 @@ impl Limiter {
             second: now / 1000,
             day: Day::of(now),
             remaining,
+            shared: false,
         }))
     }
 

@@ -191,8 +191,7 @@ pub fn account(
 ) -> Option<Spent> {
     let spent = spent(gw, method, trace, status, ended);
     if let Some(reservation) = &trace.reservation {
-        gw.limiter
-            .settle(reservation, spent.map_or(0, |s| s.usage.total));
+        crate::state::settle(gw, reservation, spent.map_or(0, |s| s.usage.total));
     }
     if let Some(spent) = &spent {
         gw.metrics.tokens(

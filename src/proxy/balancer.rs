@@ -256,7 +256,7 @@ pub const MAX_BACKENDS: usize = 128;
 
 /// A set of backends, by index.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Set(u128);
+pub struct Set(u128);
 
 impl Set {
     fn insert(&mut self, i: usize) {
@@ -267,12 +267,20 @@ impl Set {
         self.0 &= !(1 << i);
     }
 
-    fn is_empty(self) -> bool {
+    pub fn is_empty(self) -> bool {
         self.0 == 0
     }
 
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    pub fn contains(self, i: usize) -> bool {
+        i < MAX_BACKENDS && self.0 & (1 << i) != 0
+    }
+
     /// The members, lowest first.
-    fn iter(self) -> impl Iterator<Item = usize> {
+    pub fn iter(self) -> impl Iterator<Item = usize> {
         let mut left = self.0;
         std::iter::from_fn(move || {
             (left != 0).then(|| {
@@ -286,6 +294,17 @@ impl Set {
 
 /// Rotations kept at most; past this (deployment names a client invents) they start afresh.
 const MAX_ROTATIONS: usize = 4096;
+
+/// What a call's first attempt picks from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Candidates {
+    /// The backends of the best tier fit to take the call: one takes the rotation's turn.
+    Tier(Set),
+    /// Every eligible backend rests: this one wakes first.
+    Waking(usize),
+    /// No backend serves the deployment and version.
+    None,
+}
 
 /// What a call asks of the balancer.
 #[derive(Debug, Clone, Copy)]
@@ -345,9 +364,21 @@ impl Balancer {
     }
 
     /// Records what a call to backend `index` taught us. `deployment` is the client's
-    /// deployment name; `None` for operations on stored objects.
-    pub fn record(&self, index: usize, deployment: Option<&str>, outcome: Outcome) {
+    /// deployment name; `None` for operations on stored objects. Whether it is news for other
+    /// replicas: a failure, or an answer from a backend that was in trouble.
+    pub fn record(&self, index: usize, deployment: Option<&str>, outcome: Outcome) -> bool {
+        let news = outcome != Outcome::Answered
+            || self
+                .health
+                .get(index)
+                .is_some_and(|h| h.troubled.load(Ordering::Acquire));
         self.record_at(index, deployment, outcome, self.now_ms());
+        news
+    }
+
+    /// The index of the backend named `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.backends.iter().position(|b| b.name == name)
     }
 
     fn record_at(&self, index: usize, deployment: Option<&str>, outcome: Outcome, now: u64) {
@@ -438,19 +469,60 @@ impl Balancer {
             .is_some_and(|&(left, at)| now.saturating_sub(at) < self.headroom_ttl && left < tokens)
     }
 
-    /// The next backend for a call, and its index.
+    /// The next backend for a call, and its index, with the rotation kept here.
     pub fn pick(&self, ask: Ask<'_>) -> Option<(usize, &Backend)> {
         self.pick_at(ask, self.now_ms())
     }
 
     fn pick_at(&self, ask: Ask<'_>, now: u64) -> Option<(usize, &Backend)> {
         let Some(name) = ask.deployment else {
-            return self
-                .backends
-                .iter()
-                .enumerate()
-                .find(|(_, b)| b.stored_objects && b.serves_version(ask.version));
+            return self.home(ask.version);
         };
+        if ask.tried.is_empty() {
+            let chosen = match self.candidates_at(ask, now) {
+                Candidates::Tier(set) => self.rotate(ask.version, name, set)?,
+                Candidates::Waking(i) => i,
+                Candidates::None => return None,
+            };
+            return self.take_at(ask, chosen, now);
+        }
+        self.next_at(ask, now)
+    }
+
+    /// Where operations on stored objects go: the first backend that serves the version and
+    /// allows them.
+    pub fn home(&self, version: &str) -> Option<(usize, &Backend)> {
+        self.backends
+            .iter()
+            .enumerate()
+            .find(|(_, b)| b.stored_objects && b.serves_version(version))
+    }
+
+    /// What the first attempt of a call to a deployment picks from.
+    pub fn candidates(&self, ask: Ask<'_>) -> Candidates {
+        self.candidates_at(ask, self.now_ms())
+    }
+
+    fn candidates_at(&self, ask: Ask<'_>, now: u64) -> Candidates {
+        let (pool, eligible) = self.pool(ask, now);
+        match pool.iter().map(|i| self.backends[i].priority).min() {
+            Some(tier) => {
+                let mut candidates = Set::default();
+                for i in pool.iter().filter(|&i| self.backends[i].priority == tier) {
+                    candidates.insert(i);
+                }
+                Candidates::Tier(candidates)
+            }
+            None => match self.first_to_wake(ask, eligible, now) {
+                Some(i) => Candidates::Waking(i),
+                None => Candidates::None,
+            },
+        }
+    }
+
+    /// The backends fit to take the call (those with the room first), and all that serve it.
+    fn pool(&self, ask: Ask<'_>, now: u64) -> (Set, Set) {
+        let name = ask.deployment.unwrap_or("");
         let mut eligible = Set::default();
         let mut roomy = Set::default();
         let mut short = Set::default();
@@ -471,47 +543,74 @@ impl Balancer {
                 roomy.insert(i);
             }
         }
-        let mut pool = if roomy.is_empty() { short } else { roomy };
-        while let Some(tier) = pool.iter().map(|i| self.backends[i].priority).min() {
-            let mut candidates = Set::default();
-            for i in pool.iter().filter(|&i| self.backends[i].priority == tier) {
-                candidates.insert(i);
-            }
-            let chosen = match ask.tried.last() {
-                None => self.rotate(ask.version, name, candidates),
-                // A failover carries on after the backend that failed, in config order.
-                Some(&last) => candidates
-                    .iter()
-                    .find(|&i| i > last)
-                    .or_else(|| candidates.iter().next()),
-            };
-            let Some(chosen) = chosen else {
-                break;
-            };
-            // A backend due a trial call lets one through; if another call took it first, the
-            // next fit one takes this call.
-            if self.health[chosen].claim(ask.deployment, now, self.breaker.trial_timeout) {
-                return Some((chosen, &self.backends[chosen]));
-            }
-            pool.remove(chosen);
-        }
-        if !ask.tried.is_empty() {
-            return None;
-        }
-        // Every eligible backend rests: the one that wakes first.
+        (if roomy.is_empty() { short } else { roomy }, eligible)
+    }
+
+    fn first_to_wake(&self, ask: Ask<'_>, eligible: Set, now: u64) -> Option<usize> {
         eligible
             .iter()
             .min_by_key(|&i| match self.health[i].fitness(ask.deployment, now) {
                 Fitness::Resting { until } => until,
                 _ => 0,
             })
-            .map(|i| (i, &self.backends[i]))
+    }
+
+    /// The backend the rotation chose for a first attempt, once it takes the call: one due a
+    /// trial call takes it if no other call took the trial first; else the next fit one does.
+    pub fn take(&self, ask: Ask<'_>, chosen: usize) -> Option<(usize, &Backend)> {
+        self.take_at(ask, chosen, self.now_ms())
+    }
+
+    fn take_at(&self, ask: Ask<'_>, chosen: usize, now: u64) -> Option<(usize, &Backend)> {
+        let backend = self.backends.get(chosen)?;
+        let resting = self.health[chosen]
+            .fitness(ask.deployment, now)
+            .is_resting();
+        if resting || self.health[chosen].claim(ask.deployment, now, self.breaker.trial_timeout) {
+            // A resting one was chosen because every one rests: it gets the call anyway.
+            return Some((chosen, backend));
+        }
+        let tried = [chosen];
+        self.next_at(
+            Ask {
+                tried: &tried,
+                ..ask
+            },
+            now,
+        )
+    }
+
+    /// The backend a failover moves on to: the next fit one after the one that failed, in its
+    /// tier while there is one, then in the next; none when every one rests or was tried.
+    fn next_at(&self, ask: Ask<'_>, now: u64) -> Option<(usize, &Backend)> {
+        let (mut pool, _) = self.pool(ask, now);
+        let last = ask.tried.last().copied().unwrap_or(0);
+        while let Some(tier) = pool.iter().map(|i| self.backends[i].priority).min() {
+            let mut candidates = Set::default();
+            for i in pool.iter().filter(|&i| self.backends[i].priority == tier) {
+                candidates.insert(i);
+            }
+            let chosen = candidates
+                .iter()
+                .find(|&i| i > last)
+                .or_else(|| candidates.iter().next())?;
+            if self.health[chosen].claim(ask.deployment, now, self.breaker.trial_timeout) {
+                return Some((chosen, &self.backends[chosen]));
+            }
+            pool.remove(chosen);
+        }
+        None
     }
 
     /// Takes the next turn of the rotation of `deployment` on `version` among `candidates`
     /// (smooth weighted round-robin: each gains its weight, the one with the most is chosen
     /// and gives back the candidates' total).
-    fn rotate(&self, version: &'static str, deployment: &str, candidates: Set) -> Option<usize> {
+    pub fn rotate(
+        &self,
+        version: &'static str,
+        deployment: &str,
+        candidates: Set,
+    ) -> Option<usize> {
         let mut members = candidates.iter();
         let first = members.next()?;
         if members.next().is_none() {

@@ -16,7 +16,7 @@ use aoai_runtime::catalog::Route;
 use bytes::Bytes;
 
 use super::access::Trace;
-use super::balancer::Ask;
+use super::balancer::{Ask, Candidates};
 use super::deployment::{self, Place};
 use super::error::{GatewayError, REMAINING_REQUESTS, REMAINING_TOKENS};
 use super::request::Facts;
@@ -24,10 +24,13 @@ use super::upstream::{self, Answer, Outgoing};
 use super::{Gateway, compat, edit, failover};
 use crate::config::Backend;
 use crate::metrics::Headroom;
+use crate::state;
 
 /// A checked call, ready for a backend.
 pub(super) struct Call<'r> {
     pub req: &'r HttpRequest,
+    /// (subscription, tokens) to reserve, when the subscription has limits.
+    pub reserve: Option<(usize, u64)>,
     pub route: &'static Route,
     pub version: &'static str,
     /// Where the api-version is mounted below the base path (`/v1`), or empty.
@@ -136,6 +139,53 @@ fn headroom(headers: &HeaderMap) -> Headroom {
     }
 }
 
+/// The backend for a call's first attempt, as the call begins (see [`state::begin`]): its
+/// reservation made (or the call refused) and its rotation's turn taken.
+async fn first<'g>(
+    call: &Call<'_>,
+    gw: &'g Gateway,
+    trace: &mut Trace,
+) -> Result<(usize, &'g Backend), GatewayError> {
+    let no_backend = || GatewayError::NoBackend {
+        deployment: call.deployment.map(str::to_string),
+        version: call.version.to_string(),
+    };
+    let reserve = call.reserve.map(|(subscription, tokens)| state::Reserve {
+        subscription,
+        deployment: call.deployment,
+        tokens,
+    });
+    let Some(name) = call.deployment else {
+        let home = gw.balancer.home(call.version).ok_or_else(no_backend)?;
+        trace.reservation = state::begin(gw, reserve, None).await?.reservation;
+        return Ok(home);
+    };
+    let ask = Ask {
+        version: call.version,
+        deployment: call.deployment,
+        tried: &[],
+        tokens: call.tokens,
+    };
+    let (turn, fallback) = match gw.balancer.candidates(ask) {
+        Candidates::None => return Err(no_backend()),
+        Candidates::Waking(i) => (None, i),
+        Candidates::Tier(set) => {
+            let only = set.iter().next().ok_or_else(no_backend)?;
+            let turn = (set.len() > 1).then_some(state::Turn {
+                version: call.version,
+                deployment: name,
+                candidates: set,
+            });
+            (turn, only)
+        }
+    };
+    let begun = state::begin(gw, reserve, turn).await?;
+    trace.reservation = begun.reservation;
+    gw.balancer
+        .take(ask, begun.chosen.unwrap_or(fallback))
+        .ok_or_else(no_backend)
+}
+
 /// Sends the call to a backend and, while backends refuse it, to the next.
 pub(super) async fn dispatch(
     call: &Call<'_>,
@@ -152,10 +202,7 @@ pub(super) async fn dispatch(
             tokens: call.tokens,
         })
     };
-    let (mut index, mut backend) = ask(&tried).ok_or_else(|| GatewayError::NoBackend {
-        deployment: call.deployment.map(str::to_string),
-        version: call.version.to_string(),
-    })?;
+    let (mut index, mut backend) = first(call, gw, trace).await?;
     let request_id = (!trace.client_sent_id).then(|| trace.id.clone());
     loop {
         trace.backend = Some(index);
@@ -188,7 +235,9 @@ pub(super) async fn dispatch(
             gw.balancer.note_headroom(index, call.deployment, tokens);
         }
         let verdict = failover::judge(&result, &gw.failover);
-        gw.balancer.record(index, call.deployment, verdict.outcome);
+        if gw.balancer.record(index, call.deployment, verdict.outcome) {
+            state::tell(gw, index, call.deployment, verdict.outcome);
+        }
         // Stored objects live on one backend: there is nowhere else to go.
         if !verdict.move_on || call.deployment.is_none() {
             return result.map(|answer| Sent {

@@ -75,6 +75,8 @@ pub enum GatewayError {
     UpgradeRefused,
     #[error("over the subscription's {} limit", .0.which.as_str())]
     LimitExceeded(Box<Refusal>),
+    #[error("shared state does not answer, and the gateway refuses calls without it")]
+    StateUnavailable,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -107,6 +109,7 @@ impl GatewayError {
             GatewayError::UpstreamTimeout { .. } => "GatewayTimeout",
             // Azure's own code for a rate limit, which clients match on.
             GatewayError::LimitExceeded(_) => "429",
+            GatewayError::StateUnavailable => "ServiceUnavailable",
         }
     }
 
@@ -146,6 +149,7 @@ impl GatewayError {
             GatewayError::ClientTimeout { limit_ms } => format!("The request body did not arrive within {limit_ms} ms."),
             GatewayError::Internal(_) => "The gateway failed to handle the request. Try again.".into(),
             GatewayError::UpgradeRefused => "This gateway does not switch protocols: send the request without an Upgrade header (WebSocket APIs such as realtime are not served).".into(),
+            GatewayError::StateUnavailable => "The gateway cannot reach the state its replicas share, and is set to refuse calls rather than risk over-spending. Try again shortly.".into(),
             GatewayError::LimitExceeded(refusal) => {
                 let what = match refusal.which {
                     Which::TokensPerMinute => "tokens per minute",
@@ -218,6 +222,7 @@ impl ResponseError for GatewayError {
             }
             GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -265,6 +270,9 @@ impl GatewayError {
             let ms = refusal.retry_after_ms.max(1);
             response.insert_header(("retry-after", retry_after_s(ms)));
             response.insert_header(("retry-after-ms", ms));
+        }
+        if matches!(self, GatewayError::StateUnavailable) {
+            response.insert_header(("retry-after", 1));
         }
         if let GatewayError::MethodNotAllowed { allowed } = self {
             let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();

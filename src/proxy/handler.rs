@@ -189,11 +189,13 @@ async fn route(
         ));
     }
     if path == "/readyz" {
-        // Ready once serving (the config is loaded and the listener is up) until told to stop.
-        return Ok(Reply::Own(if gw.draining() {
-            HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": "stopping" }))
-        } else {
-            HttpResponse::Ok().json(serde_json::json!({ "status": "ready" }))
+        // Ready once serving (the config is loaded and the listener is up) until told to stop,
+        // and not while it refuses calls for want of its shared state.
+        return Ok(Reply::Own(match gw.unready() {
+            Some(why) => {
+                HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": why }))
+            }
+            None => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
         }));
     }
     if let Some(docs) = &gw.docs
@@ -210,7 +212,7 @@ async fn route(
         return Ok(Reply::Own(
             HttpResponse::Ok()
                 .content_type("text/plain; version=0.0.4; charset=utf-8")
-                .body(gw.metrics.render()),
+                .body(gw.metrics.render(crate::state::up(gw))),
         ));
     }
     trace.api = true;
@@ -325,19 +327,17 @@ async fn route(
     trace.streaming = checked.facts.as_ref().is_some_and(|f| f.stream);
     trace.prompt_tokens = checked.facts.as_ref().and_then(|f| f.prompt_tokens);
 
-    // Within the subscription's limits, or refused before any backend is called.
+    // Held to the subscription's limits: reserved as the call begins (with its rotation's
+    // turn, in one round trip when state is shared), before any backend is called.
     let estimate = checked.facts.as_ref().map(Facts::tokens);
-    if let Some(limits) = gw.limiter.limits(subscription) {
+    let reserve = gw.limiter.limits(subscription).map(|limits| {
         let tokens = if route.reports_usage && limits.counts_tokens(deployment.as_deref()) {
             estimate.unwrap_or(0)
         } else {
             0
         };
-        trace.reservation = gw
-            .limiter
-            .reserve(subscription, deployment.as_deref(), tokens)
-            .map_err(|refused| GatewayError::LimitExceeded(Box::new(refused)))?;
-    }
+        (subscription, tokens)
+    });
 
     // The balancer passes over a backend reporting less room than the call may spend: the
     // exact figure is counted only if some backend reports less than the call's upper bound.
@@ -356,6 +356,7 @@ async fn route(
     };
     let call = Call {
         req,
+        reserve,
         route,
         version: table.api.version,
         mount: table.api.mount,

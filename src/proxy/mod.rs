@@ -50,6 +50,7 @@ use aoai_runtime::schema::Policy;
 use crate::config::{Failover, MetricsConfig, Settings, UsageSettings};
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
+use crate::state::shared::Shared;
 use access::CountedRuns;
 use auth::Auth;
 use balancer::Balancer;
@@ -75,6 +76,8 @@ pub struct Gateway {
     pub limiter: Limiter,
     /// Runs whose usage has been counted (see `access`).
     pub counted_runs: CountedRuns,
+    /// State shared with other replicas through Redis, when configured.
+    pub shared: Option<Arc<Shared>>,
     pub metrics: Metrics,
     pub metrics_page: MetricsConfig,
     pub workers: Option<usize>,
@@ -95,8 +98,15 @@ impl Gateway {
             .iter()
             .map(|s| s.limits.clone())
             .collect();
+        let shared = settings.state.as_ref().and_then(|state| {
+            Shared::new(state)
+                .map_err(|e| tracing::error!("shared state: {e}; each replica keeps its own"))
+                .ok()
+                .map(Arc::new)
+        });
         Gateway {
             metrics,
+            shared,
             limiter: Limiter::new(limits),
             counted_runs: CountedRuns::default(),
             usage: settings.usage,
@@ -128,6 +138,18 @@ impl Gateway {
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
+
+    /// Why the gateway is not ready to take calls, if it is not: it is stopping, or it refuses
+    /// calls while its shared state does not answer.
+    pub fn unready(&self) -> Option<&'static str> {
+        if self.draining() {
+            return Some("stopping");
+        }
+        self.shared
+            .as_ref()
+            .filter(|s| s.rejects() && !s.is_up())
+            .map(|_| "shared state unreachable")
+    }
 }
 
 /// Starts serving on an already bound listener; call it inside the actix system that will run
@@ -139,6 +161,9 @@ pub fn start(
     signals: bool,
 ) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
     let addr = listener.local_addr()?;
+    if let Some(shared) = &gateway.shared {
+        shared.start(Arc::downgrade(&gateway))?;
+    }
     let workers = gateway.workers;
     let grace = gateway.shutdown_grace;
     let head_timeout = gateway.client_head_timeout;

@@ -115,15 +115,17 @@ pub(super) async fn act_out(
     operation_id: &str,
 ) -> Result<HttpResponseBuilder, HttpResponse> {
     if deployment == "rate-limited" {
-        reply.insert_header(("retry-after", "7"));
-        reply.insert_header(("retry-after-ms", "7000"));
+        let wait = sim.config.rate_limited_retry_after;
+        reply.insert_header(("retry-after", wait.as_secs().max(1).to_string()));
+        reply.insert_header(("retry-after-ms", wait.as_millis().to_string()));
         reply.insert_header(("x-ratelimit-remaining-requests", "0"));
         reply.insert_header(("x-ratelimit-remaining-tokens", "0"));
         let version = query::get(req.query_string(), "api-version")
             .unwrap_or_default()
             .into_owned();
         let message = format!(
-            "Requests to the {operation_id} Operation under Azure OpenAI API version {version} have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after 7 seconds."
+            "Requests to the {operation_id} Operation under Azure OpenAI API version {version} have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after {} seconds.",
+            wait.as_secs().max(1)
         );
         return Err(json_reply(
             reply,

@@ -56,6 +56,8 @@ pub struct SimulatorConfig {
     pub chunk_delay: Duration,
     /// How long the `slow` deployment waits before answering.
     pub slow_delay: Duration,
+    /// The `retry-after` of the `rate-limited` deployment's 429.
+    pub rate_limited_retry_after: Duration,
     /// Each deployment's quota, as a provisioned or pay-as-you-go deployment has one (see
     /// `quota`); `None`: plenty.
     pub tokens_per_minute: Option<u64>,
@@ -72,6 +74,7 @@ impl SimulatorConfig {
             deployments: Vec::new(),
             chunk_delay: Duration::from_millis(20),
             slow_delay: Duration::from_secs(30),
+            rate_limited_retry_after: Duration::from_secs(7),
             tokens_per_minute: None,
             record: false,
             workers: 1,
