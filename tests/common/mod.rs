@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::rt::System;
-use aoai_gateway::config::{BackendConfig, DocsConfig, FileConfig, SubscriptionConfig};
+use aoai_gateway::config::{
+    BackendConfig, DocsConfig, FileConfig, StateConfig, SubscriptionConfig,
+};
 use aoai_gateway::proxy::{self, Gateway};
 use aoai_gateway::sim::{self, Simulator, SimulatorConfig};
 use bytes::Bytes;
@@ -26,6 +28,8 @@ pub struct Backend {
     pub dead: bool,
     /// The simulated resource's quota per deployment (see `sim::quota`).
     pub tokens_per_minute: Option<u64>,
+    /// The `retry-after` of its `rate-limited` deployment.
+    pub rate_limited_retry_after: Duration,
 }
 
 impl Backend {
@@ -37,6 +41,7 @@ impl Backend {
             deployment_map: BTreeMap::new(),
             dead: false,
             tokens_per_minute: None,
+            rate_limited_retry_after: Duration::from_secs(7),
         }
     }
 }
@@ -49,6 +54,10 @@ pub struct Setup {
     pub docs: DocsConfig,
     /// Changes the gateway's config before it is checked.
     pub tweak: fn(&mut FileConfig),
+    /// Gateways started with the same config, as replicas of one another (at least 1).
+    pub replicas: usize,
+    /// Their shared state (`[state]`).
+    pub state: StateConfig,
 }
 
 impl Default for Setup {
@@ -63,13 +72,17 @@ impl Default for Setup {
             chunk_delay: Duration::from_millis(0),
             docs: DocsConfig::default(),
             tweak: |_| {},
+            replicas: 1,
+            state: StateConfig::default(),
         }
     }
 }
 
 pub struct Running {
-    /// `http://127.0.0.1:port`
+    /// `http://127.0.0.1:port`, of the first replica.
     pub base: String,
+    /// Every replica's.
+    pub bases: Vec<String>,
     /// `127.0.0.1:port`
     pub addr: std::net::SocketAddr,
     pub sims: Vec<Arc<Simulator>>,
@@ -171,6 +184,7 @@ pub async fn start(setup: Setup) -> Running {
             config.chunk_delay = setup.chunk_delay;
             config.slow_delay = Duration::from_secs(5);
             config.tokens_per_minute = b.tokens_per_minute;
+            config.rate_limited_retry_after = b.rate_limited_retry_after;
             let sim = Simulator::new(config);
             let (server, addr) =
                 sim::start(sim.clone(), TcpListener::bind("127.0.0.1:0").expect("bind"))
@@ -195,24 +209,33 @@ pub async fn start(setup: Setup) -> Running {
     config.backends = backends;
     config.docs = setup.docs;
     config.subscriptions = vec![SubscriptionConfig::with_key_env("team-a", "CLIENT_KEY")];
+    config.state = setup.state;
     (setup.tweak)(&mut config);
     let versions: Vec<&str> = aoai_gateway::generated::API_VERSIONS
         .iter()
         .map(|v| v.version)
         .collect();
-    let settings = config.check("test", &env, &versions).expect("valid config");
-    let (server, addr) = proxy::start(
-        Arc::new(Gateway::new(settings)),
-        TcpListener::bind("127.0.0.1:0").expect("bind"),
-        false,
-    )
-    .expect("gateway starts");
-    actix_web::rt::spawn(server);
+    let mut bases = Vec::new();
+    let mut addrs = Vec::new();
+    for _ in 0..setup.replicas.max(1) {
+        let settings = config.check("test", &env, &versions).expect("valid config");
+        let (server, addr) = proxy::start(
+            Arc::new(Gateway::new(settings)),
+            TcpListener::bind("127.0.0.1:0").expect("bind"),
+            false,
+        )
+        .expect("gateway starts");
+        actix_web::rt::spawn(server);
+        bases.push(format!("http://{addr}"));
+        addrs.push(addr);
+    }
+    let addr = addrs[0];
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish();
     Running {
         base: format!("http://{addr}"),
+        bases,
         addr,
         sims,
         sim_urls,

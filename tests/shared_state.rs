@@ -1,0 +1,422 @@
+//! Many replicas, one gateway: rotation, rests and limits shared through a real Redis
+//! (`REDIS_URL`, default `redis://127.0.0.1:6379`; each test has its own key prefix and
+//! removes its keys), and Redis going away failing no call. The test that stops Redis starts
+//! its own `redis-server` on a free port.
+
+mod common;
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aoai_gateway::config::{OnStateError, StateConfig};
+use common::{Backend, CHAT, CLIENT_KEY, Running, Setup, metric, run, start};
+use futures_util::future::join_all;
+use serde_json::Value;
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A key prefix no other test (or run) uses.
+fn prefix(test: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "aoai-test-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        test
+    )
+}
+
+fn shared(url: &str, prefix: &str) -> StateConfig {
+    StateConfig {
+        redis_url: Some(url.into()),
+        key_prefix: prefix.into(),
+        timeout_ms: 200,
+        on_error: OnStateError::Local,
+    }
+}
+
+/// Removes every key of a test.
+fn clean(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_connection() else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{{{prefix}}}*"))
+        .query(&mut conn)
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut conn);
+    }
+}
+
+/// Waits until every replica says its shared state answers (or does not, `up = false`).
+async fn until_shared(gw: &Running, up: bool, within: Duration) {
+    let started = Instant::now();
+    let want = if up { 1 } else { 0 };
+    loop {
+        let mut all = true;
+        for base in &gw.bases {
+            let mut response = gw
+                .client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .expect("metrics");
+            let text = String::from_utf8_lossy(&response.body().await.expect("body")).into_owned();
+            all &= metric(&text, "aoai_gateway_state_store_up") == Some(want);
+        }
+        if all {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "replicas did not see shared state {} within {within:?}",
+            if up { "up" } else { "down" }
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A chat call through replica `replica`: its status and the backend that answered.
+async fn call(gw: &Running, replica: usize, body: &str) -> (u16, String) {
+    let response = gw
+        .client
+        .post(format!("{}{CHAT}", gw.bases[replica]))
+        .insert_header(("api-key", CLIENT_KEY))
+        .insert_header(("content-type", "application/json"))
+        .send_body(body.to_string())
+        .await
+        .expect("gateway answers");
+    let (status, headers, _) = common::collect(response).await;
+    let backend = headers
+        .get("x-aoai-gateway-backend")
+        .cloned()
+        .unwrap_or_default();
+    (status, backend)
+}
+
+const HELLO: &str = r#"{"messages":[{"role":"user","content":"Hello world"}],"max_tokens":50}"#;
+
+#[test]
+#[ignore = "needs Redis at REDIS_URL (default 127.0.0.1:6379): scripts/test.sh runs it"]
+fn three_replicas_rotate_as_one() {
+    let (url, prefix) = (redis_url(), prefix("rotate"));
+    run(async {
+        let gw = start(Setup {
+            replicas: 3,
+            state: shared(&url, &prefix),
+            ..Setup::default()
+        })
+        .await;
+        until_shared(&gw, true, Duration::from_secs(5)).await;
+        for batch in 0..10 {
+            let calls = (0..30).map(|i| call(&gw, (batch * 30 + i) % 3, HELLO));
+            for (status, _) in join_all(calls).await {
+                assert_eq!(status, 200);
+            }
+        }
+        let east = gw.sims[0].recorded().len() as i64;
+        let west = gw.sims[1].recorded().len() as i64;
+        assert_eq!(east + west, 300);
+        assert!((east - 150).abs() <= 1, "{east} / {west}");
+    });
+    clean(&url, &prefix);
+}
+
+#[test]
+#[ignore = "needs Redis at REDIS_URL (default 127.0.0.1:6379): scripts/test.sh runs it"]
+fn a_rest_one_replica_learns_rests_the_deployment_on_every_replica() {
+    let (url, prefix) = (redis_url(), prefix("rest"));
+    run(async {
+        // East US is over its quota for gpt-4o: 429 with retry-after: 5.
+        let mut east = Backend::new("eastus", "East US");
+        east.deployment_map
+            .insert("gpt-4o".into(), "rate-limited".into());
+        east.rate_limited_retry_after = Duration::from_secs(5);
+        let gw = start(Setup {
+            backends: vec![east, Backend::new("westeurope", "West Europe")],
+            replicas: 3,
+            state: shared(&url, &prefix),
+            ..Setup::default()
+        })
+        .await;
+        until_shared(&gw, true, Duration::from_secs(5)).await;
+        // Through replica 0 until East US has refused a call (which fails over to West Europe).
+        let mut refused_at = None;
+        for _ in 0..4 {
+            let (status, backend) = call(&gw, 0, HELLO).await;
+            assert_eq!((status, backend.as_str()), (200, "westeurope"));
+            if gw.sims[0].recorded().len() == 1 {
+                refused_at = Some(Instant::now());
+                break;
+            }
+        }
+        let refused_at = refused_at.expect("East US was tried");
+        // Every replica knows it within moments: none sends it the deployment for 5 s.
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        let mut n = 0;
+        while refused_at.elapsed() < Duration::from_millis(4_700) {
+            let (status, backend) = call(&gw, n % 3, HELLO).await;
+            assert_eq!((status, backend.as_str()), (200, "westeurope"));
+            assert_eq!(
+                gw.sims[0].recorded().len(),
+                1,
+                "East US was called while resting"
+            );
+            n += 1;
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(n > 30);
+        // Then traffic returns to it.
+        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+        for i in 0..6 {
+            call(&gw, i % 3, HELLO).await;
+        }
+        assert!(
+            gw.sims[0].recorded().len() > 1,
+            "East US got no call after its rest"
+        );
+    });
+    clean(&url, &prefix);
+}
+
+#[test]
+#[ignore = "needs Redis at REDIS_URL (default 127.0.0.1:6379): scripts/test.sh runs it"]
+fn a_limit_holds_across_replicas() {
+    let (url, prefix) = (redis_url(), prefix("limit"));
+    run(async {
+        let gw = start(Setup {
+            backends: vec![Backend::new("eastus", "East US")],
+            replicas: 3,
+            state: shared(&url, &prefix),
+            tweak: |c| c.subscriptions[0].limits.tokens_per_minute = Some(1000),
+            ..Setup::default()
+        })
+        .await;
+        until_shared(&gw, true, Duration::from_secs(5)).await;
+        // 120 at once, through all three, each reserving 8 + 10 and spending about 20: one
+        // window of 1000 lets some 50 through; three windows would let all through.
+        let small = r#"{"messages":[{"role":"user","content":"Hello world"}],"max_tokens":10}"#;
+        let answers = join_all((0..120).map(|i| {
+            let base = gw.bases[i % 3].clone();
+            let client = &gw.client;
+            async move {
+                let response = client
+                    .post(format!("{base}{CHAT}"))
+                    .insert_header(("api-key", CLIENT_KEY))
+                    .insert_header(("content-type", "application/json"))
+                    .send_body(small)
+                    .await
+                    .expect("answers");
+                common::collect(response).await
+            }
+        }))
+        .await;
+        let (mut spent, mut overshoot, mut admitted) = (0, 0, 0);
+        for (status, headers, body) in &answers {
+            match status {
+                200 => {
+                    let answer: Value = serde_json::from_slice(body).unwrap();
+                    let total = answer["usage"]["total_tokens"].as_u64().unwrap();
+                    admitted += 1;
+                    spent += total;
+                    overshoot += total.saturating_sub(8 + 10);
+                }
+                429 => assert!(headers.contains_key("retry-after")),
+                other => panic!("{other}: {}", String::from_utf8_lossy(body)),
+            }
+        }
+        assert!(
+            spent <= 1000 + overshoot,
+            "{spent} spent, {overshoot} beyond reservations"
+        );
+        assert!(admitted <= 60, "{admitted} admitted: not one window");
+        assert_eq!(gw.all_recorded().len(), admitted);
+    });
+    clean(&url, &prefix);
+}
+
+#[test]
+#[ignore = "needs Redis at REDIS_URL (default 127.0.0.1:6379): scripts/test.sh runs it"]
+fn settlements_give_back_what_calls_did_not_spend() {
+    let (url, prefix) = (redis_url(), prefix("settle"));
+    run(async {
+        let gw = start(Setup {
+            replicas: 2,
+            state: shared(&url, &prefix),
+            tweak: |c| {
+                let s = &mut c.subscriptions[0];
+                s.limits.tokens_per_minute = Some(1000);
+                let day = aoai_gateway::config::LimitsConfig {
+                    tokens_per_day: Some(5000),
+                    ..Default::default()
+                };
+                s.deployment_limits.insert("gpt-4o".into(), day);
+            },
+            ..Setup::default()
+        })
+        .await;
+        until_shared(&gw, true, Duration::from_secs(5)).await;
+        // Without max_tokens a call reserves its prompt and 512: two would not fit a minute of
+        // 1000 unless the first gave back what it did not spend.
+        let open = r#"{"messages":[{"role":"user","content":"Hello world"}]}"#;
+        let mut spent = 0;
+        for i in 0..6 {
+            let response = gw
+                .client
+                .post(format!("{}{CHAT}", gw.bases[i % 2]))
+                .insert_header(("api-key", CLIENT_KEY))
+                .insert_header(("content-type", "application/json"))
+                .send_body(open)
+                .await
+                .expect("answers");
+            let (status, _, body) = common::collect(response).await;
+            assert_eq!(status, 200, "call {i}: {}", String::from_utf8_lossy(&body));
+            let answer: Value = serde_json::from_slice(&body).unwrap();
+            spent += answer["usage"]["total_tokens"].as_u64().unwrap();
+            // Settlements travel off the call's path.
+            actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The shared windows hold exactly what the calls spent.
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_connection().unwrap();
+        let minute: std::collections::HashMap<String, u64> = redis::cmd("HGETALL")
+            .arg(format!("{{{prefix}}}:lim:team-a:all:tpm"))
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(minute.values().sum::<u64>(), spent);
+        let today = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 86_400;
+        let day: u64 = redis::cmd("GET")
+            .arg(format!("{{{prefix}}}:lim:team-a:dep:gpt-4o:day:{today}"))
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(day, spent);
+    });
+    clean(&url, &prefix);
+}
+
+/// A `redis-server` of the test's own, on `port`.
+fn own_redis(port: u16) -> Child {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server runs (scripts/test.sh installs it)");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "redis-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Whether backends alternate across replicas: calls through replicas 0 and 1 in turn go to
+/// the backends in turn (each replica's own rotation would send its two calls to both).
+async fn alternates(gw: &Running) -> bool {
+    let mut seen = Vec::new();
+    for i in 0..8 {
+        let (status, backend) = call(gw, i % 2, HELLO).await;
+        assert_eq!(status, 200);
+        seen.push(backend);
+    }
+    seen.windows(2).all(|w| w[0] != w[1])
+}
+
+#[test]
+#[ignore = "needs redis-server: scripts/test.sh installs it and runs this"]
+fn redis_going_away_fails_no_call_and_sharing_resumes() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut redis = own_redis(port);
+    run(async {
+        let gw = start(Setup {
+            replicas: 2,
+            state: shared(&url, &prefix("outage")),
+            ..Setup::default()
+        })
+        .await;
+        until_shared(&gw, true, Duration::from_secs(5)).await;
+        assert!(
+            alternates(&gw).await,
+            "shared rotation alternates across replicas"
+        );
+        // Redis dies while calls go on: none fails.
+        let mut failures = 0;
+        for i in 0..60 {
+            if i == 20 {
+                redis.kill().expect("kill redis");
+                let _ = redis.wait();
+            }
+            let (status, _) = call(&gw, i % 2, HELLO).await;
+            failures += usize::from(status != 200);
+        }
+        assert_eq!(failures, 0);
+        until_shared(&gw, false, Duration::from_secs(3)).await;
+        // Redis is back: sharing resumes, and the replicas rotate as one again.
+        redis = own_redis(port);
+        until_shared(&gw, true, Duration::from_secs(10)).await;
+        assert!(alternates(&gw).await, "sharing resumed");
+    });
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
+
+#[test]
+#[ignore = "needs redis-server: scripts/test.sh installs it and runs this"]
+fn set_to_reject_the_gateway_refuses_calls_without_redis_and_says_it_is_not_ready() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut redis = own_redis(port);
+    run(async {
+        let mut state = shared(&url, &prefix("reject"));
+        state.on_error = OnStateError::Reject;
+        let gw = start(Setup {
+            replicas: 2,
+            state,
+            ..Setup::default()
+        })
+        .await;
+        until_shared(&gw, true, Duration::from_secs(5)).await;
+        assert_eq!(call(&gw, 0, HELLO).await.0, 200);
+        assert_eq!(gw.get("/readyz").await.0, 200);
+        redis.kill().expect("kill redis");
+        let _ = redis.wait();
+        // The first call finds it gone (and is served); from then on calls are refused.
+        let mut statuses = Vec::new();
+        for _ in 0..5 {
+            statuses.push(call(&gw, 0, HELLO).await.0);
+        }
+        assert!(statuses.contains(&503), "{statuses:?}");
+        let (status, _, body) = gw.get("/readyz").await;
+        assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+        redis = own_redis(port);
+        until_shared(&gw, true, Duration::from_secs(10)).await;
+        assert_eq!(call(&gw, 0, HELLO).await.0, 200);
+        assert_eq!(gw.get("/readyz").await.0, 200);
+    });
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
