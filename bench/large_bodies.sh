@@ -18,6 +18,7 @@
 # Binds 127.0.0.1 only; stops what it started at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 [ $# -gt 0 ] || set -- "gateway=target/release/aoai-gateway"
 work="$(mktemp -d)"
 pids=()
@@ -36,10 +37,8 @@ open(sys.argv[1], "w").write(body)
 EOF
 body_mb=$(( $(stat -c %s "$work/body.json") / 1000000 ))
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 post_body() {
   curl -s -o /dev/null -w '%{http_code}\n' -H 'api-key: bench-client-key' \
     -H 'content-type: application/json' --data-binary "@$work/body.json" \

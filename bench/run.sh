@@ -33,13 +33,8 @@ PROXY_WORKERS="${PROXY_WORKERS:-1}"
 LAYOUTS="${LAYOUTS:-shared isolated}"
 if [ "$(nproc)" -lt 2 ]; then LAYOUTS=shared; fi
 
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
-fi
+source bench/lib.sh
+need wrk nginx:nginx-light
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
 cargo build --release --quiet
@@ -48,9 +43,6 @@ WORK="$(mktemp -d)"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; exit 1; }
 
 SIM_PORT=$(free_port); GW_PORT=$(free_port); NGINX_PORT=$(free_port)
 export SIMULATOR_API_KEY="bench-backend-key" BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"
@@ -101,39 +93,10 @@ NGINX_PID=$!
 
 wait_port "$SIM_PORT"; wait_port "$GW_PORT"; wait_port "$NGINX_PORT"
 NGINX_PIDS="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
-TICK=$(getconf CLK_TCK)
 
-# CPU time (user + system, clock ticks) used so far by some processes.
-cpu_ticks() { local total=0 p; for p in "$@"; do total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$total"; }
-
-cat > "$WORK/chat.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"temperature":0.2,"max_tokens":50}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["api-key"] = os.getenv("BENCH_KEY")
-LUA
-PATH_Q="/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
-
+chat_lua "$WORK/chat.lua"
 # Each target answers once before it is measured (and must answer 200).
-check() { code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$1$PATH_Q" -H "api-key: $2" -H 'content-type: application/json' -d '{"messages":[{"role":"user","content":"hi"}]}'); [ "$code" = 200 ] || { echo "target on port $1 answered $code" >&2; exit 1; }; }
 check "$SIM_PORT" "$BENCH_BACKEND_KEY"; check "$GW_PORT" "$BENCH_CLIENT_KEY"; check "$NGINX_PORT" "$BENCH_CLIENT_KEY"
-
-# One wrk run → "requests/s p50_ms p99_ms cpu_us_per_request", the CPU being that of the processes
-# named after the arguments (the server under test, without the simulator behind a proxy).
-measure() {
-  local port=$1 key=$2 conns=$3; shift 3
-  local before; before=$(cpu_ticks "$@")
-  BENCH_KEY="$key" taskset -c "$WRK_CPUS" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/chat.lua" "http://127.0.0.1:$port$PATH_Q" > "$WORK/out" 2>&1
-  local used=$(( $(cpu_ticks "$@") - before ))
-  if grep -q "Non-2xx" "$WORK/out"; then echo "non-2xx answers from port $port:" >&2; cat "$WORK/out" >&2; exit 1; fi
-  awk -v used="$used" -v tick="$TICK" '
-    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-    /requests in/ { total = $1 }
-    /Requests\/sec/ { rps = $2 }
-    $1 == "50%" { p50 = ms($2) }
-    $1 == "99%" { p99 = ms($2) }
-    END { printf "%.0f %.3f %.3f %.1f\n", rps, p50, p99, used / tick * 1e6 / total }' "$WORK/out"
-}
 
 ALL_CPUS="0-$(( $(nproc) - 1 ))"
 # Puts every thread of the backend, the proxies and (through WRK_CPUS) wrk on the layout's cores.

@@ -29,10 +29,8 @@ for arg in "$@"; do
   esac
 done
 
-command -v wrk >/dev/null || {
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk </dev/null
-}
+source bench/lib.sh
+need wrk
 
 WORK="$(mktemp -d)"
 pids=()
@@ -52,10 +50,6 @@ if [ -z "$BEFORE" ]; then
   BEFORE="$WORK/before-src/target/release/aoai-gateway"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; exit 1; }
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-TICK=$(getconf CLK_TCK)
 
 export SIMULATOR_API_KEY="bench-backend-key" BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"
 SIM_PORT=$(free_port)
@@ -91,31 +85,15 @@ requests_per_minute = 1000000000
 tokens_per_day = 100000000000" ""
 for p in "$SIM_PORT" "${PORT[@]}"; do wait_port "$p"; done
 
-cat > "$WORK/chat.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = '{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"temperature":0.2,"max_tokens":50}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["api-key"] = "bench-client-key"
-LUA
-PATH_Q="/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
-for name in before off on; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:${PORT[$name]}$PATH_Q" -H "api-key: $BENCH_CLIENT_KEY" -H 'content-type: application/json' -d '{"messages":[{"role":"user","content":"hi"}]}')
-  [ "$code" = 200 ] || { echo "$name answered $code" >&2; exit 1; }
-done
+chat_lua "$WORK/chat.lua"
+for name in before off on; do check "${PORT[$name]}" "$BENCH_CLIENT_KEY"; done
 
 echo "CPU per proxied call: POST chat/completions, $ROUNDS rounds x ${DURATION}s, $CONNECTIONS connections, one worker each, $(nproc) cores"
 printf "%-6s %-7s %12s %14s\n" round gateway "requests/s" "CPU us/call"
 : > "$WORK/results"
 for round in $(seq "$ROUNDS"); do
   for name in before off on; do
-    pid=${PID[$name]}
-    start=$(cpu_ticks "$pid")
-    wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/chat.lua" "http://127.0.0.1:${PORT[$name]}$PATH_Q" > "$WORK/out" 2>&1
-    used=$(( $(cpu_ticks "$pid") - start ))
-    if grep -q "Non-2xx" "$WORK/out"; then echo "non-2xx answers from $name:" >&2; cat "$WORK/out" >&2; exit 1; fi
-    read -r rps cpu < <(awk -v used="$used" -v tick="$TICK" '
-      /requests in/ { total = $1 } /Requests\/sec/ { rps = $2 }
-      END { printf "%.0f %.2f\n", rps, used / tick * 1e6 / total }' "$WORK/out")
+    read -r rps _ _ cpu < <(measure "${PORT[$name]}" "$BENCH_CLIENT_KEY" "$CONNECTIONS" "${PID[$name]}")
     echo "$round $name $cpu" >> "$WORK/results"
     printf "%-6s %-7s %12s %14s\n" "$round" "$name" "$rps" "$cpu"
   done

@@ -1,74 +1,90 @@
 -- Begins a call with shared state, in one round trip: reserves its tokens and one request in
 -- every limit window that applies, all checked before any is counted, and takes the next turn
--- of its rotation. See src/state/shared.rs, which calls it.
+-- of its rotation. See src/state/shared.rs, which calls it, and src/limits/window.rs, whose
+-- windows these are.
 --
--- KEYS[1..6]: the windows: the subscription's tokens-per-minute, requests-per-minute and
---             day; the deployment's the same (a placeholder key where the call has no
---             such window: its limit is 0)
--- KEYS[7]:    the rotation (a placeholder key when there is no turn: no candidates)
--- ARGV[1]:    now, in milliseconds since the epoch; ARGV[2]: the call's tokens
--- ARGV[3..8]: the six windows' limits (0: none)
--- ARGV[9..]:  the rotation's candidates: name, weight, name, weight...
+-- KEYS[1]: the subscription's windows; KEYS[2]: the rotation. Either may be the placeholder
+--          key, never read: the call reserves nothing (no limits) or takes no turn (no
+--          candidates).
+-- ARGV[1]: now, in milliseconds since the epoch; ARGV[2]: the call's tokens
+-- ARGV[3..8]: the limits of the six windows: the subscription's tokens a minute, requests a
+--          minute and tokens a day, then the deployment's (0: no such window)
+-- ARGV[9]: the deployment whose windows ARGV[6..8] are ("" for none)
+-- ARGV[10..]: the rotation's candidates: name, weight, name, weight...
 --
 -- Returns {1, tokens left, requests left, chosen}: admitted (-1: that kind has no limit; ""
 -- for no turn); or {0, the refusing window (1-6), its limit, wait in ms, tokens left,
 -- requests left}.
 --
--- A minute window is a hash of second -> count, seconds older than 60 dropped as it is read;
--- a day is a counter. Windows and rotations expire when idle.
+-- Each key is one MessagePack value, read with one GET and written with one SET: Redis
+-- commands are what a script spends its time on. A subscription's windows are a map from
+-- scope ("" for its own, else a deployment's name) to {m = tokens a minute, r = requests a
+-- minute, d = {day, tokens}}, a minute being a flat list second, count, second, count... of
+-- its last 60 seconds, oldest first. A rotation is a map from backend to its current weight.
 
 local now = tonumber(ARGV[1])
 local tokens = tonumber(ARGV[2])
 local sec = math.floor(now / 1000)
+local today = math.floor(now / 86400000)
+local DAY_MS = 86400000
 
-local function minute(key)
-  local raw = redis.call('HGETALL', key)
-  local buckets, used = {}, 0
-  for i = 1, #raw, 2 do
-    local s, n = tonumber(raw[i]), tonumber(raw[i + 1])
-    if s + 60 <= sec then
-      redis.call('HDEL', key, raw[i])
-    else
-      buckets[#buckets + 1] = { s, n }
-      used = used + n
+-- A minute's seconds still in the window, and what they hold.
+local function minute(list)
+  local kept, used = {}, 0
+  for i = 1, #(list or {}), 2 do
+    if list[i] + 60 > sec then
+      kept[#kept + 1] = list[i]
+      kept[#kept + 1] = list[i + 1]
+      used = used + list[i + 1]
     end
   end
-  table.sort(buckets, function(a, b) return a[1] < b[1] end)
-  return buckets, used
+  return kept, used
 end
 
--- Milliseconds until `cost` fits, or nil when it fits now; a cost above the limit fits an
--- empty window.
-local function minute_wait(buckets, used, limit, cost)
-  if cost > limit then cost = limit end
+-- Milliseconds until `cost` fits, or nil when it fits now.
+local function minute_wait(list, used, limit, cost)
   if used + cost <= limit then return nil end
   local freed = 0
-  for _, b in ipairs(buckets) do
-    freed = freed + b[2]
-    if used - freed + cost <= limit then return (b[1] + 60) * 1000 - now end
+  for i = 1, #list, 2 do
+    freed = freed + list[i + 1]
+    if used - freed + cost <= limit then return (list[i] + 60) * 1000 - now end
   end
   return (sec + 60) * 1000 - now
 end
 
-local windows = {}
-for i = 1, 6 do
-  local key, limit = KEYS[i], tonumber(ARGV[2 + i])
-  local kind = (i - 1) % 3 -- 0 tokens a minute, 1 requests a minute, 2 tokens a day
-  local cost = tokens
-  if kind == 1 then cost = 1 end
-  -- A call that spends nothing of a window is not held to it, but still hears what is left.
-  if limit > 0 then
-    local w = { key = key, limit = limit, kind = kind, cost = math.min(cost, limit) }
-    if kind == 2 then
-      w.used = tonumber(redis.call('GET', key) or '0')
-      if cost > 0 and w.used + w.cost > limit then
-        w.wait = (math.floor(now / 86400000) + 1) * 86400000 - now
+local state, windows = nil, {}
+local held = false
+for i = 3, 8 do held = held or tonumber(ARGV[i]) > 0 end
+if held then
+  local raw = redis.call('GET', KEYS[1])
+  state = raw and cmsgpack.unpack(raw) or {}
+  for i = 1, 6 do
+    local limit = tonumber(ARGV[2 + i])
+    local scope = ''
+    if i > 3 then scope = ARGV[9] end
+    if limit > 0 then
+      local s = state[scope] or {}
+      state[scope] = s
+      local kind = (i - 1) % 3 -- 0 tokens a minute, 1 requests a minute, 2 tokens a day
+      local cost = tokens
+      if kind == 1 then cost = 1 end
+      -- A cost above the limit fits an empty window.
+      local w = { limit = limit, kind = kind, cost = math.min(cost, limit), scope = s }
+      if kind == 2 then
+        local d = s.d
+        w.used = 0
+        if d and d[1] == today then w.used = d[2] end
+        if w.cost > 0 and w.used + w.cost > limit then
+          w.wait = (today + 1) * DAY_MS - now
+        end
+      else
+        local field = kind == 0 and 'm' or 'r'
+        w.field = field
+        w.list, w.used = minute(s[field])
+        if w.cost > 0 then w.wait = minute_wait(w.list, w.used, limit, w.cost) end
       end
-    else
-      w.buckets, w.used = minute(key)
-      if cost > 0 then w.wait = minute_wait(w.buckets, w.used, limit, cost) end
+      windows[i] = w
     end
-    windows[i] = w
   end
 end
 
@@ -97,34 +113,44 @@ if worst then
   return { 0, worst, windows[worst].limit, math.floor(windows[worst].wait), tokens_left, requests_left }
 end
 
-for _, w in pairs(windows) do
-  if w.cost == 0 then
-    -- nothing to count
-  elseif w.kind == 2 then
-    redis.call('INCRBY', w.key, w.cost)
-    redis.call('PEXPIRE', w.key, 2 * 86400000)
-  else
-    redis.call('HINCRBY', w.key, sec, w.cost)
-    redis.call('PEXPIRE', w.key, 120000)
+if state then
+  for _, w in pairs(windows) do
+    if w.kind == 2 then
+      w.scope.d = { today, w.used + w.cost }
+    else
+      local list = w.list
+      if w.cost > 0 then
+        local n = #list
+        if n > 0 and list[n - 1] == sec then
+          list[n] = list[n] + w.cost
+        else
+          list[n + 1] = sec
+          list[n + 2] = w.cost
+        end
+      end
+      w.scope[w.field] = list
+    end
   end
+  redis.call('SET', KEYS[1], cmsgpack.pack(state), 'PX', 2 * DAY_MS)
 end
 local tokens_left, requests_left = left(true)
 
 -- Smooth weighted round-robin: each candidate gains its weight, the one with the most is
--- chosen and gives back the candidates' total.
+-- chosen and gives back the candidates' total. Backends no longer among the candidates keep
+-- their weight, for when they are again.
 local chosen = ''
-if #ARGV >= 9 then
-  local best, best_weight, total = nil, nil, 0
-  for i = 9, #ARGV, 2 do
-    local weight = tonumber(ARGV[i + 1])
-    local current = redis.call('HINCRBY', KEYS[7], ARGV[i], weight)
+if #ARGV >= 11 then
+  local raw = redis.call('GET', KEYS[2])
+  local current = raw and cmsgpack.unpack(raw) or {}
+  local best, total = nil, 0
+  for i = 10, #ARGV, 2 do
+    local name, weight = ARGV[i], tonumber(ARGV[i + 1])
+    current[name] = (current[name] or 0) + weight
     total = total + weight
-    if not best or current > best_weight then best, best_weight = ARGV[i], current end
+    if not best or current[name] > current[best] then best = name end
   end
-  if best then
-    redis.call('HINCRBY', KEYS[7], best, -total)
-    redis.call('PEXPIRE', KEYS[7], 86400000)
-    chosen = best
-  end
+  current[best] = current[best] - total
+  redis.call('SET', KEYS[2], cmsgpack.pack(current), 'PX', DAY_MS)
+  chosen = best
 end
 return { 1, tokens_left, requests_left, chosen }

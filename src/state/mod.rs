@@ -87,7 +87,9 @@ async fn begin_shared(
     let windows = held.map(|(r, limits)| Windows {
         subscription: gw.auth.subscription_name(r.subscription).unwrap_or("-"),
         own: &limits.own,
-        deployment: r.deployment.map(|d| (d, limits.deployments.get(d))),
+        deployment: r
+            .deployment
+            .and_then(|d| Some((d, limits.deployments.get(d)?))),
         tokens: r.tokens,
     });
     let backends = gw.balancer.backends();
@@ -155,18 +157,12 @@ pub fn settle(gw: &Gateway, reservation: &Reservation, tokens: u64) {
         gw.limiter.settle(reservation, tokens);
         return;
     }
-    let (Some(shared), Some(limits)) = (&gw.shared, gw.limiter.limits(reservation.subscription))
-    else {
+    let Some(shared) = &gw.shared else {
         return;
     };
     if tokens == reservation.tokens() {
         return;
     }
-    let part = reservation
-        .deployment
-        .as_deref()
-        .and_then(|d| limits.deployments.get(d));
-    let own = &limits.own;
     shared.settle(Settlement {
         subscription: gw
             .auth
@@ -174,13 +170,6 @@ pub fn settle(gw: &Gateway, reservation: &Reservation, tokens: u64) {
             .unwrap_or("-")
             .to_string(),
         deployment: reservation.deployment.clone(),
-        own: (
-            own.tokens_per_minute.is_some(),
-            own.tokens_per_day.is_some(),
-        ),
-        part: part.map_or((false, false), |p| {
-            (p.tokens_per_minute.is_some(), p.tokens_per_day.is_some())
-        }),
         second: reservation.second,
         day: reservation.day,
         delta: i64::try_from(tokens)

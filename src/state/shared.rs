@@ -1,9 +1,10 @@
 //! State shared by replicas, in Redis.
 //!
 //! A call's path touches Redis once: [`Shared::begin`] runs `begin.lua`, which reserves the
-//! call's tokens in the subscription's windows and takes its rotation's turn, atomically. The
-//! rest is off the call's path, on a thread of its own with one connection for commands and one
-//! for pub/sub: settlements are queued and sent in batches (`settle.lua`), and what the
+//! call's tokens in the subscription's windows and takes its rotation's turn, atomically, on a
+//! connection of the worker's own (so that the round trip never leaves the worker's thread).
+//! The rest is off the call's path, on a thread of its own with one connection for commands and
+//! one for pub/sub: settlements are queued and sent in batches (`settle.lua`), and what the
 //! replica learns about backends is published on a channel, which every replica listens to
 //! (see [`events`](super::events)); rests are also kept in a hash, for replicas that start
 //! later.
@@ -11,11 +12,13 @@
 //! Redis failing never fails a call. A call waits at most `state.timeout_ms`; an error or a
 //! timeout marks the store down (logged once), calls then use the replica's own state (or are
 //! refused, `state.on_error = "reject"`), and the thread reconnects, waiting twice as long
-//! after each failure up to 5 s; the first answer marks it up again. Every key is
+//! after each failure up to 5 s; the first answer marks it up again, and workers open new
+//! connections. Every key is
 //! `{prefix}:…`: the braces are a hash tag, so that on a cluster every key is in one slot, as
 //! scripts that touch several keys need.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
@@ -31,7 +34,12 @@ use crate::proxy::Gateway;
 
 /// Settlements sent in one script call, at most.
 const BATCH: usize = 64;
+/// How long the first of a batch of settlements waits for others: they then cost Redis one
+/// script call for many, and correct the windows only this much later.
+const LINGER: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+static STORES: AtomicU64 = AtomicU64::new(0);
 
 /// What `begin.lua` said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,8 +63,8 @@ pub enum Reply {
 pub struct Windows<'a> {
     pub subscription: &'a str,
     pub own: &'a Limits,
-    /// The deployment, and its own limits if it has any.
-    pub deployment: Option<(&'a str, Option<&'a Limits>)>,
+    /// The deployment and its limits, when it has limits of its own.
+    pub deployment: Option<(&'a str, &'a Limits)>,
     pub tokens: u64,
 }
 
@@ -73,9 +81,6 @@ pub struct Settlement {
     pub subscription: String,
     /// The deployment whose own windows it reserved in, if any.
     pub deployment: Option<String>,
-    /// Which token windows the subscription (and the deployment) have: a minute, a day.
-    pub own: (bool, bool),
-    pub part: (bool, bool),
     pub second: u64,
     pub day: u64,
     pub delta: i64,
@@ -96,6 +101,11 @@ pub struct Shared {
     replica: u64,
     conn: RwLock<Option<MultiplexedConnection>>,
     up: AtomicBool,
+    /// Tells this store's worker connections from another's (tests run several in one
+    /// process).
+    id: u64,
+    /// Counts the times Redis came back: a worker's connection from before is replaced.
+    generation: AtomicU64,
     /// The connection failed: the thread reconnects.
     failed: Notify,
     begin: Script,
@@ -133,6 +143,8 @@ impl Shared {
             ),
             conn: RwLock::new(None),
             up: AtomicBool::new(false),
+            id: STORES.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
             failed: Notify::new(),
             begin: Script::new(include_str!("begin.lua")),
             settle: Script::new(include_str!("settle.lua")),
@@ -165,6 +177,7 @@ impl Shared {
 
     fn mark_up(&self) {
         if !self.up.swap(true, Ordering::AcqRel) {
+            self.generation.fetch_add(1, Ordering::AcqRel);
             tracing::info!(
                 "shared state at {} answers: replicas share it again",
                 self.host
@@ -188,29 +201,9 @@ impl Shared {
         }
     }
 
-    fn limit_keys(&self, subscription: &str, deployment: Option<&str>, day: u64) -> [String; 6] {
-        let own = format!("{}:lim:{}:all", self.tag, part(subscription));
-        let none = self.placeholder();
-        let mut keys = [
-            format!("{own}:tpm"),
-            format!("{own}:rpm"),
-            format!("{own}:day:{day}"),
-            none.clone(),
-            none.clone(),
-            none,
-        ];
-        if let Some(deployment) = deployment {
-            let dep = format!(
-                "{}:lim:{}:dep:{}",
-                self.tag,
-                part(subscription),
-                part(deployment)
-            );
-            keys[3] = format!("{dep}:tpm");
-            keys[4] = format!("{dep}:rpm");
-            keys[5] = format!("{dep}:day:{day}");
-        }
-        keys
+    /// A subscription's windows (see `begin.lua`).
+    fn limits_key(&self, subscription: &str) -> String {
+        format!("{}:lim:{}", self.tag, part(subscription))
     }
 
     /// Stands in for a window or rotation a call has not: a key of the prefix's slot, so that
@@ -227,6 +220,38 @@ impl Shared {
         format!("{}:rests", self.tag)
     }
 
+    /// This worker's connection, opened (within the timeout) if it has none since Redis last
+    /// came back.
+    async fn worker_connection(&self) -> Result<MultiplexedConnection, String> {
+        thread_local! {
+            /// Per store and generation.
+            static OWN: RefCell<Vec<(u64, u64, MultiplexedConnection)>> =
+                const { RefCell::new(Vec::new()) };
+        }
+        let me = self.id;
+        let generation = self.generation.load(Ordering::Acquire);
+        let cached = OWN.with_borrow(|own| {
+            own.iter()
+                .find(|(at, g, _)| *at == me && *g == generation)
+                .map(|(_, _, conn)| conn.clone())
+        });
+        if let Some(conn) = cached {
+            return Ok(conn);
+        }
+        let opened = actix_web::rt::time::timeout(
+            self.timeout,
+            self.client.get_multiplexed_async_connection(),
+        )
+        .await
+        .map_err(|_| format!("no connection within {} ms", self.timeout.as_millis()))?
+        .map_err(|e| format!("{:?}", e.kind()))?;
+        OWN.with_borrow_mut(|own| {
+            own.retain(|(at, _, _)| *at != me);
+            own.push((me, generation, opened.clone()));
+        });
+        Ok(opened)
+    }
+
     /// Runs `begin.lua` for a call (see the module note); `Err` when Redis did not answer in
     /// time, which marks the store down.
     pub async fn begin(
@@ -235,44 +260,40 @@ impl Shared {
         turn: Option<&Turn<'_>>,
         now: u64,
     ) -> Result<Reply, ()> {
-        let Some(mut conn) = self.connection() else {
-            return Err(());
+        let mut conn = match self.worker_connection().await {
+            Ok(conn) => conn,
+            Err(why) => {
+                self.mark_down(&why);
+                return Err(());
+            }
         };
         let mut invocation = self.begin.prepare_invoke();
-        let day = now / 86_400_000;
-        let (keys, limits) = match windows {
-            Some(w) => {
-                let keys = self.limit_keys(w.subscription, w.deployment.map(|d| d.0), day);
-                let none = Limits::default();
-                let part = w.deployment.and_then(|d| d.1).unwrap_or(&none);
-                let limits = [
-                    w.own.tokens_per_minute,
-                    w.own.requests_per_minute,
-                    w.own.tokens_per_day,
-                    part.tokens_per_minute,
-                    part.requests_per_minute,
-                    part.tokens_per_day,
-                ];
-                (keys, limits)
-            }
-            None => (std::array::from_fn(|_| self.placeholder()), [None; 6]),
-        };
-        for key in &keys {
-            invocation.key(key.as_str());
-        }
-        match turn {
-            Some(t) => invocation.key(format!(
-                "{}:rot:{}:{}",
-                self.tag,
-                part(t.version),
-                part(t.deployment)
-            )),
-            None => invocation.key(self.placeholder()),
-        };
+        invocation
+            .key(windows.map_or_else(|| self.placeholder(), |w| self.limits_key(w.subscription)));
+        invocation.key(turn.map_or_else(
+            || self.placeholder(),
+            |t| {
+                format!(
+                    "{}:rot:{}:{}",
+                    self.tag,
+                    part(t.version),
+                    part(t.deployment)
+                )
+            },
+        ));
         invocation.arg(now).arg(windows.map_or(0, |w| w.tokens));
-        for limit in limits {
-            invocation.arg(limit.unwrap_or(0));
+        let none = Limits::default();
+        let (own, (scope, part)) = match windows {
+            Some(w) => (w.own, w.deployment.unwrap_or(("", &none))),
+            None => (&none, ("", &none)),
+        };
+        for limits in [own, part] {
+            invocation
+                .arg(limits.tokens_per_minute.unwrap_or(0))
+                .arg(limits.requests_per_minute.unwrap_or(0))
+                .arg(limits.tokens_per_day.unwrap_or(0));
         }
+        invocation.arg(scope);
         for (name, weight) in turn.map(|t| t.candidates.as_slice()).unwrap_or_default() {
             invocation.arg(*name).arg(*weight);
         }
@@ -470,6 +491,7 @@ impl Shared {
             if gateway.strong_count() == 0 {
                 return;
             }
+            tokio::time::sleep(LINGER).await;
             let mut settlements = Vec::new();
             let mut events = Vec::new();
             let mut job = Some(first);
@@ -486,34 +508,7 @@ impl Shared {
                 continue;
             };
             for batch in settlements.chunks(BATCH) {
-                let mut invocation = self.settle.prepare_invoke();
-                let now = now_ms();
-                let none = self.placeholder();
-                invocation.arg(now).arg(none.as_str());
-                let today = now / 86_400_000;
-                for s in batch {
-                    let then = self.limit_keys(&s.subscription, s.deployment.as_deref(), s.day);
-                    let now = self.limit_keys(&s.subscription, s.deployment.as_deref(), today);
-                    // A window the call is not held to has the placeholder.
-                    let keys = [
-                        (s.own.0, &then[0]),
-                        (s.own.1, &then[2]),
-                        (s.own.1, &now[2]),
-                        (s.part.0, &then[3]),
-                        (s.part.1, &then[5]),
-                        (s.part.1, &now[5]),
-                    ];
-                    for (held, key) in keys {
-                        invocation.key(if held { key.as_str() } else { none.as_str() });
-                    }
-                    invocation.arg(s.second).arg(s.day).arg(s.delta);
-                }
-                let sent = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    invocation.invoke_async::<i64>(&mut conn),
-                )
-                .await;
-                if !matches!(sent, Ok(Ok(_))) {
+                if !self.send_settlements(&mut conn, batch).await {
                     self.mark_down("settling failed");
                     break;
                 }
@@ -551,6 +546,37 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Runs `settle.lua` for a batch; whether Redis took it in time.
+    async fn send_settlements(
+        &self,
+        conn: &mut MultiplexedConnection,
+        batch: &[Settlement],
+    ) -> bool {
+        let mut invocation = self.settle.prepare_invoke();
+        invocation.arg(now_ms());
+        let mut keys: Vec<&str> = Vec::new();
+        for s in batch {
+            let index = match keys.iter().position(|k| *k == s.subscription) {
+                Some(i) => i,
+                None => {
+                    keys.push(&s.subscription);
+                    invocation.key(self.limits_key(&s.subscription));
+                    keys.len() - 1
+                }
+            };
+            invocation
+                .arg(index + 1)
+                .arg(s.deployment.as_deref().unwrap_or(""))
+                .arg(s.second)
+                .arg(s.day)
+                .arg(s.delta);
+        }
+        let sent =
+            tokio::time::timeout(Duration::from_secs(2), invocation.invoke_async::<i64>(conn))
+                .await;
+        matches!(sent, Ok(Ok(_)))
     }
 }
 

@@ -1,0 +1,65 @@
+# Helpers the bench scripts share; `source "$(dirname "$0")/lib.sh"`.
+
+# Installs the Debian packages named, with apt-get, unless their command is there:
+# need wrk nginx:nginx-light (command:package where they differ).
+need() {
+  local missing=() spec cmd pkg
+  for spec in "$@"; do
+    cmd=${spec%%:*}; pkg=${spec#*:}
+    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+  fi
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+  for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "port $1 did not open" >&2; exit 1
+}
+
+# CPU time (user + system, clock ticks) used so far by some processes.
+cpu_ticks() { local total=0 p; for p in "$@"; do total=$((total + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done; echo "$total"; }
+TICK=$(getconf CLK_TCK)
+
+# The chat call the benches send: wrk's script, and the path.
+chat_lua() {
+  cat > "$1" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"Say hello to the benchmark."}],"temperature":0.2,"max_tokens":50}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["api-key"] = os.getenv("BENCH_KEY")
+LUA
+}
+PATH_Q="/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+
+# Fails unless the server on port $1 answers a chat call with key $2 with 200.
+check() {
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$1$PATH_Q" -H "api-key: $2" -H 'content-type: application/json' -d '{"messages":[{"role":"user","content":"hi"}]}')
+  [ "$code" = 200 ] || { echo "server on port $1 answered $code" >&2; exit 1; }
+}
+
+# One wrk run of the chat call against port $1 with key $2 at $3 connections, for $DURATION s
+# (pinned to $WRK_CPUS when set) → "requests/s p50_ms p99_ms cpu_us_per_request", the CPU being
+# that of the processes named by the other arguments. Fails on any non-2xx answer.
+measure() {
+  local port=$1 key=$2 conns=$3; shift 3
+  local before used pin=()
+  [ -n "${WRK_CPUS:-}" ] && pin=(taskset -c "$WRK_CPUS")
+  before=$(cpu_ticks "$@")
+  BENCH_KEY="$key" "${pin[@]}" wrk -t1 -c"$conns" -d"${DURATION}s" --latency -s "$WORK/chat.lua" "http://127.0.0.1:$port$PATH_Q" > "$WORK/out" 2>&1
+  used=$(( $(cpu_ticks "$@") - before ))
+  if grep -q "Non-2xx" "$WORK/out"; then echo "non-2xx answers from port $port:" >&2; cat "$WORK/out" >&2; exit 1; fi
+  awk -v used="$used" -v tick="$TICK" '
+    function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+    /requests in/ { total = $1 }
+    /Requests\/sec/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    END { printf "%.0f %.3f %.3f %.1f\n", rps, p50, p99, used / tick * 1e6 / total }' "$WORK/out"
+}
