@@ -291,16 +291,17 @@ fn settlements_give_back_what_calls_did_not_spend() {
         let read = r#"
             local s = cmsgpack.unpack(redis.call('GET', KEYS[1]))
             local minute = 0
-            for i = 2, #s[''].m, 2 do minute = minute + s[''].m[i] end
-            return { minute, s['gpt-4o'].d[2] }
+            for i = 1, #s[''].m, 12 do minute = minute + select(2, struct.unpack('>I4d', s[''].m, i)) end
+            return { minute, s[''].mt, s['gpt-4o'].d[2] }
         "#;
-        let (minute, day): (u64, u64) = redis::cmd("EVAL")
+        let (minute, total, day): (u64, u64, u64) = redis::cmd("EVAL")
             .arg(read)
             .arg(1)
             .arg(format!("{{{prefix}}}:lim:team-a"))
             .query(&mut conn)
             .unwrap();
         assert_eq!(minute, spent);
+        assert_eq!(total, spent, "the minute's total kept beside its seconds");
         assert_eq!(day, spent);
     });
     clean(&url, &prefix);

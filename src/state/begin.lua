@@ -18,9 +18,8 @@
 --
 -- Each key is one MessagePack value, read with one GET and written with one SET: Redis
 -- commands are what a script spends its time on. A subscription's windows are a map from
--- scope ("" for its own, else a deployment's name) to {m = tokens a minute, r = requests a
--- minute, d = {day, tokens}}, a minute being a flat list second, count, second, count... of
--- its last 60 seconds, oldest first. A rotation is a map from backend to its current weight.
+-- scope ("" for its own, else a deployment's name) to {m = tokens a minute, mt = their total,
+-- r = requests a minute, rt = their total, d = {day, tokens}}. A rotation is a map from backend to its current weight.
 
 local now = tonumber(ARGV[1])
 local tokens = tonumber(ARGV[2])
@@ -28,28 +27,52 @@ local sec = math.floor(now / 1000)
 local today = math.floor(now / 86400000)
 local DAY_MS = 86400000
 
--- A minute's seconds still in the window, and what they hold.
-local function minute(list)
-  local kept, used = {}, 0
-  for i = 1, #(list or {}), 2 do
-    if list[i] + 60 > sec then
-      kept[#kept + 1] = list[i]
-      kept[#kept + 1] = list[i + 1]
-      used = used + list[i + 1]
-    end
+-- A minute is a string of 12-byte records, one per second that counted something, oldest
+-- first: the second (4 bytes) and its count (a double), so that a call reads and writes the
+-- string whole and touches only the records at its ends. Its total is kept beside it.
+local REC = 12
+
+-- A minute's records still in the window, and their total.
+local function minute(blob, total)
+  blob = blob or ''
+  if not total then
+    total = 0
+    for i = 1, #blob, REC do total = total + select(2, struct.unpack('>I4d', blob, i)) end
   end
-  return kept, used
+  local first = 1
+  while first <= #blob do
+    local second, count = struct.unpack('>I4d', blob, first)
+    if second + 60 > sec then break end
+    total = total - count
+    first = first + REC
+  end
+  if first > 1 then blob = string.sub(blob, first) end
+  if total < 0 then total = 0 end
+  return blob, total
 end
 
 -- Milliseconds until `cost` fits, or nil when it fits now.
-local function minute_wait(list, used, limit, cost)
+local function minute_wait(blob, used, limit, cost)
   if used + cost <= limit then return nil end
   local freed = 0
-  for i = 1, #list, 2 do
-    freed = freed + list[i + 1]
-    if used - freed + cost <= limit then return (list[i] + 60) * 1000 - now end
+  for i = 1, #blob, REC do
+    local second, count = struct.unpack('>I4d', blob, i)
+    freed = freed + count
+    if used - freed + cost <= limit then return (second + 60) * 1000 - now end
   end
   return (sec + 60) * 1000 - now
+end
+
+-- The minute with `cost` counted in the current second.
+local function minute_add(blob, cost)
+  local n = #blob
+  if n >= REC then
+    local second, count = struct.unpack('>I4d', blob, n - REC + 1)
+    if second == sec then
+      return string.sub(blob, 1, n - REC) .. struct.pack('>I4d', sec, count + cost)
+    end
+  end
+  return blob .. struct.pack('>I4d', sec, cost)
 end
 
 local state, windows = nil, {}
@@ -80,7 +103,7 @@ if held then
       else
         local field = kind == 0 and 'm' or 'r'
         w.field = field
-        w.list, w.used = minute(s[field])
+        w.list, w.used = minute(s[field], s[field .. 't'])
         if w.cost > 0 then w.wait = minute_wait(w.list, w.used, limit, w.cost) end
       end
       windows[i] = w
@@ -119,16 +142,9 @@ if state then
       w.scope.d = { today, w.used + w.cost }
     else
       local list = w.list
-      if w.cost > 0 then
-        local n = #list
-        if n > 0 and list[n - 1] == sec then
-          list[n] = list[n] + w.cost
-        else
-          list[n + 1] = sec
-          list[n + 2] = w.cost
-        end
-      end
+      if w.cost > 0 then list = minute_add(list, w.cost) end
       w.scope[w.field] = list
+      w.scope[w.field .. 't'] = w.used + w.cost
     end
   end
   redis.call('SET', KEYS[1], cmsgpack.pack(state), 'PX', 2 * DAY_MS)

@@ -14,25 +14,30 @@ local now = tonumber(ARGV[1])
 local sec = math.floor(now / 1000)
 local today = math.floor(now / 86400000)
 
-local function minute(list, second, delta)
-  if not list then return end
+-- A minute's records are begin.lua's: 12 bytes each, the second and its count, oldest first.
+local REC = 12
+
+-- A minute with its `second` corrected by delta, and what its total changes by.
+local function minute(blob, second, delta)
+  if not blob then return nil, 0 end
   if second + 60 <= sec then
-    if delta <= 0 then return end
+    if delta <= 0 then return blob, 0 end
     second = sec
   end
-  -- The seconds are in order: find the reservation's, or where it goes.
-  local at = #list + 1
-  for i = 1, #list, 2 do
-    if list[i] >= second then at = i break end
+  -- Settlements are recent: look from the newest record back.
+  local at = #blob + 1
+  for i = #blob - REC + 1, 1, -REC do
+    local s, count = struct.unpack('>I4d', blob, i)
+    if s == second then
+      local settled = math.max(0, count + delta)
+      local before, after = string.sub(blob, 1, i - 1), string.sub(blob, i + REC)
+      return before .. struct.pack('>I4d', s, settled) .. after, settled - count
+    end
+    if s < second then break end
+    at = i
   end
-  if list[at] == second then
-    local settled = list[at + 1] + delta
-    if settled < 0 then settled = 0 end
-    list[at + 1] = settled
-  elseif delta > 0 then
-    table.insert(list, at, delta)
-    table.insert(list, at, second)
-  end
+  if delta <= 0 then return blob, 0 end
+  return string.sub(blob, 1, at - 1) .. struct.pack('>I4d', second, delta) .. string.sub(blob, at), delta
 end
 
 local function day(scope, reserved, delta)
@@ -63,7 +68,9 @@ for i = 2, #ARGV, 5 do
     local scopes = { state[''] }
     if ARGV[i + 1] ~= '' then scopes[2] = state[ARGV[i + 1]] end
     for _, scope in pairs(scopes) do
-      minute(scope.m, second, delta)
+      local blob, change = minute(scope.m, second, delta)
+      scope.m = blob
+      if scope.mt then scope.mt = math.max(0, scope.mt + change) end
       day(scope, reserved, delta)
     end
   end
