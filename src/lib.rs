@@ -11,6 +11,7 @@
 //! `ARCHITECTURE.md` at the repository's root walks through the pipeline and a request's path.
 
 pub mod config;
+pub mod identity;
 pub mod limits;
 pub mod logging;
 pub mod metrics;

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 
+use super::identity::{self, Sources};
 use super::{
-    Backend, ConfigError, DocsConfig, Failover, FileConfig, LimitsConfig, MetricsConfig,
-    OnStateError, Settings, StateSettings, Subscription, UnknownFields, UsageSettings, compat,
-    sha256,
+    Backend, BackendAuth, BackendCredential, ConfigError, DocsConfig, Failover, FileConfig,
+    LimitsConfig, MetricsConfig, OnStateError, Settings, StateSettings, Subscription,
+    UnknownFields, UsageSettings, compat, sha256,
 };
 use crate::limits::{Limits, SubscriptionLimits};
 use crate::proxy::balancer::MAX_BACKENDS;
@@ -57,7 +58,7 @@ impl Checker<'_> {
     }
 
     /// The value, or `None` with the mistake noted under `key`.
-    fn ok<T>(&mut self, key: impl Into<String>, result: Result<T, String>) -> Option<T> {
+    pub(super) fn ok<T>(&mut self, key: impl Into<String>, result: Result<T, String>) -> Option<T> {
         result.map_err(|reason| self.fail(key, reason)).ok()
     }
 }
@@ -90,6 +91,8 @@ impl FileConfig {
         let subscriptions = self.checked_subscriptions(&mut c, env);
         let usage = self.checked_usage(&mut c);
         let state = self.checked_state(&mut c);
+        let names: Vec<&str> = subscriptions.iter().map(|s| s.name.as_str()).collect();
+        let callers = identity::callers(&mut c, &self.auth.entra, env, &names);
         let a = &self.auth;
         if !(a.ocp_apim_subscription_key_header
             || a.api_key_header
@@ -129,6 +132,7 @@ impl FileConfig {
             shutdown_drain: Duration::from_secs(self.shutdown.drain_s),
             shutdown_grace: Duration::from_secs(self.shutdown.grace_s),
             auth: self.auth.clone(),
+            callers,
             docs: DocsConfig {
                 path: self.docs.path.trim_end_matches('/').to_string(),
                 ..self.docs.clone()
@@ -294,6 +298,7 @@ impl FileConfig {
         }
         let mut names = HashSet::new();
         let mut backends = Vec::new();
+        let mut sources = Sources::default();
         for (i, b) in self.backends.iter().enumerate() {
             let at = |field: &str| format!("backends[{i}].{field}");
             if b.name.trim().is_empty() || !names.insert(b.name.clone()) {
@@ -314,7 +319,32 @@ impl FileConfig {
                     host_header(url).ok_or_else(|| format!("`{}` has no usable host", b.endpoint)),
                 )
             });
-            let api_key = c.ok(at("api_key_env"), header_secret(env, &b.api_key_env));
+            let source = identity::backend_source(
+                c,
+                &at,
+                b,
+                env,
+                Duration::from_millis(self.timeouts.connect_ms),
+                &mut sources,
+            );
+            let api_key = match (b.auth, &b.api_key_env) {
+                (BackendAuth::ApiKey, Some(var)) => {
+                    c.ok(at("api_key_env"), header_secret(env, var))
+                }
+                (BackendAuth::ApiKey, None) => {
+                    c.fail(
+                        at("api_key_env"),
+                        "must name the variable holding its api-key (or set `auth = \"entra\"`)",
+                    );
+                    None
+                }
+                (BackendAuth::Entra, _) => None,
+            };
+            let credential = match source {
+                Some(Some(source)) => Some(BackendCredential::Entra(source)),
+                Some(None) => api_key.map(BackendCredential::ApiKey),
+                None => None,
+            };
             for v in &b.api_versions {
                 if !versions.contains(&v.as_str()) {
                     c.fail(
@@ -335,8 +365,8 @@ impl FileConfig {
                 b.api_versions.iter().map(String::as_str).collect()
             };
             let compat = compat::checked(c, &at("compat"), &b.compat, &served);
-            let (Some(name_header), Some(base_url), Some(host), Some(api_key)) =
-                (name_header, base_url, host, api_key)
+            let (Some(name_header), Some(base_url), Some(host), Some(credential)) =
+                (name_header, base_url, host, credential)
             else {
                 continue;
             };
@@ -346,7 +376,7 @@ impl FileConfig {
                 base_url,
                 host,
                 name_header,
-                api_key,
+                credential,
                 deployment_map: b
                     .deployment_map
                     .iter()
@@ -378,6 +408,13 @@ impl FileConfig {
         }
         let mut subscriptions = Vec::new();
         let mut names = HashSet::new();
+        let mapped: HashSet<&str> = self
+            .auth
+            .entra
+            .iter()
+            .flat_map(|e| e.applications.values().chain(e.roles.values()))
+            .map(String::as_str)
+            .collect();
         for (i, s) in self.subscriptions.iter().enumerate() {
             let at = |field: &str| format!("subscriptions[{i}].{field}");
             if s.name.trim().is_empty() || !names.insert(s.name.clone()) {
@@ -387,21 +424,28 @@ impl FileConfig {
                 );
             }
             let key_sha256 = match (&s.key_env, &s.key_sha256) {
-                (Some(var), None) => c.ok(
-                    at("key_env"),
-                    env.get(var)
-                        .filter(|k| !k.is_empty())
-                        .map(|k| sha256(k))
-                        .ok_or_else(|| format!("environment variable `{var}` is not set")),
-                ),
-                (None, Some(hex)) => c.ok(
-                    at("key_sha256"),
-                    parse_hex_digest(hex).ok_or_else(|| "must be 64 hex digits (a SHA-256)".into()),
-                ),
+                (Some(var), None) => c
+                    .ok(
+                        at("key_env"),
+                        env.get(var)
+                            .filter(|k| !k.is_empty())
+                            .map(|k| sha256(k))
+                            .ok_or_else(|| format!("environment variable `{var}` is not set")),
+                    )
+                    .map(Some),
+                (None, Some(hex)) => c
+                    .ok(
+                        at("key_sha256"),
+                        parse_hex_digest(hex)
+                            .ok_or_else(|| "must be 64 hex digits (a SHA-256)".into()),
+                    )
+                    .map(Some),
+                // A subscription only callers with tokens map to needs no key.
+                (None, None) if mapped.contains(s.name.as_str()) => Some(None),
                 _ => {
                     c.fail(
                         at("key_env"),
-                        "give exactly one of `key_env` and `key_sha256`",
+                        "give exactly one of `key_env` and `key_sha256` (or map Entra ID callers to it in `auth.entra`)",
                     );
                     None
                 }

@@ -397,6 +397,9 @@ pub struct AuthConfig {
     /// `Authorization: Bearer <key>`, which the plain OpenAI SDK sends (the v1 API).
     #[serde(default = "yes")]
     pub bearer_header: bool,
+    /// Issuers whose Entra ID tokens callers may present in `Authorization: Bearer`.
+    #[serde(default)]
+    pub entra: Vec<EntraCallerConfig>,
 }
 
 fn yes() -> bool {
@@ -410,6 +413,7 @@ impl Default for AuthConfig {
             api_key_header: true,
             subscription_key_query: true,
             bearer_header: true,
+            entra: Vec::new(),
         }
     }
 }
@@ -450,8 +454,14 @@ pub struct BackendConfig {
     /// A label for logs and docs; Azure reports the real one in `x-ms-region`.
     #[serde(default)]
     pub region: String,
-    /// The environment variable holding this resource's `api-key`.
-    pub api_key_env: String,
+    /// How the gateway proves itself to this resource: its `api-key` (the default) or an Entra
+    /// ID token (`entra`, for resources with key authentication turned off).
+    #[serde(default)]
+    pub auth: BackendAuth,
+    /// The environment variable holding this resource's `api-key` (`auth = "api_key"`).
+    pub api_key_env: Option<String>,
+    /// The credential its Entra ID tokens are got with (`auth = "entra"`).
+    pub entra: Option<EntraCredentialConfig>,
     /// Client deployment names this backend serves; empty means every one.
     #[serde(default)]
     pub deployments: Vec<String>,
@@ -494,7 +504,9 @@ impl BackendConfig {
             name: name.into(),
             endpoint: endpoint.into(),
             region: String::new(),
-            api_key_env: api_key_env.into(),
+            auth: BackendAuth::ApiKey,
+            api_key_env: Some(api_key_env.into()),
+            entra: None,
             deployments: Vec::new(),
             deployment_map: BTreeMap::new(),
             api_versions: Vec::new(),
@@ -504,6 +516,118 @@ impl BackendConfig {
             compat: BTreeMap::new(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendAuth {
+    #[default]
+    ApiKey,
+    Entra,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// An app registration's client secret.
+    ClientSecret,
+    /// An app registration's certificate (a PEM file with its private key).
+    ClientCertificate,
+    /// The host's managed identity: the App Service / Container Apps identity endpoint when
+    /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are set, else the instance metadata endpoint.
+    ManagedIdentity,
+    /// Kubernetes workload identity: the federated token in `AZURE_FEDERATED_TOKEN_FILE`.
+    WorkloadIdentity,
+}
+
+/// An Entra ID credential for a backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraCredentialConfig {
+    pub credential: CredentialKind,
+    /// The directory (tenant) id; workload identity defaults to `AZURE_TENANT_ID`.
+    pub tenant_id: Option<String>,
+    /// The application (client) id; for a managed identity, picks a user-assigned one; workload
+    /// identity defaults to `AZURE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// The environment variable holding the client secret.
+    pub client_secret_env: Option<String>,
+    /// A PEM file holding the certificate and its private key.
+    pub certificate_file: Option<String>,
+    /// Where tokens are got, for sovereign clouds: default `https://login.microsoftonline.com`
+    /// (or `AZURE_AUTHORITY_HOST`).
+    pub authority_host: Option<String>,
+    /// The managed identity endpoint, default the instance metadata service's.
+    pub identity_endpoint: Option<String>,
+    /// The federated token file, default `AZURE_FEDERATED_TOKEN_FILE`.
+    pub token_file: Option<String>,
+    #[serde(default = "default_entra_scope")]
+    pub scope: String,
+}
+
+fn default_entra_scope() -> String {
+    "https://cognitiveservices.azure.com/.default".into()
+}
+
+/// An issuer whose tokens callers may present instead of a subscription key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntraCallerConfig {
+    /// The tenant: gives `issuer` and `jwks_url` their Entra ID (v2.0) defaults.
+    pub tenant_id: Option<String>,
+    /// The `iss` of its tokens, e.g. `https://login.microsoftonline.com/<tenant>/v2.0`.
+    pub issuer: Option<String>,
+    /// The `aud` a token must carry: the gateway's application id URI or client id (one or a
+    /// list).
+    pub audience: Audiences,
+    /// Where its signing keys are, e.g.
+    /// `https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys`.
+    pub jwks_url: Option<String>,
+    pub authority_host: Option<String>,
+    /// Application (client) id, from `azp` or `appid` → subscription name.
+    #[serde(default)]
+    pub applications: BTreeMap<String, String>,
+    /// App role, from `roles` → subscription name (an application's own mapping wins).
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+    /// How far `exp` and `nbf` may be off.
+    #[serde(default = "default_clock_skew_s")]
+    pub clock_skew_s: u64,
+    /// How often the signing keys are fetched again.
+    #[serde(default = "default_jwks_refresh_s")]
+    pub jwks_refresh_s: u64,
+    /// A token naming a key not in the set has it fetched again, but not sooner than this
+    /// after the last fetch (so that made-up key ids cannot make the gateway hammer it).
+    #[serde(default = "default_jwks_refetch_min_s")]
+    pub jwks_refetch_min_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Audiences {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audiences {
+    pub fn all(&self) -> Vec<String> {
+        match self {
+            Audiences::One(a) => vec![a.clone()],
+            Audiences::Many(all) => all.clone(),
+        }
+    }
+}
+
+fn default_clock_skew_s() -> u64 {
+    60
+}
+
+fn default_jwks_refresh_s() -> u64 {
+    3600
+}
+
+fn default_jwks_refetch_min_s() -> u64 {
+    300
 }
 
 /// Parameters a backend deployment takes under another name, or not at all.

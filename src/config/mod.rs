@@ -19,6 +19,7 @@ mod check;
 pub mod compat;
 mod env;
 mod file;
+mod identity;
 mod settings;
 
 use std::collections::HashMap;
@@ -150,8 +151,10 @@ key_env = "TEAM_A_KEY"
             "https://contoso-eastus.openai.azure.com/openai"
         );
         assert_eq!(s.backends[0].deployment_name("gpt-4o"), "gpt-4o-2024-08-06");
-        assert!(s.backends[0].api_key.is_sensitive());
-        assert_eq!(s.subscriptions[0].key_sha256, sha256("client-secret"));
+        assert!(
+            matches!(&s.backends[0].credential, BackendCredential::ApiKey(key) if key.is_sensitive())
+        );
+        assert_eq!(s.subscriptions[0].key_sha256, Some(sha256("client-secret")));
         assert!(!format!("{:?}", s.backends[0]).contains("backend-secret"));
     }
 
@@ -278,6 +281,138 @@ key_env = "TEAM_A_KEY"
         assert_eq!(text.lines().count(), 6);
         assert!(text.lines().all(|l| l.starts_with("gw.toml: ")), "{text}");
     }
+
+    /// Every error checking `text` gives, as `key: reason`, with the keys and `extra` set.
+    fn errors_with(text: &str, extra: &[(&str, &str)]) -> Vec<String> {
+        let mut env = keys();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        match parse(text, "gw.toml", &HashMap::new())
+            .unwrap()
+            .check("gw.toml", &env, &[])
+        {
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                e.0.iter()
+                    .map(|e| format!("{}: {}", e.key, e.reason))
+                    .collect()
+            }
+        }
+    }
+
+    #[test]
+    fn entra_backend_credentials_are_checked() {
+        let keyless = |entra: &str| {
+            CONFIG.replace(
+                "api_key_env = \"EASTUS_KEY\"",
+                &format!("auth = \"entra\"\nentra = {{ {entra} }}"),
+            )
+        };
+        let secret = keyless(
+            r#"credential = "client_secret", tenant_id = "t", client_id = "c", client_secret_env = "EASTUS_SECRET""#,
+        );
+        assert_eq!(
+            errors_with(&secret, &[]),
+            [
+                "backends[0].entra.client_secret_env: environment variable `EASTUS_SECRET` is not set"
+            ]
+        );
+        let s = parse(&secret, "gw.toml", &HashMap::new())
+            .unwrap()
+            .check(
+                "gw.toml",
+                &env(&[("EASTUS_SECRET", "s3cr3t"), ("TEAM_A_KEY", "k")]),
+                &[],
+            )
+            .unwrap();
+        assert!(matches!(
+            s.backends[0].credential,
+            BackendCredential::Entra(_)
+        ));
+        assert!(!format!("{:?}", s.backends).contains("s3cr3t"));
+
+        assert_eq!(
+            errors_with(
+                &CONFIG.replace("api_key_env = \"EASTUS_KEY\"", "auth = \"entra\""),
+                &[]
+            ),
+            ["backends[0].entra: `auth = \"entra\"` needs an `entra` credential"]
+        );
+        let workload = keyless(r#"credential = "workload_identity""#);
+        assert_eq!(
+            errors_with(&workload, &[]),
+            [
+                "backends[0].entra.tenant_id: must be set (or the environment variable `AZURE_TENANT_ID`)",
+                "backends[0].entra.client_id: must be set (or the environment variable `AZURE_CLIENT_ID`)",
+                "backends[0].entra.token_file: must be set (or the environment variable `AZURE_FEDERATED_TOKEN_FILE`)",
+            ]
+        );
+        let missing = [
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/nonexistent/token"),
+        ];
+        let errors = errors_with(&workload, &missing);
+        assert!(
+            errors[0]
+                .starts_with("backends[0].entra.token_file: `/nonexistent/token` cannot be read"),
+            "{errors:?}"
+        );
+        let certificate = keyless(
+            r#"credential = "client_certificate", tenant_id = "t", client_id = "c", certificate_file = "Cargo.toml""#,
+        );
+        assert_eq!(
+            errors_with(&certificate, &[]),
+            ["backends[0].entra.certificate_file: `Cargo.toml` holds no RSA private key"]
+        );
+        assert_eq!(
+            errors_with(&keyless(r#"credential = "managed_identity""#), &[]),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn entra_callers_are_checked() {
+        let with = |entry: &str| format!("{CONFIG}\n[[auth.entra]]\n{entry}\n");
+        assert_eq!(
+            errors_with(&with(r#"audience = "api://gw""#), &[]),
+            [
+                "auth.entra[0].issuer: give `tenant_id`, or `issuer` and `jwks_url`",
+                "auth.entra[0].jwks_url: give `tenant_id`, or `issuer` and `jwks_url`",
+                "auth.entra[0].applications: map at least one application or role to a subscription",
+            ]
+        );
+        assert_eq!(
+            errors_with(
+                &with(
+                    "tenant_id = \"t\"\naudience = \"api://gw\"\nroles = { \"Chat\" = \"team-z\" }"
+                ),
+                &[]
+            ),
+            ["auth.entra[0].roles.Chat: `team-z` is not a subscription"]
+        );
+        let entry = "tenant_id = \"t1\"\naudience = [\"api://gw\", \"c1\"]\napplications = { \"app\" = \"team-b\" }";
+        let text = format!("{}\n[[subscriptions]]\nname = \"team-b\"\n", with(entry));
+        let s = parse(&text, "gw.toml", &HashMap::new())
+            .unwrap()
+            .check("gw.toml", &keys(), &[])
+            .unwrap();
+        let issuer = &s.callers[0];
+        assert_eq!(issuer.issuer, "https://login.microsoftonline.com/t1/v2.0");
+        assert_eq!(
+            issuer.keys.url,
+            "https://login.microsoftonline.com/t1/discovery/v2.0/keys"
+        );
+        assert_eq!(issuer.audiences, ["api://gw", "c1"]);
+        // Only a subscription callers with tokens map to may go without a key.
+        assert_eq!(s.subscriptions[1].key_sha256, None);
+        let unmapped = format!("{CONFIG}\n[[subscriptions]]\nname = \"team-c\"\n");
+        assert_eq!(
+            errors_with(&unmapped, &[]),
+            [
+                "subscriptions[1].key_env: give exactly one of `key_env` and `key_sha256` (or map Entra ID callers to it in `auth.entra`)"
+            ]
+        );
+    }
 }
 
 #[cfg(test)]
@@ -305,7 +440,7 @@ mod example {
             .check("gateway.example.toml", &env, &versions)
             .unwrap();
         assert_eq!(settings.backends.len(), 2);
-        assert_eq!(settings.subscriptions[1].key_sha256, sha256("test"));
+        assert_eq!(settings.subscriptions[1].key_sha256, Some(sha256("test")));
         assert!(!settings.backends[1].serves_deployment("other"));
         assert!(settings.backends[1].serves_deployment("embeddings"));
     }

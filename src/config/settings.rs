@@ -3,12 +3,14 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header::HeaderValue;
 use sha2::{Digest, Sha256};
 
 use super::{AuthConfig, DocsConfig, LogConfig, MetricsConfig};
+use crate::identity::tokens::TokenSource;
 use crate::limits::SubscriptionLimits;
 use crate::tokens::tokenizer::Encoding;
 
@@ -22,8 +24,7 @@ pub struct Backend {
     pub host: HeaderValue,
     /// `name` as the value of the header that tells clients which backend answered.
     pub name_header: HeaderValue,
-    /// Marked sensitive, so it never shows in debug output.
-    pub api_key: HeaderValue,
+    pub credential: BackendCredential,
     pub deployment_map: HashMap<String, String>,
     /// `None` serves every deployment.
     pub deployments: Option<HashSet<String>>,
@@ -37,6 +38,14 @@ pub struct Backend {
     pub weight: u32,
     /// By client deployment name: what that deployment here takes differently.
     pub compat: HashMap<String, Compat>,
+}
+
+/// How the gateway proves itself to a backend.
+pub enum BackendCredential {
+    /// Its `api-key`, marked sensitive (so it never shows in debug output).
+    ApiKey(HeaderValue),
+    /// An Entra ID token, sent as `Authorization: Bearer`.
+    Entra(Arc<TokenSource>),
 }
 
 /// The parameters a backend deployment renames or refuses, checked against the request models
@@ -84,7 +93,8 @@ impl Backend {
 #[derive(Debug)]
 pub struct Subscription {
     pub name: String,
-    pub key_sha256: [u8; 32],
+    /// `None` for a subscription only Entra ID callers map to.
+    pub key_sha256: Option<[u8; 32]>,
     pub limits: SubscriptionLimits,
 }
 
@@ -151,6 +161,8 @@ pub struct Settings {
     pub shutdown_drain: Duration,
     pub shutdown_grace: Duration,
     pub auth: AuthConfig,
+    /// Issuers whose tokens callers may present (`auth.entra`).
+    pub callers: Vec<crate::identity::callers::Issuer>,
     pub docs: DocsConfig,
     pub metrics: MetricsConfig,
     pub usage: UsageSettings,

@@ -1,5 +1,7 @@
 //! Subscription keys: where a client may send one (`Ocp-Apim-Subscription-Key`, `api-key`,
-//! `Authorization: Bearer`, `?subscription-key=`, each switchable), and checking it.
+//! `Authorization: Bearer`, `?subscription-key=`, each switchable), and checking it; or, with
+//! `[[auth.entra]]`, an Entra ID token in `Authorization: Bearer` instead (checked in
+//! [`identity::callers`](crate::identity::callers)).
 //!
 //! Keys are compared as SHA-256 digests with a constant-time equality, against every
 //! subscription without stopping at the first hit, so neither a key's prefix nor its position in
@@ -12,6 +14,8 @@ use actix_web::http::header::HeaderMap;
 use subtle::ConstantTimeEq;
 
 use crate::config::{AuthConfig, Subscription, sha256};
+use crate::identity::callers::{self, Issuer};
+use crate::identity::jwt::looks_like_jwt;
 use crate::proxy::error::GatewayError;
 use crate::proxy::query;
 
@@ -23,42 +27,67 @@ pub const AUTHORIZATION: &str = "authorization";
 pub struct Auth {
     places: AuthConfig,
     subscriptions: Vec<Subscription>,
+    issuers: Vec<Issuer>,
+}
+
+/// What a request presents.
+enum Presented<'r> {
+    Key(Cow<'r, str>),
+    Token(&'r str),
 }
 
 impl Auth {
-    pub fn new(places: AuthConfig, subscriptions: Vec<Subscription>) -> Auth {
+    pub fn new(places: AuthConfig, subscriptions: Vec<Subscription>, issuers: Vec<Issuer>) -> Auth {
         Auth {
             places,
             subscriptions,
+            issuers,
         }
     }
 
-    /// The subscription the request's key belongs to: its index in the config and its name.
-    pub fn authenticate(
+    /// The issuers whose tokens callers may present.
+    pub fn issuers(&self) -> &[Issuer] {
+        &self.issuers
+    }
+
+    /// The subscription the request's key (or token) belongs to: its index in the config and
+    /// its name.
+    pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         raw_query: &str,
     ) -> Result<(usize, &str), GatewayError> {
-        let key = self
-            .presented_key(headers, raw_query)
-            .ok_or(GatewayError::Unauthorized)?;
-        let digest = sha256(&key);
-        let mut found = None;
-        for (i, s) in self.subscriptions.iter().enumerate() {
-            if bool::from(s.key_sha256.ct_eq(&digest)) && found.is_none() {
-                found = Some((i, s.name.as_str()));
-            }
-        }
-        found.ok_or(GatewayError::Unauthorized)
+        let index = match self.presented(headers, raw_query) {
+            Some(Presented::Key(key)) => self.by_key(&key),
+            Some(Presented::Token(token)) => callers::authenticate(&self.issuers, token)
+                .await
+                .map_err(|why| {
+                    tracing::debug!("a caller's token was refused: {why:?}");
+                    GatewayError::InvalidToken
+                })
+                .map(Some)?,
+            None => None,
+        };
+        index
+            .and_then(|i| Some((i, self.subscriptions.get(i)?.name.as_str())))
+            .ok_or(GatewayError::Unauthorized)
     }
 
-    /// The key the request presents, in the first allowed place that has one; borrowed from
-    /// the request unless the query string had to decode it.
-    fn presented_key<'r>(
-        &self,
-        headers: &'r HeaderMap,
-        raw_query: &'r str,
-    ) -> Option<Cow<'r, str>> {
+    fn by_key(&self, key: &str) -> Option<usize> {
+        let digest = sha256(key);
+        let mut found = None;
+        for (i, s) in self.subscriptions.iter().enumerate() {
+            let Some(own) = &s.key_sha256 else { continue };
+            if bool::from(own.ct_eq(&digest)) && found.is_none() {
+                found = Some(i);
+            }
+        }
+        found
+    }
+
+    /// What the request presents, in the first allowed place that has something; borrowed
+    /// from the request unless the query string had to decode it.
+    fn presented<'r>(&self, headers: &'r HeaderMap, raw_query: &'r str) -> Option<Presented<'r>> {
         let header = |name: &str| {
             headers
                 .get(name)
@@ -69,22 +98,28 @@ impl Auth {
         if self.places.ocp_apim_subscription_key_header
             && let Some(key) = header(OCP_APIM_HEADER)
         {
-            return Some(Cow::Borrowed(key));
+            return Some(Presented::Key(Cow::Borrowed(key)));
         }
         if self.places.api_key_header
             && let Some(key) = header(API_KEY_HEADER)
         {
-            return Some(Cow::Borrowed(key));
+            return Some(Presented::Key(Cow::Borrowed(key)));
         }
-        if self.places.bearer_header
-            && let Some(key) = header(AUTHORIZATION)
-                .and_then(bearer)
-                .filter(|k| !k.is_empty())
-        {
-            return Some(Cow::Borrowed(key));
+        let credentials = header(AUTHORIZATION)
+            .and_then(bearer)
+            .filter(|k| !k.is_empty());
+        if let Some(credentials) = credentials {
+            if !self.issuers.is_empty() && looks_like_jwt(credentials) {
+                return Some(Presented::Token(credentials));
+            }
+            if self.places.bearer_header {
+                return Some(Presented::Key(Cow::Borrowed(credentials)));
+            }
         }
         if self.places.subscription_key_query {
-            return query::get(raw_query, QUERY_PARAM).filter(|k| !k.is_empty());
+            return query::get(raw_query, QUERY_PARAM)
+                .filter(|k| !k.is_empty())
+                .map(Presented::Key);
         }
         None
     }
@@ -96,14 +131,14 @@ impl Auth {
 
     /// Whether a page of the gateway's own (docs, metrics) may be read: with no key required,
     /// always.
-    pub fn allows_page(
+    pub async fn allows_page(
         &self,
         required: bool,
         headers: &HeaderMap,
         raw_query: &str,
     ) -> Result<(), GatewayError> {
         if required {
-            self.authenticate(headers, raw_query).map(|_| ())
+            self.authenticate(headers, raw_query).await.map(|_| ())
         } else {
             Ok(())
         }
@@ -130,16 +165,27 @@ mod tests {
             vec![
                 Subscription {
                     name: "a".into(),
-                    key_sha256: sha256("k1"),
+                    key_sha256: Some(sha256("k1")),
                     limits: Default::default(),
                 },
                 Subscription {
                     name: "b".into(),
-                    key_sha256: sha256("k2"),
+                    key_sha256: Some(sha256("k2")),
                     limits: Default::default(),
                 },
             ],
+            Vec::new(),
         )
+    }
+
+    /// Keys are checked without waiting for anything.
+    fn check(a: &Auth, headers: &HeaderMap, query: &str) -> Result<(usize, String), GatewayError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime
+            .block_on(a.authenticate(headers, query))
+            .map(|(i, name)| (i, name.to_string()))
     }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
@@ -154,46 +200,38 @@ mod tests {
     fn accepts_each_place_and_names_the_subscription() {
         let a = auth(AuthConfig::default());
         assert_eq!(
-            a.authenticate(&headers(&[("api-key", "k2")]), "")
-                .unwrap()
-                .1,
+            check(&a, &headers(&[("api-key", "k2")]), "").unwrap().1,
             "b"
         );
         assert_eq!(
-            a.authenticate(&headers(&[("ocp-apim-subscription-key", "k1")]), "")
+            check(&a, &headers(&[("ocp-apim-subscription-key", "k1")]), "")
                 .unwrap()
                 .1,
             "a"
         );
         assert_eq!(
-            a.authenticate(&headers(&[]), "api-version=1&subscription-key=k1")
+            check(&a, &headers(&[]), "api-version=1&subscription-key=k1")
                 .unwrap()
                 .1,
             "a"
         );
-        assert!(
-            a.authenticate(&headers(&[("api-key", "nope")]), "")
-                .is_err()
-        );
-        assert!(a.authenticate(&headers(&[]), "").is_err());
+        assert!(check(&a, &headers(&[("api-key", "nope")]), "").is_err());
+        assert!(check(&a, &headers(&[]), "").is_err());
     }
 
     #[test]
     fn a_bearer_token_is_a_key_too() {
         let a = auth(AuthConfig::default());
         let bearer = headers(&[("authorization", "Bearer k2")]);
-        assert_eq!(a.authenticate(&bearer, "").unwrap().1, "b");
+        assert_eq!(check(&a, &bearer, "").unwrap().1, "b");
         let lower = headers(&[("authorization", "bearer  k2")]);
-        assert_eq!(a.authenticate(&lower, "").unwrap().1, "b");
-        assert!(
-            a.authenticate(&headers(&[("authorization", "Basic k2")]), "")
-                .is_err()
-        );
+        assert_eq!(check(&a, &lower, "").unwrap().1, "b");
+        assert!(check(&a, &headers(&[("authorization", "Basic k2")]), "").is_err());
         let off = auth(AuthConfig {
             bearer_header: false,
             ..AuthConfig::default()
         });
-        assert!(off.authenticate(&bearer, "").is_err());
+        assert!(check(&off, &bearer, "").is_err());
     }
 
     #[test]
@@ -203,14 +241,8 @@ mod tests {
             api_key_header: false,
             ..AuthConfig::default()
         });
-        assert!(
-            a.authenticate(&headers(&[]), "subscription-key=k1")
-                .is_err()
-        );
-        assert!(a.authenticate(&headers(&[("api-key", "k1")]), "").is_err());
-        assert!(
-            a.authenticate(&headers(&[("ocp-apim-subscription-key", "k1")]), "")
-                .is_ok()
-        );
+        assert!(check(&a, &headers(&[]), "subscription-key=k1").is_err());
+        assert!(check(&a, &headers(&[("api-key", "k1")]), "").is_err());
+        assert!(check(&a, &headers(&[("ocp-apim-subscription-key", "k1")]), "").is_ok());
     }
 }

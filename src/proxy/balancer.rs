@@ -38,10 +38,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::config::{Backend, Failover};
+use crate::config::{Backend, BackendCredential, Failover};
+use crate::identity::tokens::TokenSource;
 
 /// What a call taught us about the backend it went to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,6 +360,19 @@ impl Balancer {
         &self.backends
     }
 
+    /// The Entra ID token sources of the backends, each once (backends may share one).
+    pub fn token_sources(&self) -> Vec<std::sync::Weak<TokenSource>> {
+        let mut sources: Vec<&Arc<TokenSource>> = Vec::new();
+        for b in &self.backends {
+            if let BackendCredential::Entra(source) = &b.credential
+                && !sources.iter().any(|s| Arc::ptr_eq(s, source))
+            {
+                sources.push(source);
+            }
+        }
+        sources.iter().map(|s| Arc::downgrade(s)).collect()
+    }
+
     fn now_ms(&self) -> u64 {
         millis(self.epoch.elapsed())
     }
@@ -659,7 +673,7 @@ mod tests {
             base_url: String::new(),
             host: HeaderValue::from_static("h"),
             name_header: HeaderValue::from_static("n"),
-            api_key: HeaderValue::from_static("k"),
+            credential: BackendCredential::ApiKey(HeaderValue::from_static("k")),
             deployment_map: HashMap::new(),
             deployments: deployments
                 .map(|d| d.iter().map(|s| s.to_string()).collect::<HashSet<_>>()),

@@ -67,7 +67,7 @@ impl Docs {
     }
 
     /// Answers the request if it is for the docs or a spec.
-    pub fn serve(
+    pub async fn serve(
         &self,
         req: &HttpRequest,
         auth: &Auth,
@@ -82,7 +82,8 @@ impl Docs {
         if path != self.path && page.is_none() && spec.is_none() {
             return Ok(None);
         }
-        auth.allows_page(self.require_key, req.headers(), req.query_string())?;
+        auth.allows_page(self.require_key, req.headers(), req.query_string())
+            .await?;
         if let Some(version) = spec {
             let spec = self.specs.get(version).ok_or(GatewayError::NotFound)?;
             return Ok(Some(

@@ -35,6 +35,9 @@ pub enum GatewayError {
     },
     #[error("missing or invalid subscription key")]
     Unauthorized,
+    /// A caller's Entra ID token did not check out (why is logged at debug, never told).
+    #[error("invalid access token")]
+    InvalidToken,
     #[error("invalid parameter {name}: {message}")]
     InvalidParameter { name: String, message: String },
     #[error("invalid body: {0}")]
@@ -90,6 +93,8 @@ impl GatewayError {
             GatewayError::MissingApiVersion { .. } => "MissingApiVersion",
             GatewayError::UnsupportedApiVersion { .. } => "UnsupportedApiVersion",
             GatewayError::Unauthorized => "Unauthorized",
+            // Azure OpenAI's own code for a refused token.
+            GatewayError::InvalidToken => "401",
             GatewayError::InvalidParameter { .. }
             | GatewayError::InvalidBody(_)
             | GatewayError::MalformedBody(_)
@@ -128,6 +133,7 @@ impl GatewayError {
                 format!("api-version '{}' is not supported. Supported api-versions: {}.", printable(given), supported.join(", "))
             }
             GatewayError::Unauthorized => "Access denied due to a missing or invalid subscription key. Send it in the api-key or Ocp-Apim-Subscription-Key header.".into(),
+            GatewayError::InvalidToken => "Unauthorized. Access token is missing, invalid, audience is incorrect, or has expired.".into(),
             GatewayError::InvalidParameter { name, message } => format!("Invalid parameter '{name}': {message}"),
             GatewayError::InvalidBody(e) => format!("The request body does not match the API: {e}"),
             GatewayError::MalformedBody(m) => format!("The request body is malformed: {m}"),
@@ -210,7 +216,7 @@ impl ResponseError for GatewayError {
             | GatewayError::UpgradeRefused => StatusCode::BAD_REQUEST,
             GatewayError::ClientTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            GatewayError::Unauthorized => StatusCode::UNAUTHORIZED,
+            GatewayError::Unauthorized | GatewayError::InvalidToken => StatusCode::UNAUTHORIZED,
             GatewayError::UnsupportedMediaType { .. }
             | GatewayError::UnsupportedEncoding { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::InvalidPath | GatewayError::RepeatedParameter { .. } => {
@@ -296,6 +302,9 @@ impl GatewayError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("api-key"),
             ));
+        }
+        if matches!(self, GatewayError::InvalidToken) {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
         let mut response = response.json(json!({ "error": error }));
         if let GatewayError::LimitExceeded(refusal) = self {

@@ -199,16 +199,18 @@ async fn route(
         }));
     }
     if let Some(docs) = &gw.docs
-        && let Some(reply) = docs.serve(req, &gw.auth)?
+        && let Some(reply) = docs.serve(req, &gw.auth).await?
     {
         return Ok(Reply::Own(reply));
     }
     if gw.metrics_page.enabled && path == gw.metrics_page.path {
-        gw.auth.allows_page(
-            gw.metrics_page.require_key,
-            req.headers(),
-            req.query_string(),
-        )?;
+        gw.auth
+            .allows_page(
+                gw.metrics_page.require_key,
+                req.headers(),
+                req.query_string(),
+            )
+            .await?;
         return Ok(Reply::Own(
             HttpResponse::Ok()
                 .content_type("text/plain; version=0.0.4; charset=utf-8")
@@ -242,7 +244,7 @@ async fn route(
     let route = matched.route;
     trace.route = Some(route);
 
-    let subscription = gw.auth.authenticate(req.headers(), raw_query)?.0;
+    let subscription = gw.auth.authenticate(req.headers(), raw_query).await?.0;
     trace.subscription = Some(subscription);
 
     validate::parameters(route, &matched, raw_query, req.headers())?;

@@ -113,7 +113,7 @@ impl Gateway {
             metrics_page: settings.metrics,
             docs: Docs::new(&settings.docs, &settings.base_path),
             router: Router::new(crate::generated::API_VERSIONS),
-            auth: Auth::new(settings.auth, settings.subscriptions),
+            auth: Auth::new(settings.auth, settings.subscriptions, settings.callers),
             balancer: Balancer::new(
                 settings.backends,
                 &settings.failover,
@@ -164,6 +164,16 @@ pub fn start(
     if let Some(shared) = &gateway.shared {
         shared.start(Arc::downgrade(&gateway))?;
     }
+    crate::identity::start(
+        gateway.balancer.token_sources(),
+        gateway
+            .auth
+            .issuers()
+            .iter()
+            .map(|i| i.keys.clone())
+            .collect(),
+    )
+    .map_err(std::io::Error::other)?;
     let workers = gateway.workers;
     let grace = gateway.shutdown_grace;
     let head_timeout = gateway.client_head_timeout;

@@ -7,7 +7,7 @@
 //! included) and waiting for the response headers. A streamed body is not timed out.
 //!
 //! Going up, the client's credentials and every hop-by-hop header are dropped and the backend's
-//! own `api-key` is set. Coming back, hop-by-hop headers are dropped, everything else (Azure's
+//! own `api-key` (or Entra ID token) is set. Coming back, hop-by-hop headers are dropped, everything else (Azure's
 //! `x-ms-region`, `apim-request-id`, `x-ratelimit-*`, `retry-after`, …) passes, and
 //! `x-aoai-gateway-backend` names the backend that answered.
 
@@ -21,7 +21,7 @@ use actix_web::http::{ConnectionType, Method, StatusCode, Version};
 use awc::error::SendRequestError;
 use bytes::Bytes;
 
-use crate::config::Backend;
+use crate::config::{Backend, BackendCredential};
 use crate::proxy::access::CLIENT_REQUEST_ID;
 use crate::proxy::auth::{API_KEY_HEADER, AUTHORIZATION, OCP_APIM_HEADER};
 use crate::proxy::error::GatewayError;
@@ -227,10 +227,22 @@ pub async fn forward(
         headers.append(name.clone(), value.clone());
     }
     headers.insert(header::HOST, backend.host.clone());
-    headers.insert(
-        HeaderName::from_static(API_KEY_HEADER),
-        backend.api_key.clone(),
-    );
+    match &backend.credential {
+        BackendCredential::ApiKey(key) => {
+            headers.insert(HeaderName::from_static(API_KEY_HEADER), key.clone());
+        }
+        BackendCredential::Entra(source) => {
+            // No token: as good as unreachable, so the call fails over.
+            let bearer = source
+                .bearer()
+                .await
+                .map_err(|detail| GatewayError::UpstreamConnect {
+                    backend: backend.name.clone(),
+                    detail,
+                })?;
+            headers.insert(header::AUTHORIZATION, bearer);
+        }
+    }
     if let Some(id) = out.request_id {
         headers.insert(CLIENT_REQUEST_ID, id);
     }

@@ -61,6 +61,9 @@ pub struct SimulatorConfig {
     /// Each deployment's quota, as a provisioned or pay-as-you-go deployment has one (see
     /// `quota`); `None`: plenty.
     pub tokens_per_minute: Option<u64>,
+    /// Entra ID access tokens it takes in `Authorization: Bearer` (those starting with this),
+    /// as a resource does that trusts the tenant that issues them; `None`: keys only.
+    pub bearer_prefix: Option<String>,
     /// Keep every request for inspection (tests).
     pub record: bool,
     pub workers: usize,
@@ -76,6 +79,7 @@ impl SimulatorConfig {
             slow_delay: Duration::from_secs(30),
             rate_limited_retry_after: Duration::from_secs(7),
             tokens_per_minute: None,
+            bearer_prefix: None,
             record: false,
             workers: 1,
         }
@@ -292,7 +296,15 @@ async fn handle(req: HttpRequest, body: Bytes, sim: web::Data<Simulator>) -> Htt
         .headers()
         .get("api-key")
         .is_some_and(|k| k.as_bytes() == sim.config.api_key.as_bytes());
-    if !key_ok {
+    let token_ok = || {
+        let presented = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        matches!((presented, &sim.config.bearer_prefix), (Some(t), Some(p)) if t.starts_with(p.as_str()))
+    };
+    if !key_ok && !token_ok() {
         return json_reply(
             reply,
             azure_error(

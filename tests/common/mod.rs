@@ -30,6 +30,8 @@ pub struct Backend {
     pub tokens_per_minute: Option<u64>,
     /// The `retry-after` of its `rate-limited` deployment.
     pub rate_limited_retry_after: Duration,
+    /// Entra ID tokens it takes (those starting with this), besides its key.
+    pub bearer_prefix: Option<&'static str>,
 }
 
 impl Backend {
@@ -42,9 +44,13 @@ impl Backend {
             dead: false,
             tokens_per_minute: None,
             rate_limited_retry_after: Duration::from_secs(7),
+            bearer_prefix: None,
         }
     }
 }
+
+/// A change to the gateway's config that needs the test's values.
+pub type Configure = Box<dyn Fn(&mut FileConfig)>;
 
 pub struct Setup {
     pub backends: Vec<Backend>,
@@ -58,6 +64,10 @@ pub struct Setup {
     pub replicas: usize,
     /// Their shared state (`[state]`).
     pub state: StateConfig,
+    /// Environment variables the config is checked with, besides the keys.
+    pub env: Vec<(String, String)>,
+    /// Like `tweak`, for changes that need the test's values (run after it).
+    pub configure: Option<Configure>,
 }
 
 impl Default for Setup {
@@ -74,6 +84,8 @@ impl Default for Setup {
             tweak: |_| {},
             replicas: 1,
             state: StateConfig::default(),
+            env: Vec::new(),
+            configure: None,
         }
     }
 }
@@ -185,6 +197,7 @@ pub async fn start(setup: Setup) -> Running {
             config.slow_delay = Duration::from_secs(5);
             config.tokens_per_minute = b.tokens_per_minute;
             config.rate_limited_retry_after = b.rate_limited_retry_after;
+            config.bearer_prefix = b.bearer_prefix.map(str::to_string);
             let sim = Simulator::new(config);
             let (server, addr) =
                 sim::start(sim.clone(), TcpListener::bind("127.0.0.1:0").expect("bind"))
@@ -211,6 +224,10 @@ pub async fn start(setup: Setup) -> Running {
     config.subscriptions = vec![SubscriptionConfig::with_key_env("team-a", "CLIENT_KEY")];
     config.state = setup.state;
     (setup.tweak)(&mut config);
+    if let Some(configure) = &setup.configure {
+        configure(&mut config);
+    }
+    env.extend(setup.env);
     let versions: Vec<&str> = aoai_gateway::generated::API_VERSIONS
         .iter()
         .map(|v| v.version)
