@@ -17,7 +17,14 @@
 #              Latency is measured in the shared layout only: here wrk and the backend hand
 #              each request over on one core, which no proxied request can do.
 #
+# The backend is the simulator (UPSTREAM=sim, the default) or a static nginx answering every
+# call with one 0.5 KB chat completion (UPSTREAM=static): steadier and cheaper than the
+# simulator, so the proxies' own cost shows; the performance issue's yardstick, CPU per call of
+# the gateway against nginx's, is read there. The gateway runs with every feature on: auth,
+# typed validation, usage accounting and a subscription with limits (in-process state).
+#
 #   bench/run.sh                       # 3 rounds of 5 s per measurement (~2.5 minutes)
+#   UPSTREAM=static bench/run.sh       # in front of a static nginx
 #   ROUNDS=5 DURATION=10 CONNECTIONS=64 bench/run.sh
 #   LAYOUTS=shared bench/run.sh        # one layout only
 #   PROXY_WORKERS=2 bench/run.sh       # gateway and nginx workers (default 1; the simulated
@@ -31,6 +38,7 @@ CONNECTIONS="${CONNECTIONS:-32}"
 ROUNDS="${ROUNDS:-3}"
 PROXY_WORKERS="${PROXY_WORKERS:-1}"
 LAYOUTS="${LAYOUTS:-shared isolated}"
+UPSTREAM="${UPSTREAM:-sim}"
 if [ "$(nproc)" -lt 2 ]; then LAYOUTS=shared; fi
 
 source bench/lib.sh
@@ -47,7 +55,42 @@ trap cleanup EXIT
 SIM_PORT=$(free_port); GW_PORT=$(free_port); NGINX_PORT=$(free_port)
 export SIMULATOR_API_KEY="bench-backend-key" BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"
 
-RUST_LOG=warn "$BIN" simulate --listen "127.0.0.1:$SIM_PORT" --region "East US" --workers 1 --chunk-delay-ms 0 & pids+=($!)
+mkdir -p "$WORK/nginx" "$WORK/static"
+nginx_common() {
+  cat <<NGINX
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 1024; }
+NGINX
+}
+temp_paths() {
+  echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"
+}
+if [ "$UPSTREAM" = static ]; then
+  # What a chat completion answers, usage included, for every call.
+  answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1733000000,"model":"gpt-4o-2024-08-06","system_fingerprint":"fp_bench","choices":[{"index":0,"finish_reason":"stop","logprobs":null,"message":{"role":"assistant","content":"Hello, benchmark! This answer is the same every time, so that the upstream costs little."}}],"usage":{"prompt_tokens":24,"completion_tokens":18,"total_tokens":42,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}'
+  cat > "$WORK/static.conf" <<NGINX
+worker_processes 1;
+$(nginx_common "$WORK/static")
+http {
+  access_log off;
+  $(temp_paths "$WORK/static")
+  server {
+    listen 127.0.0.1:$SIM_PORT;
+    keepalive_requests 1000000;
+    location / {
+      default_type application/json;
+      add_header x-ms-region "East US";
+      add_header apim-request-id "00000000-0000-0000-0000-000000000000";
+      return 200 '$answer';
+    }
+  }
+}
+NGINX
+  "$NGINX" -c "$WORK/static.conf" -p "$WORK/static" -g 'daemon off;' 2>/dev/null & pids+=($!)
+else
+  RUST_LOG=warn "$BIN" simulate --listen "127.0.0.1:$SIM_PORT" --region "East US" --workers 1 --chunk-delay-ms 0 & pids+=($!)
+fi
 SIM_PID=$!
 
 cat > "$WORK/gateway.toml" <<TOML
@@ -61,20 +104,20 @@ api_key_env = "BENCH_BACKEND_KEY"
 [[subscriptions]]
 name = "bench"
 key_env = "BENCH_CLIENT_KEY"
+[subscriptions.limits]
+tokens_per_minute = 1000000000
+requests_per_minute = 1000000000
+tokens_per_day = 100000000000
 TOML
 RUST_LOG=warn "$BIN" serve --config "$WORK/gateway.toml" & pids+=($!)
 GW_PID=$!
 
-mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx.conf" <<NGINX
 worker_processes $PROXY_WORKERS;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
-events { worker_connections 1024; }
+$(nginx_common "$WORK/nginx")
 http {
   access_log off;
-  client_body_temp_path $WORK/nginx; proxy_temp_path $WORK/nginx; fastcgi_temp_path $WORK/nginx;
-  uwsgi_temp_path $WORK/nginx; scgi_temp_path $WORK/nginx;
+  $(temp_paths "$WORK/nginx")
   upstream simulator { server 127.0.0.1:$SIM_PORT; keepalive 64; }
   server {
     listen 127.0.0.1:$NGINX_PORT;
@@ -93,6 +136,8 @@ NGINX_PID=$!
 
 wait_port "$SIM_PORT"; wait_port "$GW_PORT"; wait_port "$NGINX_PORT"
 NGINX_PIDS="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
+# The backend's processes (a static nginx has a worker beside its master).
+SIM_PIDS="$SIM_PID $(pgrep -P "$SIM_PID" | tr '\n' ' ')"
 
 chat_lua "$WORK/chat.lua"
 # Each target answers once before it is measured (and must answer 200).
@@ -106,12 +151,12 @@ layout() {
     shared) backend=$ALL_CPUS; proxy=$ALL_CPUS; WRK_CPUS=$ALL_CPUS ;;
     isolated) backend=0; proxy=1; WRK_CPUS=0 ;;
   esac
-  taskset -a -p -c "$backend" "$SIM_PID" >/dev/null
+  for p in $SIM_PIDS; do taskset -a -p -c "$backend" "$p" >/dev/null; done
   for p in "$GW_PID" $NGINX_PIDS; do taskset -a -p -c "$proxy" "$p" >/dev/null; done
 }
 
 echo "aoai-gateway benchmark: POST chat/completions (non-streaming), $ROUNDS rounds x ${DURATION}s per measurement, loopback, $(nproc) cores"
-echo "simulated backend: 1 worker; gateway and nginx: $PROXY_WORKERS worker(s) each; wrk: 1 thread; layouts: $LAYOUTS"
+echo "backend: $UPSTREAM, 1 worker; gateway and nginx: $PROXY_WORKERS worker(s) each; wrk: 1 thread; layouts: $LAYOUTS"
 printf "\n%-9s %-6s %-10s %-6s %12s %10s %10s %14s\n" layout round target conns "requests/s" "p50 ms" "p99 ms" "CPU us/request"
 : > "$WORK/results"
 for round in $(seq "$ROUNDS"); do
@@ -121,7 +166,7 @@ for round in $(seq "$ROUNDS"); do
     for conns in $concurrencies; do
       for target in direct gateway nginx; do
         case $target in
-          direct) port=$SIM_PORT; key=$BENCH_BACKEND_KEY; server=$SIM_PID ;;
+          direct) port=$SIM_PORT; key=$BENCH_BACKEND_KEY; server=$SIM_PIDS ;;
           gateway) port=$GW_PORT; key=$BENCH_CLIENT_KEY; server=$GW_PID ;;
           nginx) port=$NGINX_PORT; key=$BENCH_CLIENT_KEY; server=$NGINX_PIDS ;;
         esac
@@ -158,7 +203,8 @@ for lay in layouts:
               f"  nginx p50 +{median('1', lambda x: x['nginx'][1] - x['direct'][1]):.3f} ms, p99 +{median('1', lambda x: x['nginx'][2] - x['direct'][2]):.3f} ms")
     print(f"  throughput vs direct at {c} connections: gateway {median(c, lambda x: x['gateway'][0] / x['direct'][0]):.2f}x,"
           f"  nginx {median(c, lambda x: x['nginx'][0] / x['direct'][0]):.2f}x;  gateway vs nginx {median(c, lambda x: x['gateway'][0] / x['nginx'][0]):.2f}x")
-    print(f"  CPU per request at {c} connections (the server alone): simulated backend {median(c, lambda x: x['direct'][3]):.1f} us,"
-          f"  gateway {median(c, lambda x: x['gateway'][3]):.1f} us,  nginx {median(c, lambda x: x['nginx'][3]):.1f} us")
+    print(f"  CPU per request at {c} connections (the server alone): backend {median(c, lambda x: x['direct'][3]):.1f} us,"
+          f"  gateway {median(c, lambda x: x['gateway'][3]):.1f} us,  nginx {median(c, lambda x: x['nginx'][3]):.1f} us;"
+          f"  gateway vs nginx {median(c, lambda x: x['gateway'][3] / x['nginx'][3]):.2f}x")
 print(f"gateway resident memory after the runs: {rss / 1024:.1f} MiB")
 PY
