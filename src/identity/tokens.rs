@@ -15,6 +15,7 @@ use super::http::fetch;
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 struct Current {
     /// `Bearer …`, marked sensitive.
@@ -105,9 +106,12 @@ impl TokenSource {
             .map_err(|_| "the token holds characters a header cannot carry".to_string())?;
         header.set_sensitive(true);
         let now = Instant::now();
-        let lifetime = token.lifetime;
-        // Azure's SDKs refresh five minutes early; a short-lived token at half its life.
-        let refresh_at = now + lifetime - (lifetime / 2).min(Duration::from_secs(300));
+        // A day at most: no endpoint's answer may overflow the clock.
+        let lifetime = token.lifetime.min(MAX_LIFETIME);
+        // Azure's SDKs refresh five minutes early; a short-lived token at half its life (but
+        // never at once: an endpoint that gives tokens of no life must not be hammered).
+        let refresh_at =
+            (now + lifetime - (lifetime / 2).min(Duration::from_secs(300))).max(now + FIRST_RETRY);
         let usable_until = now + lifetime - (lifetime / 10).min(Duration::from_secs(60));
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Current {
             header,
