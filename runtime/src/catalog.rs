@@ -192,19 +192,41 @@ shared_enum! {
 }
 
 impl ContentKind {
+    /// The kind of a media type, its parameters and letter case aside. Compared in place, not
+    /// on a lower-cased copy: the proxy asks this of every request and answer.
     pub fn of(media_type: &str) -> ContentKind {
-        match essence(media_type).as_str() {
-            "application/json" => ContentKind::Json,
-            s if s.ends_with("+json") => ContentKind::Json,
-            "multipart/form-data" => ContentKind::Multipart,
-            "application/x-www-form-urlencoded" => ContentKind::FormUrlEncoded,
-            "text/event-stream" => ContentKind::EventStream,
-            s if s.starts_with("text/") => ContentKind::Text,
-            "application/octet-stream" => ContentKind::Binary,
-            s if s.starts_with("audio/") || s.starts_with("image/") || s.starts_with("video/") => {
-                ContentKind::Binary
-            }
-            _ => ContentKind::Other,
+        let essence = media_type.split(';').next().unwrap_or("").trim();
+        let is = |name: &str| essence.eq_ignore_ascii_case(name);
+        let starts = |prefix: &str| {
+            essence
+                .get(..prefix.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        };
+        let ends = |suffix: &str| {
+            essence
+                .len()
+                .checked_sub(suffix.len())
+                .and_then(|at| essence.get(at..))
+                .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
+        };
+        if is("application/json") || ends("+json") {
+            ContentKind::Json
+        } else if is("multipart/form-data") {
+            ContentKind::Multipart
+        } else if is("application/x-www-form-urlencoded") {
+            ContentKind::FormUrlEncoded
+        } else if is("text/event-stream") {
+            ContentKind::EventStream
+        } else if starts("text/") {
+            ContentKind::Text
+        } else if is("application/octet-stream")
+            || starts("audio/")
+            || starts("image/")
+            || starts("video/")
+        {
+            ContentKind::Binary
+        } else {
+            ContentKind::Other
         }
     }
 }

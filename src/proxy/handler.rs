@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use aoai_runtime::catalog::Route;
+use aoai_runtime::catalog::{ContentKind, Route};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
@@ -142,15 +142,10 @@ fn meter_for(
         (Some(d), None) => gw.usage.encoding(d),
         (None, _) => gw.usage.encoding(""),
     };
-    let media = answer.media_type();
-    if media.eq_ignore_ascii_case("text/event-stream") {
-        Some(Meter::events(encoding, asked_usage))
-    } else if media.eq_ignore_ascii_case("application/json")
-        || media.to_ascii_lowercase().ends_with("+json")
-    {
-        Some(Meter::json(encoding, answer.length()))
-    } else {
-        None
+    match ContentKind::of(answer.media_type()) {
+        ContentKind::EventStream => Some(Meter::events(encoding, asked_usage)),
+        ContentKind::Json => Some(Meter::json(encoding, answer.length())),
+        _ => None,
     }
 }
 
@@ -402,11 +397,7 @@ fn check_body(
     let meant = encoding::decode_all(codings, body, gw.max_body_bytes)?;
     validate::body(route, content_type, &meant, gw.validation)?;
     let calls_deployment = route.deployment_field.is_some() || path_deployment.is_some();
-    let json = content_type.is_some_and(|t| {
-        let essence = t.split(';').next().unwrap_or("").trim();
-        essence.eq_ignore_ascii_case("application/json")
-            || essence.to_ascii_lowercase().ends_with("+json")
-    });
+    let json = content_type.is_some_and(|t| ContentKind::of(t) == ContentKind::Json);
     let facts = if calls_deployment && json && !meant.is_empty() {
         Facts::read(route, &meant, &gw.usage, path_deployment, count)
     } else {

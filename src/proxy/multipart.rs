@@ -59,8 +59,8 @@ pub fn parts<'b>(body: &'b [u8], boundary: &str) -> Result<Vec<Part<'b>>, String
             .filter_map(|l| l.split_once(':'))
             .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-type"))
             .is_some_and(|(_, v)| {
-                let essence = aoai_runtime::catalog::essence(v);
-                essence == "application/json" || essence.ends_with("+json")
+                aoai_runtime::catalog::ContentKind::of(v)
+                    == aoai_runtime::catalog::ContentKind::Json
             });
         let data_start = headers_end + 4;
         let next = find(body, delimiter, data_start)
