@@ -72,8 +72,8 @@ pub enum Action {
     Capture(usize),
 }
 
-/// The bytes that matter while a value is skipped.
-const STRUCTURAL: [bool; 256] = {
+/// The bytes that matter while a value is skipped: quotes and brackets.
+pub(super) const STRUCTURAL: [bool; 256] = {
     let mut table = [false; 256];
     table[b'"' as usize] = true;
     table[b'{' as usize] = true;

@@ -400,98 +400,91 @@ impl State {
     }
 }
 
-/// Whether `path` leads to a usage object: the top-level `usage`, or `response.usage`.
-fn is_usage(path: &[Option<Step>]) -> bool {
+/// A path to a value: each step any one of those listed.
+type Path = &'static [&'static [Step]];
+
+/// Where a usage object is: the top-level `usage`, or `response.usage`.
+const USAGE: &[Path] = {
     use Name::*;
     use Step::Member;
-    matches!(
-        path,
-        [Some(Member(Usage))] | [Some(Member(Response)), Some(Member(Usage))]
-    )
+    &[
+        &[&[Member(Usage)]],
+        &[&[Member(Response)], &[Member(Usage)]],
+    ]
+};
+
+/// Where the text an answer generated is: message and delta content, completion text, tool
+/// call arguments, the Responses API's output text and arguments, and a Responses stream's
+/// `delta`.
+const TEXT: &[Path] = {
+    use Name::*;
+    use Step::{Item, Member};
+    const CHOICE: &[Step] = &[Member(Delta), Member(Message)];
+    &[
+        &[&[Member(Choices)], &[Item], CHOICE, &[Member(Content)]],
+        &[&[Member(Choices)], &[Item], &[Member(Text)]],
+        &[
+            &[Member(Choices)],
+            &[Item],
+            CHOICE,
+            &[Member(ToolCalls)],
+            &[Item],
+            &[Member(Function)],
+            &[Member(Arguments)],
+        ],
+        &[
+            &[Member(Output)],
+            &[Item],
+            &[Member(Content)],
+            &[Item],
+            &[Member(Text)],
+        ],
+        &[&[Member(Output)], &[Item], &[Member(Arguments)]],
+        &[&[Member(Delta)]],
+    ]
+};
+
+/// Whether `path` goes the way `to` does, as far as it goes.
+fn along(path: &[Option<Step>], to: Path) -> bool {
+    path.len() <= to.len()
+        && path
+            .iter()
+            .zip(to)
+            .all(|(step, allowed)| step.is_some_and(|s| allowed.contains(&s)))
+}
+
+/// Whether `path` is one of `paths`.
+fn is_one_of(path: &[Option<Step>], paths: &[Path]) -> bool {
+    paths
+        .iter()
+        .any(|to| to.len() == path.len() && along(path, to))
+}
+
+/// Whether `path` leads to a usage object.
+fn is_usage(path: &[Option<Step>]) -> bool {
+    is_one_of(path, USAGE)
 }
 
 /// Where a value at the end of `path` goes, if anywhere.
 fn where_to(path: &[Option<Step>], kind: Kind) -> Option<Target> {
-    use Name::*;
-    use Step::{Item, Member};
     let string = kind == Kind::String;
-    Some(match path {
-        [Some(Member(name @ (Id | Object | Status)))] if string => Target::Label(*name),
-        [
-            Some(Member(Choices)),
-            Some(Item),
-            Some(Member(Delta | Message)),
-            Some(Member(Content)),
-        ]
-        | [Some(Member(Choices)), Some(Item), Some(Member(Text))]
-        | [
-            Some(Member(Choices)),
-            Some(Item),
-            Some(Member(Delta | Message)),
-            Some(Member(ToolCalls)),
-            Some(Item),
-            Some(Member(Function)),
-            Some(Member(Arguments)),
-        ]
-        | [
-            Some(Member(Output)),
-            Some(Item),
-            Some(Member(Content)),
-            Some(Item),
-            Some(Member(Text)),
-        ]
-        | [Some(Member(Output)), Some(Item), Some(Member(Arguments))]
-        | [Some(Member(Delta))]
-            if string =>
-        {
-            Target::Text
+    match path {
+        [Some(Step::Member(name @ (Name::Id | Name::Object | Name::Status)))] if string => {
+            Some(Target::Label(*name))
         }
-        _ => return None,
-    })
+        _ if string && is_one_of(path, TEXT) => Some(Target::Text),
+        _ => None,
+    }
 }
 
-/// Whether a container at the end of `path` may hold something [`where_to`] wants.
+/// Whether a container at the end of `path` may hold something [`where_to`] or [`is_usage`]
+/// wants: it is on the way to one of their paths.
 fn leads(path: &[Option<Step>]) -> bool {
-    use Name::*;
-    use Step::{Item, Member};
-    matches!(
-        path,
-        [Some(Member(Response | Choices | Output))]
-            | [Some(Member(Choices | Output)), Some(Item)]
-            | [
-                Some(Member(Choices)),
-                Some(Item),
-                Some(Member(Delta | Message))
-            ]
-            | [
-                Some(Member(Choices)),
-                Some(Item),
-                Some(Member(Delta | Message)),
-                Some(Member(ToolCalls))
-            ]
-            | [
-                Some(Member(Choices)),
-                Some(Item),
-                Some(Member(Delta | Message)),
-                Some(Member(ToolCalls)),
-                Some(Item)
-            ]
-            | [
-                Some(Member(Choices)),
-                Some(Item),
-                Some(Member(Delta | Message)),
-                Some(Member(ToolCalls)),
-                Some(Item),
-                Some(Member(Function))
-            ]
-            | [Some(Member(Output)), Some(Item), Some(Member(Content))]
-            | [
-                Some(Member(Output)),
-                Some(Item),
-                Some(Member(Content)),
-                Some(Item)
-            ]
-    )
+    !path.is_empty()
+        && TEXT
+            .iter()
+            .chain(USAGE)
+            .any(|to| path.len() < to.len() && along(path, to))
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 
 use memchr::memmem;
 
+use super::lex::STRUCTURAL;
 use super::scan::Scan;
 use super::usage::Usage;
 
@@ -59,17 +60,6 @@ fn blanks(bytes: &[u8]) -> usize {
     }
     n
 }
-
-/// The bytes that end a stretch of a value being skipped.
-const STRUCTURAL: [bool; 256] = {
-    let mut table = [false; 256];
-    table[b'"' as usize] = true;
-    table[b'{' as usize] = true;
-    table[b'}' as usize] = true;
-    table[b'[' as usize] = true;
-    table[b']' as usize] = true;
-    table
-};
 
 /// The length of the string `bytes` starts with, quotes included.
 fn skip_string(bytes: &[u8]) -> Option<usize> {
