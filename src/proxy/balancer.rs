@@ -519,19 +519,23 @@ impl Balancer {
 
     fn candidates_at(&self, ask: Ask<'_>, now: u64) -> Candidates {
         let (pool, eligible) = self.pool(ask, now);
-        match pool.iter().map(|i| self.backends[i].priority).min() {
-            Some(tier) => {
-                let mut candidates = Set::default();
-                for i in pool.iter().filter(|&i| self.backends[i].priority == tier) {
-                    candidates.insert(i);
-                }
-                Candidates::Tier(candidates)
-            }
+        match self.best_tier(pool) {
+            Some(tier) => Candidates::Tier(tier),
             None => match self.first_to_wake(ask, eligible, now) {
                 Some(i) => Candidates::Waking(i),
                 None => Candidates::None,
             },
         }
+    }
+
+    /// The members of `pool` in its best (lowest) priority tier; `None` for an empty pool.
+    fn best_tier(&self, pool: Set) -> Option<Set> {
+        let tier = pool.iter().map(|i| self.backends[i].priority).min()?;
+        let mut members = Set::default();
+        for i in pool.iter().filter(|&i| self.backends[i].priority == tier) {
+            members.insert(i);
+        }
+        Some(members)
     }
 
     /// The backends fit to take the call (those with the room first), and all that serve it.
@@ -599,11 +603,7 @@ impl Balancer {
     fn next_at(&self, ask: Ask<'_>, now: u64) -> Option<(usize, &Backend)> {
         let (mut pool, _) = self.pool(ask, now);
         let last = ask.tried.last().copied().unwrap_or(0);
-        while let Some(tier) = pool.iter().map(|i| self.backends[i].priority).min() {
-            let mut candidates = Set::default();
-            for i in pool.iter().filter(|&i| self.backends[i].priority == tier) {
-                candidates.insert(i);
-            }
+        while let Some(candidates) = self.best_tier(pool) {
             let chosen = candidates
                 .iter()
                 .find(|&i| i > last)

@@ -96,21 +96,18 @@ impl Facts {
             None if generates => usage.default_completion_tokens.saturating_mul(choices),
             None => 0,
         };
-        let prompt_tokens = match count {
-            Count::Always => Some(counter.tokens(encoding)),
-            Count::IfStreaming if stream => {
-                Members::read(body, Some(&mut counter)).map(|_| counter.tokens(encoding))
-            }
-            Count::IfStreaming => None,
-        };
-        Some(Facts {
+        let mut facts = Facts {
             members,
             stream,
             ask_usage,
-            prompt_tokens,
+            prompt_tokens: (count == Count::Always).then(|| counter.tokens(encoding)),
             completion_tokens,
             length: body.len() as u64,
-        })
+        };
+        if count == Count::IfStreaming && stream {
+            facts.count_prompt(body, encoding);
+        }
+        Some(facts)
     }
 
     /// What the call may spend, all told: its prompt as counted (nothing if it was not), and
