@@ -4,10 +4,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::jwt::{self, Jwt};
 use super::keys::{KeySet, Verdict};
+use crate::limits::now_ms;
 
 /// One `[[auth.entra]]` entry, checked.
 pub struct Issuer {
@@ -45,12 +46,6 @@ pub enum Refused {
     Unmapped,
 }
 
-fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 impl Issuer {
     /// The subscription a token of this issuer maps to, if it checks out.
     pub fn check(&self, token: &Jwt<'_>) -> Result<usize, Refused> {
@@ -70,7 +65,8 @@ impl Issuer {
         if !self.audiences.iter().any(|a| aud.contains(a)) {
             return Err(Refused::WrongAudience);
         }
-        let now = unix_now();
+        // Seconds since the epoch, to the millisecond, as `exp` and `nbf` are compared.
+        let now = now_ms() as f64 / 1000.0;
         let skew = self.skew.as_secs_f64();
         let exp = claims
             .exp

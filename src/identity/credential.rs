@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -154,10 +154,9 @@ fn pem_blocks(pem: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
     Ok(blocks)
 }
 
+/// Seconds since the epoch.
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::limits::now_ms() / 1000
 }
 
 /// An access token and how long it lives from when it was got.
