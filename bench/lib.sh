@@ -63,3 +63,31 @@ measure() {
     $1 == "99%" { p99 = ms($2) }
     END { printf "%.0f %.3f %.3f %.1f\n", rps, p50, p99, used / tick * 1e6 / total }' "$WORK/out"
 }
+
+# The bench subscription's limits: high enough that nothing is refused, so that every call
+# still reserves and settles.
+HIGH_LIMITS='[subscriptions.limits]
+tokens_per_minute = 1000000000
+requests_per_minute = 1000000000
+tokens_per_day = 100000000000'
+
+declare -A PORT PID
+# Starts a gateway on a free port: start_gateway NAME BINARY TOP SUBSCRIPTION ENDPOINT...
+# Its config ($WORK/NAME.toml) has $GATEWAY_WORKERS workers (1), TOP at the top, one backend
+# per endpoint (the bench backend key) and the bench subscription, SUBSCRIPTION after it.
+# Sets PORT[NAME] and PID[NAME] and adds the process to pids.
+start_gateway() {
+  local name=$1 bin=$2 top=$3 subscription=$4 port i=0 endpoint
+  shift 4
+  port=$(free_port)
+  {
+    printf 'listen = "127.0.0.1:%s"\nworkers = %s\n%s\n' "$port" "${GATEWAY_WORKERS:-1}" "$top"
+    for endpoint in "$@"; do
+      i=$((i + 1))
+      printf '[[backends]]\nname = "region-%s"\nendpoint = "%s"\nregion = "East US"\napi_key_env = "BENCH_BACKEND_KEY"\n' "$i" "$endpoint"
+    done
+    printf '[[subscriptions]]\nname = "bench"\nkey_env = "BENCH_CLIENT_KEY"\n%s\n' "$subscription"
+  } > "$WORK/$name.toml"
+  RUST_LOG=warn "$bin" serve --config "$WORK/$name.toml" >/dev/null 2>&1 & pids+=($!)
+  PORT[$name]=$port; PID[$name]=$!
+}

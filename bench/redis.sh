@@ -53,34 +53,8 @@ fi
 SIM_PORT=$(free_port)
 RUST_LOG=warn "$BIN" simulate --listen "127.0.0.1:$SIM_PORT" --workers 1 --chunk-delay-ms 0 & pids+=($!)
 
-declare -A PORT PID
-# gateway <name> <toml at the top>
-gateway() {
-  local name=$1 top=$2 port
-  port=$(free_port)
-  cat > "$WORK/$name.toml" <<TOML
-listen = "127.0.0.1:$port"
-workers = 1
-$top
-[[backends]]
-name = "eastus"
-endpoint = "http://127.0.0.1:$SIM_PORT"
-api_key_env = "BENCH_BACKEND_KEY"
-[[backends]]
-name = "westeurope"
-endpoint = "http://127.0.0.1:$SIM_PORT"
-api_key_env = "BENCH_BACKEND_KEY"
-[[subscriptions]]
-name = "bench"
-key_env = "BENCH_CLIENT_KEY"
-[subscriptions.limits]
-tokens_per_minute = 1000000000
-requests_per_minute = 1000000000
-tokens_per_day = 100000000000
-TOML
-  RUST_LOG=warn "$BIN" serve --config "$WORK/$name.toml" >/dev/null 2>&1 & pids+=($!)
-  PORT[$name]=$port; PID[$name]=$!
-}
+# Two backends, so that every call takes a rotation's turn.
+gateway() { start_gateway "$1" "$BIN" "$2" "$HIGH_LIMITS" "http://127.0.0.1:$SIM_PORT" "http://127.0.0.1:$SIM_PORT"; }
 gateway local ""
 gateway shared "[state]
 redis_url = \"$REDIS_URL\"

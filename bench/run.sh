@@ -52,7 +52,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-SIM_PORT=$(free_port); GW_PORT=$(free_port); NGINX_PORT=$(free_port)
+SIM_PORT=$(free_port); NGINX_PORT=$(free_port)
 export SIMULATOR_API_KEY="bench-backend-key" BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"
 
 mkdir -p "$WORK/nginx" "$WORK/static"
@@ -93,24 +93,8 @@ else
 fi
 SIM_PID=$!
 
-cat > "$WORK/gateway.toml" <<TOML
-listen = "127.0.0.1:$GW_PORT"
-workers = $PROXY_WORKERS
-[[backends]]
-name = "eastus"
-endpoint = "http://127.0.0.1:$SIM_PORT"
-region = "East US"
-api_key_env = "BENCH_BACKEND_KEY"
-[[subscriptions]]
-name = "bench"
-key_env = "BENCH_CLIENT_KEY"
-[subscriptions.limits]
-tokens_per_minute = 1000000000
-requests_per_minute = 1000000000
-tokens_per_day = 100000000000
-TOML
-RUST_LOG=warn "$BIN" serve --config "$WORK/gateway.toml" & pids+=($!)
-GW_PID=$!
+GATEWAY_WORKERS=$PROXY_WORKERS start_gateway gateway "$BIN" "" "$HIGH_LIMITS" "http://127.0.0.1:$SIM_PORT"
+GW_PORT=${PORT[gateway]}; GW_PID=${PID[gateway]}
 
 cat > "$WORK/nginx.conf" <<NGINX
 worker_processes $PROXY_WORKERS;

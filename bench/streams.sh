@@ -33,27 +33,7 @@ PATH_Q="/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 # gateway <name> <backend port>
-declare -A PORT PID
-gateway() {
-  local port; port=$(free_port)
-  cat > "$WORK/$1.toml" <<TOML
-listen = "127.0.0.1:$port"
-workers = 1
-[[backends]]
-name = "eastus"
-endpoint = "http://127.0.0.1:$2"
-api_key_env = "BENCH_BACKEND_KEY"
-[[subscriptions]]
-name = "bench"
-key_env = "BENCH_CLIENT_KEY"
-[subscriptions.limits]
-tokens_per_minute = 1000000000
-requests_per_minute = 1000000000
-tokens_per_day = 100000000000
-TOML
-  RUST_LOG=warn "$BIN" serve --config "$WORK/$1.toml" >/dev/null 2>&1 & pids+=($!)
-  PORT[$1]=$port; PID[$1]=$!
-}
+gateway() { start_gateway "$1" "$BIN" "" "$HIGH_LIMITS" "http://127.0.0.1:$2"; }
 
 SLOW=$(free_port); FAST=$(free_port)
 python3 bench/streams.py upstream "$SLOW" 1000 120 & pids+=($!)

@@ -55,34 +55,11 @@ export SIMULATOR_API_KEY="bench-backend-key" BENCH_BACKEND_KEY="bench-backend-ke
 SIM_PORT=$(free_port)
 RUST_LOG=warn "$NOW" simulate --listen "127.0.0.1:$SIM_PORT" --workers 1 --chunk-delay-ms 0 & pids+=($!)
 
-# gateway <name> <binary> <extra toml for the subscription> <extra toml at the top>
-declare -A PORT PID
-gateway() {
-  local name=$1 bin=$2 limits=$3 top=$4 port
-  port=$(free_port)
-  cat > "$WORK/$name.toml" <<TOML
-listen = "127.0.0.1:$port"
-workers = 1
-$top
-[[backends]]
-name = "eastus"
-endpoint = "http://127.0.0.1:$SIM_PORT"
-api_key_env = "BENCH_BACKEND_KEY"
-[[subscriptions]]
-name = "bench"
-key_env = "BENCH_CLIENT_KEY"
-$limits
-TOML
-  RUST_LOG=warn "$bin" serve --config "$WORK/$name.toml" >/dev/null 2>&1 & pids+=($!)
-  PORT[$name]=$port; PID[$name]=$!
-}
-gateway before "$BEFORE" "" ""
-gateway off "$NOW" "" "[failover]
-skip_low_headroom = false"
-gateway on "$NOW" "[subscriptions.limits]
-tokens_per_minute = 1000000000
-requests_per_minute = 1000000000
-tokens_per_day = 100000000000" ""
+BACKEND="http://127.0.0.1:$SIM_PORT"
+start_gateway before "$BEFORE" "" "" "$BACKEND"
+start_gateway off "$NOW" "[failover]
+skip_low_headroom = false" "" "$BACKEND"
+start_gateway on "$NOW" "" "$HIGH_LIMITS" "$BACKEND"
 for p in "$SIM_PORT" "${PORT[@]}"; do wait_port "$p"; done
 
 chat_lua "$WORK/chat.lua"
