@@ -38,6 +38,7 @@ snapshots!(
     names,
     nullable,
     recursion,
+    required,
     unions,
     v31_binary,
     v31_nullable,
@@ -288,17 +289,13 @@ fn unions_dispatch_on_constant_tags_and_report_the_inner_path() {
 #[test]
 fn all_of_merges_objects_and_intersects_the_rest() {
     use all_of::models::{Derived, LabelledShape};
-    let d: Derived =
-        roundtrip(json!({"id": "1", "created": 5, "name": "n", "kind": {"any": "thing"}}));
+    let d: Derived = roundtrip(json!({"id": "1", "created": 5, "name": "n"}));
     assert_eq!(
         (d.id.as_str(), d.created, d.name.as_str()),
         ("1", Some(5), "n")
     );
-    let (_, message) = field_error(rejects(
-        &all_of::schemas::DERIVED,
-        json!({"id": "1", "name": "n"}),
-    ));
-    assert_eq!(message, "missing field `kind`");
+    let (_, message) = field_error(rejects(&all_of::schemas::DERIVED, json!({"id": "1"})));
+    assert_eq!(message, "missing field `name`");
 
     let shape: LabelledShape = roundtrip(json!({"kind": "circle", "radius": 2.0, "label": "c"}));
     assert_eq!(shape.1.label, "c");
@@ -311,6 +308,32 @@ fn all_of_merges_objects_and_intersects_the_rest() {
         &all_of::schemas::LABELLED_SHAPE,
         json!({"kind": "circle", "radius": 2.0, "label": "c"}),
     );
+}
+
+#[test]
+fn a_required_name_the_schema_does_not_define_is_not_enforced() {
+    // The published specs' slips: the SDKs never send these, and the service does not want them.
+    accepts(
+        &required::schemas::CREATE_RUN,
+        json!({"assistant_id": "asst_1"}),
+    );
+    accepts(
+        &required::schemas::JSON_SCHEMA_FORMAT,
+        json!({"type": "json_schema", "json_schema": {"name": "w", "schema": {}}}),
+    );
+    // What the schema does define stays required.
+    let (path, message) = field_error(rejects(
+        &required::schemas::JSON_SCHEMA_FORMAT,
+        json!({"type": "json_schema", "json_schema": {"schema": {}}}),
+    ));
+    assert_eq!(
+        (path.as_str(), message.as_str()),
+        ("json_schema", "missing field `name`")
+    );
+    // A schema that describes no properties at all keeps JSON Schema's meaning.
+    let (_, message) = field_error(rejects(&required::schemas::UNDESCRIBED, json!({})));
+    assert_eq!(message, "missing field `token`");
+    accepts(&required::schemas::UNDESCRIBED, json!({"token": [1]}));
 }
 
 #[test]

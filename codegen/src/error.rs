@@ -77,9 +77,38 @@ impl Error {
 pub struct Warning {
     pub location: Location,
     pub message: String,
-    /// True when a schema became an untyped `serde_json::Value` because the generator cannot type
-    /// its construct; the shipped specs must have none.
-    pub untyped_fallback: bool,
+    pub kind: WarningKind,
+}
+
+/// What a warning means for the requests the gateway checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarningKind {
+    /// Nothing a request is checked against changed: an annotation ignored, a file skipped, a
+    /// key repeated with the same meaning.
+    Note,
+    /// A schema became an untyped value (a `$ref` that resolves to nothing, a construct the
+    /// generator cannot type): what requests send there is not checked. The shipped specs must
+    /// have none that the generator could type.
+    Untyped,
+    /// A rule the spec states is not enforced, because it is an authoring error that would
+    /// refuse calls the service accepts (a `required` name the schema does not define).
+    NotEnforced,
+}
+
+impl Warning {
+    /// Whether the operations whose requests reach this place must say that something there
+    /// is not checked (`aoai-gateway routes`, the docs).
+    pub fn leaves_unchecked(&self) -> bool {
+        self.kind != WarningKind::Note
+    }
+
+    /// The same report, as the error that stops a strict build.
+    pub fn into_error(self) -> Error {
+        Error::Spec {
+            location: self.location,
+            message: self.message,
+        }
+    }
 }
 
 impl fmt::Display for Warning {

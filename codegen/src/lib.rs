@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use quote::quote;
 
-pub use error::{Error, Location, Warning};
+pub use error::{Error, Location, Warning, WarningKind};
 pub use load::Options;
 
 /// Every api-version found in a spec folder, converted and emitted.
@@ -85,7 +85,7 @@ pub fn generate(dir: &Path, display_dir: &str, options: Options) -> Result<Gener
                 line: None,
             },
             message: "skipped: not a .json, .yaml or .yml file".into(),
-            untyped_fallback: false,
+            kind: WarningKind::Note,
         });
     }
     let mut apis: Vec<ir::Api> = Vec::new();
@@ -103,11 +103,11 @@ pub fn generate(dir: &Path, display_dir: &str, options: Options) -> Result<Gener
             });
         }
         origins.push((doc.version.clone(), file.clone().into()));
-        let (mut api, convert_warnings) = convert::convert(&doc)?;
+        let (mut api, convert_warnings) = convert::convert(&doc, options)?;
         warnings.extend(convert_warnings);
         let unchecked: Vec<ir::Unchecked> = warnings
             .iter()
-            .filter(|w| w.untyped_fallback && w.location.file == Path::new(&file))
+            .filter(|w| w.leaves_unchecked() && w.location.file == Path::new(&file))
             .map(|w| ir::Unchecked {
                 pointer: w.location.pointer.clone(),
                 reason: w.message.clone(),
@@ -278,7 +278,7 @@ pub fn generate_file(
     source: &str,
 ) -> Result<(String, ir::Api, Vec<Warning>), Error> {
     let (doc, mut warnings) = load::load(path, file, source, Options::default())?;
-    let (api, convert_warnings) = convert::convert(&doc)?;
+    let (api, convert_warnings) = convert::convert(&doc, Options::default())?;
     warnings.extend(convert_warnings);
     let v = emit::version(&api);
     let text = emit::format_file(v.tokens(), &emit::header(source), &v.module)?;

@@ -59,7 +59,7 @@ fn dangling_ref_names_file_and_pointer() {
     let spec = format!(
         "{HEAD}paths:\n  /chat:\n    post:\n      operationId: Chat\n      requestBody:\n        content:\n          application/json:\n            schema:\n              $ref: '#/components/schemas/Nope'\n      responses: {{}}\n"
     );
-    let message = "a.yaml at #/paths/~1chat/post/requestBody/content/application~1json/schema: $ref \"#/components/schemas/Nope\" does not resolve: nothing in this file has that JSON pointer; the value there is not checked";
+    let message = "a.yaml:12:13 at #/paths/~1chat/post/requestBody/content/application~1json/schema: $ref \"#/components/schemas/Nope\" does not resolve: nothing in this file has that JSON pointer; the value there is not checked";
     // By default the build goes on: a warning, and the body there is not checked.
     let dir = spec_dir("dangling-ref-warns", &[("a.yaml", &spec)]);
     let report = aoai_codegen::build(&dir, &dir.join("out"), aoai_codegen::Options::default())
@@ -124,7 +124,7 @@ fn duplicate_operation_id_names_both_places() {
         "{HEAD}paths:\n  /a:\n    get:\n      operationId: Same\n      responses: {{}}\n    post:\n      operationId: Same\n      responses: {{}}\n"
     );
     let err = error_of("duplicate-op", &[("a.yaml", &spec)]);
-    assert!(err.contains("a.yaml at #/paths/~1a/post/operationId: duplicate operationId `Same` (first used at #/paths/~1a/get/operationId)"), "{err}");
+    assert!(err.contains("a.yaml:11:7 at #/paths/~1a/post/operationId: duplicate operationId `Same` (first used at #/paths/~1a/get/operationId)"), "{err}");
 }
 
 #[test]
@@ -157,7 +157,7 @@ fn routes_that_match_the_same_requests_are_refused() {
     );
     let err = error_of("ambiguous", &[("a.yaml", &spec)]);
     assert!(
-        err.contains("a.yaml at #/paths/~1things~1{b}/get: GET /things/{b} matches the same requests as the operation at #/paths/~1things~1{a}/get"),
+        err.contains("a.yaml:11:5 at #/paths/~1things~1{b}/get: GET /things/{b} matches the same requests as the operation at #/paths/~1things~1{a}/get"),
         "{err}"
     );
 }
@@ -169,7 +169,9 @@ fn wrong_structure_names_the_part() {
     );
     let err = error_of("structure", &[("a.yaml", &spec)]);
     assert!(
-        err.contains("a.yaml at #/paths/~1a/get/parameters/0: not a valid OpenAPI 3.0.0 document"),
+        err.contains(
+            "a.yaml:9:9 at #/paths/~1a/get/parameters/0: not a valid OpenAPI 3.0.0 document"
+        ),
         "{err}"
     );
 }
@@ -193,13 +195,14 @@ fn untypeable_schema_warns_with_file_and_pointer_and_builds() {
     let fallbacks: Vec<String> = report
         .warnings
         .iter()
-        .filter(|w| w.untyped_fallback)
+        .filter(|w| w.kind == aoai_codegen::WarningKind::Untyped)
         .map(|w| w.to_string())
         .collect();
     assert_eq!(fallbacks.len(), 1, "{fallbacks:?}");
     assert!(
-        fallbacks[0]
-            .contains("a.yaml at #/components/schemas/NotAString: untyped fallback: `not` schemas"),
+        fallbacks[0].contains(
+            "a.yaml:8:5 at #/components/schemas/NotAString: untyped fallback: `not` schemas"
+        ),
         "{}",
         fallbacks[0]
     );

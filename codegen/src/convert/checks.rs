@@ -63,7 +63,7 @@ impl Converter<'_> {
                 Err(e) => self.warn(
                     site,
                     format!("pattern `{pattern}` is not checked: {e}"),
-                    false,
+                    WarningKind::Note,
                 ),
             }
         }

@@ -36,9 +36,10 @@ use indexmap::IndexMap;
 use openapiv3::{AnySchema, Schema, SchemaKind};
 use serde_json::Value;
 
-use crate::error::{Error, Location, Warning};
+use crate::error::{Error, Warning, WarningKind};
 use crate::ir::{self, TypeKind, TypeRef};
 use crate::load::Document;
+use crate::load::Options;
 use crate::names::{self, Namespace, pointer_token};
 
 mod checks;
@@ -54,7 +55,9 @@ use shapes::{ObjectParts, Shape, rename_enum_values, same_values, x_ms_enum};
 /// How deep `$ref` chains and nested `allOf`s may go before we call it a cycle.
 const MAX_DEPTH: usize = 32;
 
-pub fn convert(doc: &Document) -> Result<(ir::Api, Vec<Warning>), Error> {
+/// Converts a loaded spec. Under [`Options::strict`], a rule of the spec that is not enforced
+/// (see [`WarningKind::NotEnforced`]) fails the conversion instead of warning.
+pub fn convert(doc: &Document, options: Options) -> Result<(ir::Api, Vec<Warning>), Error> {
     let mut c = Converter::new(doc);
     let schema_names: Vec<String> = c.components.keys().cloned().collect();
     for name in &schema_names {
@@ -73,6 +76,14 @@ pub fn convert(doc: &Document) -> Result<(ir::Api, Vec<Warning>), Error> {
         types: c.types.into_values().collect(),
         document: served(doc),
     };
+    if options.strict
+        && let Some(unenforced) = c
+            .warnings
+            .iter()
+            .find(|w| w.kind == WarningKind::NotEnforced)
+    {
+        return Err(unenforced.clone().into_error());
+    }
     Ok((api, c.warnings))
 }
 
@@ -119,7 +130,6 @@ fn served(doc: &Document) -> Value {
 
 struct Converter<'d> {
     doc: &'d Document,
-    file: &'d str,
     types: BTreeMap<String, ir::TypeDef>,
     type_names: Namespace,
     /// `components.schemas` key → Rust type name, assigned up front so that inline types never
@@ -143,7 +153,6 @@ impl<'d> Converter<'d> {
         }
         Converter {
             doc,
-            file: &doc.file,
             types: BTreeMap::new(),
             type_names,
             components,
@@ -153,16 +162,24 @@ impl<'d> Converter<'d> {
         }
     }
 
-    fn warn(&mut self, pointer: &str, message: String, untyped_fallback: bool) {
-        self.warnings.push(Warning {
-            location: Location {
-                file: self.file.into(),
-                pointer: pointer.to_string(),
-                line: None,
-            },
+    /// The error that stops the build at `pointer`, with its line.
+    fn error(&self, pointer: impl AsRef<str>, message: impl Into<String>) -> Error {
+        Error::Spec {
+            location: self.doc.location(pointer.as_ref()),
+            message: message.into(),
+        }
+    }
+
+    fn warn(&mut self, pointer: &str, message: String, kind: WarningKind) {
+        let warning = Warning {
+            location: self.doc.location(pointer),
             message,
-            untyped_fallback,
-        });
+            kind,
+        };
+        // A schema reached from several places is converted once per place.
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
     }
 
     // ----- naming and defining -----
@@ -186,7 +203,7 @@ impl<'d> Converter<'d> {
                 }
                 None => {
                     let reason = "the schema could not be read".to_string();
-                    self.warn(&pointer, format!("untyped: {reason}"), true);
+                    self.warn(&pointer, format!("untyped: {reason}"), WarningKind::Untyped);
                     let schema = Schema {
                         schema_data: Default::default(),
                         schema_kind: SchemaKind::Any(AnySchema::default()),
@@ -257,7 +274,7 @@ impl<'d> Converter<'d> {
                             self.warn(
                                 site,
                                 format!("untyped: $ref \"{target}\" is not a schema"),
-                                true,
+                                WarningKind::Untyped,
                             );
                         }
                         TypeRef::Any

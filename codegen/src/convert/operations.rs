@@ -27,11 +27,7 @@ impl Converter<'_> {
         for (path, item) in doc.api.paths.paths.iter() {
             let path_pointer = format!("#/paths/{}", pointer_token(path));
             let ReferenceOr::Item(item) = item else {
-                return Err(Error::spec(
-                    self.file,
-                    path_pointer,
-                    "path items given by $ref are not supported",
-                ));
+                return Err(self.error(path_pointer, "path items given by $ref are not supported"));
             };
             for (method_name, op) in item.iter() {
                 let Some(method) = ir::Method::from_openapi(method_name) else {
@@ -39,8 +35,7 @@ impl Converter<'_> {
                 };
                 let pointer = format!("{path_pointer}/{method_name}");
                 if let Some(first) = shapes.insert((method, path_shape(path)), pointer.clone()) {
-                    return Err(Error::spec(
-                        self.file,
+                    return Err(self.error(
                         pointer,
                         format!(
                             "{} {path} matches the same requests as the operation at {first}; a gateway could not tell them apart",

@@ -78,11 +78,7 @@ impl<'d> Converter<'d> {
             ReferenceOr::Reference { reference } => {
                 let raw = self.raw(reference).cloned().unwrap_or(Value::Null);
                 let value = serde_json::from_value(raw).map_err(|e| {
-                    Error::spec(
-                        self.file,
-                        site,
-                        format!("$ref \"{reference}\" is not {what}: {e}"),
-                    )
+                    self.error(site, format!("$ref \"{reference}\" is not {what}: {e}"))
                 })?;
                 Ok((value, reference.clone()))
             }

@@ -20,6 +20,8 @@ pub(super) struct ObjectParts {
     /// (spec name, schema, pointer of the property)
     pub(super) properties: IndexMap<String, (OwnedRef, String)>,
     pub(super) required: Vec<String>,
+    /// Where each required name is listed: the pointer of its `required` keyword.
+    pub(super) required_at: IndexMap<String, String>,
     pub(super) additional: Option<AdditionalProperties>,
     /// Pointer of the `additionalProperties` schema in force.
     pub(super) additional_site: String,
@@ -201,6 +203,10 @@ impl Converter<'_> {
     ) -> ObjectParts {
         let mut parts = ObjectParts {
             required: required.to_vec(),
+            required_at: required
+                .iter()
+                .map(|name| (name.clone(), format!("{pointer}/required")))
+                .collect(),
             additional: additional.cloned(),
             additional_site: format!("{pointer}/additionalProperties"),
             closed: matches!(additional, Some(AdditionalProperties::Any(false))),
@@ -442,7 +448,7 @@ impl Converter<'_> {
                 TypeKind::Intersection { parts, checks }
             }
             Shape::Unsupported(reason) => {
-                self.warn(pointer, format!("untyped fallback: {reason} cannot be typed yet; `{name}` accepts any JSON value"), true);
+                self.warn(pointer, format!("untyped fallback: {reason} cannot be typed yet; `{name}` accepts any JSON value"), WarningKind::Untyped);
                 TypeKind::Untyped { reason }
             }
         }
@@ -480,25 +486,40 @@ impl Converter<'_> {
                 checks,
             });
         }
-        // `required` may name a property the schema never describes; it must be present all
-        // the same, with any value.
+        // `required` may name a property the schema never describes. Where the schema describes
+        // none, that is JSON Schema's "this member must be there, with any value". Where it
+        // describes others, the published specs show it is an authoring slip (a path
+        // parameter's name, a field of the enclosing object), and enforcing it would refuse
+        // calls the service accepts: it is reported, not enforced.
         for prop in &parts.required {
-            if !parts.properties.contains_key(prop) {
-                fields.push(ir::Field {
-                    name: prop.clone(),
-                    rust_name: field_names.claim(&names::snake(prop)),
-                    ty: TypeRef::Any,
-                    required: true,
-                    nullable: false,
-                    boxed: false,
-                    read_only: false,
-                    deprecated: false,
-                    description: Some("Required by the spec, which does not describe it.".into()),
-                    default: None,
-                    pointer: String::new(),
-                    checks: ir::Checks::default(),
-                });
+            if parts.properties.contains_key(prop) {
+                continue;
             }
+            if !parts.properties.is_empty() {
+                let site = parts.required_at.get(prop).cloned().unwrap_or_default();
+                self.warn(
+                    &site,
+                    format!(
+                        "`required` lists `{prop}`, which this schema's `properties` do not define: taken for a spec error, so `{prop}` is not required"
+                    ),
+                    WarningKind::NotEnforced,
+                );
+                continue;
+            }
+            fields.push(ir::Field {
+                name: prop.clone(),
+                rust_name: field_names.claim(&names::snake(prop)),
+                ty: TypeRef::Any,
+                required: true,
+                nullable: false,
+                boxed: false,
+                read_only: false,
+                deprecated: false,
+                description: Some("Required by the spec, which does not describe it.".into()),
+                default: None,
+                pointer: String::new(),
+                checks: ir::Checks::default(),
+            });
         }
         let extra_ty = match &parts.additional {
             Some(AdditionalProperties::Schema(s)) => {
@@ -599,6 +620,9 @@ pub(super) fn merge(into: &mut ObjectParts, from: ObjectParts) {
         if !into.required.contains(&r) {
             into.required.push(r);
         }
+    }
+    for (name, site) in from.required_at {
+        into.required_at.entry(name).or_insert(site);
     }
     if from.additional.is_some() {
         into.additional = from.additional;

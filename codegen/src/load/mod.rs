@@ -18,9 +18,11 @@ use std::path::Path;
 use openapiv3::{OpenAPI, ReferenceOr};
 use serde_json::Value;
 
-use crate::error::{Error, Location, Warning};
+use crate::error::{Error, Location, Warning, WarningKind};
 use crate::names::pointer_token;
 
+mod annotations;
+pub mod locate;
 mod normalize;
 mod tree;
 
@@ -42,6 +44,19 @@ pub struct Document {
     /// Where the document's routes live below the gateway's base path: the path its `servers`
     /// URL has after `/openai` (`{endpoint}/openai/v1` → `/v1`), or empty.
     pub mount: String,
+    /// The file's text, to find the line of a pointer for a later message.
+    pub text: String,
+}
+
+impl Document {
+    /// `pointer` in this file, with its line where the text shows it.
+    pub fn location(&self, pointer: &str) -> Location {
+        Location {
+            file: self.file.clone().into(),
+            pointer: pointer.to_string(),
+            line: locate::locate(&self.text, pointer),
+        }
+    }
 }
 
 /// How strictly specs are read.
@@ -107,25 +122,47 @@ pub fn parse(
             message: "a `//` comment before the JSON (as API Management repositories keep one): JSON has no comments; remove the line".into(),
         });
     }
+    // Where a pointer is in this file, for every message from here on.
+    let at = |pointer: &str| Location {
+        file: file.into(),
+        pointer: pointer.to_string(),
+        line: locate::locate(text, pointer),
+    };
+    let fail = |pointer: &str, message: String| Error::Spec {
+        location: at(pointer),
+        message,
+    };
 
     let (mut raw, duplicates) = parse_tree(text, file)?;
     for dup in duplicates {
-        let message = if dup.same {
-            format!(
-                "key `{}` appears twice with the same content; using it once",
-                dup.key
-            )
-        } else {
-            format!(
-                "key `{}` appears twice with different content; the last one wins",
-                dup.key
-            )
-        };
         // Identical repeats are harmless (the published preview spec has one), so only a
         // conflicting repeat is worth a build warning.
         if !dup.same {
-            warnings.push(warning(file, &dup.pointer, message, false));
+            warnings.push(Warning {
+                location: at(&dup.pointer),
+                message: format!(
+                    "key `{}` appears twice with different content; the last one wins",
+                    dup.key
+                ),
+                kind: WarningKind::Note,
+            });
         }
+    }
+
+    // Annotations of the wrong type are repaired before anything reads the document as
+    // OpenAPI, and before the copy the gateway serves is taken.
+    for repair in annotations::repair(&mut raw) {
+        let Some(why) = repair.why else {
+            continue;
+        };
+        if options.strict {
+            return Err(fail(&repair.pointer, why));
+        }
+        warnings.push(Warning {
+            location: at(&repair.pointer),
+            message: why,
+            kind: WarningKind::Note,
+        });
     }
 
     let head = read_head(text, &raw, file)?;
@@ -144,14 +181,18 @@ pub fn parse(
     let published = raw.clone();
     normalize::normalize(&mut raw);
 
-    for (pointer, target) in check_refs(&raw, file)? {
+    for (pointer, target) in check_refs(&raw).map_err(|(pointer, m)| fail(&pointer, m))? {
         let message = format!(
             "$ref \"{target}\" does not resolve: nothing in this file has that JSON pointer; the value there is not checked"
         );
         if options.strict {
-            return Err(Error::spec(file, pointer, message));
+            return Err(fail(&pointer, message));
         }
-        warnings.push(warning(file, &pointer, message, true));
+        warnings.push(Warning {
+            location: at(&pointer),
+            message,
+            kind: WarningKind::Untyped,
+        });
     }
 
     let api: OpenAPI = match serde_path_to_error::deserialize(&raw) {
@@ -163,15 +204,14 @@ pub fn parse(
                     err.inner().to_string(),
                 )
             });
-            return Err(Error::spec(
-                file,
-                pointer,
+            return Err(fail(
+                &pointer,
                 format!("not a valid OpenAPI {} document: {message}", head.openapi),
             ));
         }
     };
 
-    check_operation_ids(&raw, file)?;
+    check_operation_ids(&raw).map_err(|(pointer, m)| fail(&pointer, m))?;
 
     Ok((
         Document {
@@ -182,6 +222,7 @@ pub fn parse(
             raw,
             published,
             mount,
+            text: text.to_string(),
         },
         warnings,
     ))
@@ -205,18 +246,6 @@ fn mount_of(servers: &Value) -> String {
             rest.trim_end_matches('/').to_string()
         }
         _ => String::new(),
-    }
-}
-
-fn warning(file: &str, pointer: &str, message: String, untyped_fallback: bool) -> Warning {
-    Warning {
-        location: Location {
-            file: file.into(),
-            pointer: pointer.to_string(),
-            line: None,
-        },
-        message,
-        untyped_fallback,
     }
 }
 
@@ -301,7 +330,7 @@ fn read_head(text: &str, raw: &Value, file: &str) -> Result<Head, Error> {
 /// `$ref`, its target). Extensions (`x-…`) and example values are data, not OpenAPI, so a `$ref`
 /// inside them is not followed: the preview spec's `x-ms-examples` point at files that are not
 /// published with it.
-fn check_refs(raw: &Value, file: &str) -> Result<Vec<(String, String)>, Error> {
+fn check_refs(raw: &Value) -> Result<Vec<(String, String)>, (String, String)> {
     fn is_data(path: &[&str], key: &str) -> bool {
         let parent = path.last().copied().unwrap_or("");
         let grandparent = path.len().checked_sub(2).map(|i| path[i]).unwrap_or("");
@@ -316,18 +345,16 @@ fn check_refs(raw: &Value, file: &str) -> Result<Vec<(String, String)>, Error> {
         value: &'v Value,
         path: &mut Vec<&'v str>,
         pointer: &mut String,
-        file: &str,
         unresolved: &mut Vec<(String, String)>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), (String, String)> {
         match value {
             Value::Object(map) => {
                 if let Some(target) = map.get("$ref") {
                     let Some(target) = target.as_str() else {
-                        return Err(Error::spec(file, pointer.clone(), "`$ref` is not a string"));
+                        return Err((pointer.clone(), "`$ref` is not a string".into()));
                     };
                     if !target.starts_with('#') {
-                        return Err(Error::spec(
-                            file,
+                        return Err((
                             pointer.clone(),
                             format!(
                                 "$ref \"{target}\" points outside this file; only local references (#/...) are supported"
@@ -346,7 +373,7 @@ fn check_refs(raw: &Value, file: &str) -> Result<Vec<(String, String)>, Error> {
                     pointer.push('/');
                     pointer.push_str(&pointer_token(key));
                     path.push(key);
-                    walk(root, child, path, pointer, file, unresolved)?;
+                    walk(root, child, path, pointer, unresolved)?;
                     path.pop();
                     pointer.truncate(len);
                 }
@@ -357,7 +384,7 @@ fn check_refs(raw: &Value, file: &str) -> Result<Vec<(String, String)>, Error> {
                     pointer.push('/');
                     pointer.push_str(&i.to_string());
                     path.push("[]");
-                    walk(root, child, path, pointer, file, unresolved)?;
+                    walk(root, child, path, pointer, unresolved)?;
                     path.pop();
                     pointer.truncate(len);
                 }
@@ -372,13 +399,12 @@ fn check_refs(raw: &Value, file: &str) -> Result<Vec<(String, String)>, Error> {
         raw,
         &mut Vec::new(),
         &mut String::from("#"),
-        file,
         &mut unresolved,
     )?;
     Ok(unresolved)
 }
 
-fn check_operation_ids(raw: &Value, file: &str) -> Result<(), Error> {
+fn check_operation_ids(raw: &Value) -> Result<(), (String, String)> {
     // operationId → pointer of its first use
     let mut seen: HashMap<String, String> = HashMap::new();
     let Some(paths) = raw.get("paths").and_then(Value::as_object) else {
@@ -394,8 +420,7 @@ fn check_operation_ids(raw: &Value, file: &str) -> Result<(), Error> {
             };
             let pointer = format!("#/paths/{}/{method}/operationId", pointer_token(path));
             if let Some(first) = seen.get(id) {
-                return Err(Error::spec(
-                    file,
+                return Err((
                     pointer,
                     format!("duplicate operationId `{id}` (first used at {first})"),
                 ));
@@ -639,15 +664,15 @@ mod tests {
         let (_, warnings) = parse_str(&text).expect("loads");
         assert_eq!(
             warnings[0].to_string(),
-            "spec/t.yaml at #/components/schemas/a/properties/b: $ref \"#/components/schemas/missing\" does not resolve: nothing in this file has that JSON pointer; the value there is not checked"
+            "spec/t.yaml:12:9 at #/components/schemas/a/properties/b: $ref \"#/components/schemas/missing\" does not resolve: nothing in this file has that JSON pointer; the value there is not checked"
         );
-        assert!(warnings[0].untyped_fallback);
+        assert_eq!(warnings[0].kind, WarningKind::Untyped);
         // Strict: the build fails with the same words.
         let strict = Options { strict: true };
         let err = parse(text.as_bytes(), "spec/t.yaml", "t.yaml", strict).unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("spec/t.yaml at #/components/schemas/a/properties/b: $ref"),
+                .starts_with("spec/t.yaml:12:9 at #/components/schemas/a/properties/b: $ref"),
             "{err}"
         );
     }
@@ -660,7 +685,9 @@ mod tests {
         );
         let err = parse_str(&text).unwrap_err().to_string();
         assert!(
-            err.starts_with("spec/t.yaml at #/paths/~1a/get/responses/200: not a valid OpenAPI"),
+            err.starts_with(
+                "spec/t.yaml:11:9 at #/paths/~1a/get/responses/200: not a valid OpenAPI"
+            ),
             "{err}"
         );
     }

@@ -26,7 +26,7 @@ pub mod models {
         pub extra: BTreeMap<String, serde_json::Value>,
     }
 
-    /// Base plus its own fields, and a required name nobody describes.
+    /// Base plus its own fields; `required` beside the allOf names a field of one part.
     ///
     /// Schema `Derived` (`#/components/schemas/Derived`).
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,8 +39,6 @@ pub mod models {
         )]
         pub created: Option<i32>,
         pub name: String,
-        /// Required by the spec, which does not describe it.
-        pub kind: serde_json::Value,
         /// Fields the spec does not list; kept so that nothing is lost.
         #[serde(flatten)]
         pub extra: BTreeMap<String, serde_json::Value>,
@@ -205,12 +203,6 @@ pub mod schemas {
                 Field {
                     name: "id",
                     ty: Ty::of(Kind::String),
-                    required: true,
-                    nullable: false,
-                },
-                Field {
-                    name: "kind",
-                    ty: Ty::of(Kind::Any),
                     required: true,
                     nullable: false,
                 },
