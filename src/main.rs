@@ -197,6 +197,16 @@ fn routes(only: Option<&str>, json: bool, base_path: &str) -> Result<(), String>
             api.routes.len(),
             api.source
         );
+        for o in api.overlays {
+            let _ = writeln!(
+                text,
+                "  overlay {} ({}, version {}): {} action(s)",
+                o.file,
+                o.title,
+                o.version,
+                o.actions.len()
+            );
+        }
         let prefix = format!("{base}{}", api.mount);
         let width = api.routes.iter().map(|r| r.path.len()).max().unwrap_or(0) + prefix.len();
         for r in api.routes {
@@ -216,6 +226,16 @@ fn routes(only: Option<&str>, json: bool, base_path: &str) -> Result<(), String>
                     text,
                     "         not validated: {} ({})",
                     node.pointer, node.reason
+                );
+            }
+            for o in r.overlaid {
+                let _ = writeln!(
+                    text,
+                    "         overlaid: {} by {}, action {}{}",
+                    o.pointer,
+                    o.file,
+                    o.action,
+                    o.description.map(|d| format!(" ({d})")).unwrap_or_default()
                 );
             }
         }

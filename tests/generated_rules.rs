@@ -37,6 +37,7 @@ snapshots!(
     minified,
     names,
     nullable,
+    overlays,
     recursion,
     required,
     unions,
@@ -334,6 +335,39 @@ fn a_required_name_the_schema_does_not_define_is_not_enforced() {
     let (_, message) = field_error(rejects(&required::schemas::UNDESCRIBED, json!({})));
     assert_eq!(message, "missing field `token`");
     accepts(&required::schemas::UNDESCRIBED, json!({"token": [1]}));
+}
+
+#[test]
+fn an_overlay_changes_what_the_route_requires_and_says_so() {
+    let request = overlays::routes::CREATE_FILE
+        .request
+        .as_ref()
+        .expect("a body");
+    let required: Vec<&str> = request.content[0]
+        .form_fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(required, ["file", "purpose"]);
+    // The value the overlay appended to the enum is checked like the published ones.
+    let purpose = request.content[0]
+        .form_fields
+        .iter()
+        .find(|f| f.name == "purpose")
+        .expect("purpose");
+    assert!(aoai_runtime::schema::text::check(&purpose.ty, "fine-tune").is_ok());
+    assert!(aoai_runtime::schema::text::check(&purpose.ty, "vision").is_err());
+    let api = &overlays::routes::API;
+    assert_eq!(api.overlays.len(), 1);
+    assert_eq!(api.overlays[0].actions.len(), 4);
+    let touched: Vec<usize> = overlays::routes::CREATE_FILE
+        .overlaid
+        .iter()
+        .map(|o| o.action)
+        .collect();
+    assert_eq!(touched, [1, 2, 3, 4]);
+    assert!(overlays::routes::DELETE_FILE.overlaid.is_empty());
 }
 
 #[test]

@@ -88,6 +88,18 @@ pub struct VersionDiff {
     pub unchanged: usize,
     /// One version names the deployment in its paths, the other in its request bodies.
     pub deployment_moved: bool,
+    /// The overlays applied to either version's spec: what is compared is each spec as the
+    /// gateway enforces it, so a difference may come from one.
+    pub overlays: Vec<OverlayNote>,
+}
+
+/// An overlay applied to one of the two versions compared.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OverlayNote {
+    pub version: String,
+    pub file: String,
+    pub title: String,
+    pub actions: usize,
 }
 
 fn deployments_in_paths(api: &Api) -> bool {
@@ -127,6 +139,17 @@ pub fn diff(from: &Api, to: &Api) -> VersionDiff {
         changed: Vec::new(),
         unchanged: 0,
         deployment_moved: moved,
+        overlays: [from, to]
+            .iter()
+            .flat_map(|api| {
+                api.overlays.iter().map(|o| OverlayNote {
+                    version: api.version.clone(),
+                    file: o.file.clone(),
+                    title: o.title.clone(),
+                    actions: o.actions.len(),
+                })
+            })
+            .collect(),
     };
     for (k, op) in &before {
         match after.get(k) {

@@ -37,6 +37,9 @@ pub struct Api {
     pub operations: Vec<Operation>,
     /// Sorted by name.
     pub types: Vec<TypeDef>,
+    /// The overlays applied to the spec as it was loaded, in the order applied.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overlays: Vec<Overlay>,
     /// The spec as served to clients: JSON, `servers` removed.
     #[serde(skip)]
     pub document: serde_json::Value,
@@ -50,52 +53,132 @@ impl Api {
             .map(|i| &self.types[i])
     }
 
-    /// Records each untyped node on the operations whose request reaches it: a node inside the
-    /// operation itself, or inside a type its parameters or request body use, however deep.
-    pub fn mark_unchecked(&mut self, nodes: &[Unchecked]) {
-        let within = |pointer: &str, root: &str| {
-            pointer == root
-                || pointer
-                    .strip_prefix(root)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        };
-        let mut marks = Vec::with_capacity(self.operations.len());
-        for op in &self.operations {
-            let mut roots = vec![op.pointer.as_str()];
-            let mut seen = std::collections::HashSet::new();
-            let mut pending: Vec<&str> = op
-                .parameters
-                .iter()
-                .map(|p| &p.ty)
-                .chain(
-                    op.request
-                        .iter()
-                        .flat_map(|r| r.content.iter().flat_map(|c| &c.ty)),
-                )
-                .filter_map(TypeRef::named)
-                .collect();
-            while let Some(name) = pending.pop() {
-                if !seen.insert(name) {
-                    continue;
-                }
-                let Some(def) = self.type_def(name) else {
-                    continue;
-                };
-                roots.push(&def.pointer);
-                pending.extend(def.kind.references().filter_map(TypeRef::named));
+    /// The places a part of `op`'s spec lives: the operation itself, and every type its
+    /// parameters or request body use, however deep (and with `answers`, its responses' too).
+    fn reach<'a>(&'a self, op: &'a Operation, answers: bool) -> Vec<&'a str> {
+        let mut roots = vec![op.pointer.as_str()];
+        let mut seen = std::collections::HashSet::new();
+        let responses = op
+            .responses
+            .iter()
+            .filter(|_| answers)
+            .flat_map(|r| r.content.iter().flat_map(|c| &c.ty));
+        let mut pending: Vec<&str> = op
+            .parameters
+            .iter()
+            .map(|p| &p.ty)
+            .chain(
+                op.request
+                    .iter()
+                    .flat_map(|r| r.content.iter().flat_map(|c| &c.ty)),
+            )
+            .chain(responses)
+            .filter_map(TypeRef::named)
+            .collect();
+        while let Some(name) = pending.pop() {
+            if !seen.insert(name) {
+                continue;
             }
-            marks.push(
+            let Some(def) = self.type_def(name) else {
+                continue;
+            };
+            roots.push(&def.pointer);
+            pending.extend(def.kind.references().filter_map(TypeRef::named));
+        }
+        roots
+    }
+
+    /// Records each node that is not checked on the operations whose request reaches it: a node
+    /// inside the operation itself, or inside a type its parameters or request body use.
+    pub fn mark_unchecked(&mut self, nodes: &[Unchecked]) {
+        let marks: Vec<Vec<Unchecked>> = self
+            .operations
+            .iter()
+            .map(|op| {
+                let roots = self.reach(op, false);
                 nodes
                     .iter()
                     .filter(|n| roots.iter().any(|r| within(&n.pointer, r)))
                     .cloned()
-                    .collect::<Vec<_>>(),
-            );
-        }
+                    .collect()
+            })
+            .collect();
         for (op, unchecked) in self.operations.iter_mut().zip(marks) {
             op.unchecked = unchecked;
         }
     }
+
+    /// Records on each operation the overlay changes that reach it: in the operation itself or
+    /// in a type its requests or answers use.
+    pub fn mark_overlaid(&mut self) {
+        let marks: Vec<Vec<Overlaid>> = self
+            .operations
+            .iter()
+            .map(|op| {
+                let roots = self.reach(op, true);
+                let mut marks = Vec::new();
+                for overlay in &self.overlays {
+                    for (i, action) in overlay.actions.iter().enumerate() {
+                        for pointer in &action.changed {
+                            if roots.iter().any(|r| within(pointer, r)) {
+                                marks.push(Overlaid {
+                                    file: overlay.file.clone(),
+                                    action: i + 1,
+                                    description: action.description.clone(),
+                                    pointer: pointer.clone(),
+                                });
+                            }
+                        }
+                    }
+                }
+                marks
+            })
+            .collect();
+        for (op, overlaid) in self.operations.iter_mut().zip(marks) {
+            op.overlaid = overlaid;
+        }
+    }
+}
+
+/// Whether `pointer` names `root` or a node inside it.
+fn within(pointer: &str, root: &str) -> bool {
+    pointer == root
+        || pointer
+            .strip_prefix(root)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// An OpenAPI overlay applied to a spec as it was loaded (see `load::overlay`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overlay {
+    /// The overlay file, as named in messages (`spec/v1/files.overlay.yaml`).
+    pub file: String,
+    pub title: String,
+    pub version: String,
+    pub actions: Vec<OverlayAction>,
+}
+
+/// One action of an overlay, as applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverlayAction {
+    /// Its JSONPath.
+    pub target: String,
+    pub description: Option<String>,
+    /// `update` or `remove`.
+    pub change: String,
+    /// JSON pointers of the nodes it changed.
+    pub changed: Vec<String>,
+}
+
+/// An overlay's change to a part of an operation's spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overlaid {
+    pub file: String,
+    /// 1-based, as the docs count actions.
+    pub action: usize,
+    pub description: Option<String>,
+    /// Where it changed the spec.
+    pub pointer: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +211,9 @@ pub struct Operation {
     /// there (a `$ref` to nothing, a construct no rule covers); see [`Api::mark_unchecked`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unchecked: Vec<Unchecked>,
+    /// Changes an overlay made to this operation's part of the spec; see [`Api::mark_overlaid`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overlaid: Vec<Overlaid>,
     pub pointer: String,
 }
 

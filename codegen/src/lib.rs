@@ -33,9 +33,20 @@ pub struct Generated {
 
 const SPEC_EXTENSIONS: [&str; 3] = ["json", "yaml", "yml"];
 
-/// The spec files under `dir` (recursively, sorted), and the other files that were skipped.
-pub fn spec_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Error> {
-    fn walk(dir: &Path, specs: &mut Vec<PathBuf>, skipped: &mut Vec<PathBuf>) -> Result<(), Error> {
+/// The files of a spec folder, each list sorted.
+#[derive(Debug, Default)]
+pub struct SpecFolder {
+    /// OpenAPI documents, one per api-version.
+    pub specs: Vec<PathBuf>,
+    /// OpenAPI overlays (`*.overlay.yaml`, `.yml`, `.json`), each extending one of the specs.
+    pub overlays: Vec<PathBuf>,
+    /// Everything else, which is skipped with a warning.
+    pub skipped: Vec<PathBuf>,
+}
+
+/// The spec files and overlays under `dir` (recursively), and the other files.
+pub fn spec_files(dir: &Path) -> Result<SpecFolder, Error> {
+    fn walk(dir: &Path, found: &mut SpecFolder) -> Result<(), Error> {
         let entries = std::fs::read_dir(dir).map_err(|e| Error::Io(dir.to_path_buf(), e))?;
         for entry in entries {
             let path = entry.map_err(|e| Error::Io(dir.to_path_buf(), e))?.path();
@@ -47,36 +58,38 @@ pub fn spec_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Error> {
                 continue;
             }
             if path.is_dir() {
-                walk(&path, specs, skipped)?;
+                walk(&path, found)?;
+            } else if load::overlay::is_overlay(&path) {
+                found.overlays.push(path);
             } else if path
                 .extension()
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| SPEC_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
             {
-                specs.push(path);
+                found.specs.push(path);
             } else {
-                skipped.push(path);
+                found.skipped.push(path);
             }
         }
         Ok(())
     }
-    let mut specs = Vec::new();
-    let mut skipped = Vec::new();
-    walk(dir, &mut specs, &mut skipped)?;
-    specs.sort();
-    skipped.sort();
-    Ok((specs, skipped))
+    let mut found = SpecFolder::default();
+    walk(dir, &mut found)?;
+    found.specs.sort();
+    found.overlays.sort();
+    found.skipped.sort();
+    Ok(found)
 }
 
-/// Loads, converts and emits every spec under `dir`. Messages name files as `dir`-relative paths
-/// prefixed with `display_dir` (e.g. `spec`).
+/// Loads, converts and emits every spec under `dir`, each with the overlays that extend it.
+/// Messages name files as `dir`-relative paths prefixed with `display_dir` (e.g. `spec`).
 pub fn generate(dir: &Path, display_dir: &str, options: Options) -> Result<Generated, Error> {
-    let (files, skipped) = spec_files(dir)?;
-    if files.is_empty() {
+    let folder = spec_files(dir)?;
+    if folder.specs.is_empty() {
         return Err(Error::NoSpecs(dir.to_path_buf()));
     }
     let mut warnings = Vec::new();
-    for path in &skipped {
+    for path in &folder.skipped {
         let source = relative(dir, path);
         warnings.push(Warning {
             location: Location {
@@ -88,12 +101,25 @@ pub fn generate(dir: &Path, display_dir: &str, options: Options) -> Result<Gener
             kind: WarningKind::Note,
         });
     }
+    // Each overlay, with the spec it extends; applied in file-name order.
+    let mut overlays: Vec<(&PathBuf, load::overlay::Overlay)> = Vec::new();
+    for path in &folder.overlays {
+        let file = format!("{display_dir}/{}", relative(dir, path));
+        let overlay = load::overlay::Overlay::read(path, &file)?;
+        let target = overlay.target(path, dir, &folder.specs)?;
+        overlays.push((target, overlay));
+    }
     let mut apis: Vec<ir::Api> = Vec::new();
     let mut origins: Vec<(String, PathBuf)> = Vec::new();
-    for path in &files {
+    for path in &folder.specs {
         let source = relative(dir, path);
         let file = format!("{display_dir}/{source}");
-        let (doc, load_warnings) = load::load(path, &file, &source, options)?;
+        let extending: Vec<&load::overlay::Overlay> = overlays
+            .iter()
+            .filter(|(target, _)| *target == path)
+            .map(|(_, o)| o)
+            .collect();
+        let (doc, load_warnings) = load::load_with(path, &file, &source, options, &extending)?;
         warnings.extend(load_warnings);
         if let Some((_, first)) = origins.iter().find(|(v, _)| *v == doc.version) {
             return Err(Error::DuplicateVersion {
@@ -114,6 +140,7 @@ pub fn generate(dir: &Path, display_dir: &str, options: Options) -> Result<Gener
             })
             .collect();
         api.mark_unchecked(&unchecked);
+        api.mark_overlaid();
         // Two versions that differ only in punctuation would share a module name.
         while apis.iter().any(|a| a.module == api.module) {
             api.module.push('_');
@@ -122,11 +149,13 @@ pub fn generate(dir: &Path, display_dir: &str, options: Options) -> Result<Gener
     }
     apis.sort_by(|a, b| a.version.cmp(&b.version));
     let versions = apis.iter().map(emit::version).collect();
+    let mut inputs = folder.specs;
+    inputs.extend(folder.overlays);
     Ok(Generated {
         apis,
         versions,
         warnings,
-        inputs: files,
+        inputs,
     })
 }
 
@@ -277,9 +306,20 @@ pub fn generate_file(
     file: &str,
     source: &str,
 ) -> Result<(String, ir::Api, Vec<Warning>), Error> {
-    let (doc, mut warnings) = load::load(path, file, source, Options::default())?;
-    let (api, convert_warnings) = convert::convert(&doc, Options::default())?;
+    generate_file_with(path, file, source, &[])
+}
+
+/// Like [`generate_file`], with overlays applied to the spec first.
+pub fn generate_file_with(
+    path: &Path,
+    file: &str,
+    source: &str,
+    overlays: &[&load::overlay::Overlay],
+) -> Result<(String, ir::Api, Vec<Warning>), Error> {
+    let (doc, mut warnings) = load::load_with(path, file, source, Options::default(), overlays)?;
+    let (mut api, convert_warnings) = convert::convert(&doc, Options::default())?;
     warnings.extend(convert_warnings);
+    api.mark_overlaid();
     let v = emit::version(&api);
     let text = emit::format_file(v.tokens(), &emit::header(source), &v.module)?;
     Ok((text, api, warnings))

@@ -192,7 +192,9 @@ fn convert_text(text: &[u8], name: &str) -> (aoai_codegen::ir::Api, Vec<aoai_cod
 
 fn shipped_specs() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec");
-    aoai_codegen::spec_files(&dir).expect("spec/ readable").0
+    aoai_codegen::spec_files(&dir)
+        .expect("spec/ readable")
+        .specs
 }
 
 #[test]

@@ -114,7 +114,7 @@ fn a_dangling_ref_deep_in_a_body_is_marked_on_the_operations_that_reach_it() {
         .find(|(name, _)| name == "2025-01-01.html")
         .map(|(_, html)| html)
         .expect("version page");
-    assert!(page.contains("Not validated, because the spec leaves them untyped"));
+    assert!(page.contains("<div class=\"unchecked\"><p>Not validated:</p>"));
     assert!(page.contains("<code>#/components/schemas/Tool/properties/spec</code>"));
 }
 
@@ -207,4 +207,131 @@ fn untypeable_schema_warns_with_file_and_pointer_and_builds() {
         fallbacks[0]
     );
     assert!(generated.contains("pub type NotAString = serde_json::Value;"));
+}
+
+const FILES_SPEC: &str = "openapi: 3.0.0\ninfo:\n  title: t\n  version: v1\nservers:\n  - url: https://{endpoint}/openai/v1\npaths:\n  /files:\n    post:\n      operationId: createFile\n      requestBody:\n        content:\n          multipart/form-data:\n            schema:\n              $ref: '#/components/schemas/Upload'\n      responses: {}\ncomponents:\n  schemas:\n    Upload:\n      type: object\n      required: [file, expires_after, purpose]\n      properties:\n        file: {type: string, format: binary}\n        expires_after: {type: object}\n        purpose: {type: string}\n";
+
+fn overlay_with(extends: &str, target: &str) -> String {
+    format!(
+        "overlay: 1.0.0\ninfo:\n  title: Relax uploads\n  version: 1.0.0\nextends: {extends}\nactions:\n  - target: {target}\n    description: expires_after is optional\n    remove: true\n"
+    )
+}
+
+#[test]
+fn an_overlay_is_applied_served_and_shown() {
+    let overlay = overlay_with(
+        "./api.yaml",
+        "$.components.schemas.Upload.required[?@ == 'expires_after']",
+    );
+    let dir = spec_dir(
+        "overlay-applied",
+        &[
+            ("v1/api.yaml", FILES_SPEC),
+            ("v1/relax.overlay.yaml", &overlay),
+        ],
+    );
+    let generated = aoai_codegen::generate(&dir, "spec", aoai_codegen::Options::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = dir.with_extension("out");
+    let report = aoai_codegen::build(&dir, &out, aoai_codegen::Options::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let served = std::fs::read_to_string(out.join("openapi/v1.json")).expect("served copy");
+    let page = std::fs::read_to_string(out.join("docs/v1.html")).expect("version page");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&out);
+    // The overlay is an input of the build, not a spec of its own.
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert!(
+        report
+            .inputs
+            .iter()
+            .any(|p| p.ends_with("v1/relax.overlay.yaml"))
+    );
+    assert_eq!(generated.apis.len(), 1);
+    let op = &generated.apis[0].operations[0];
+    assert_eq!(op.overlaid.len(), 1);
+    assert_eq!(
+        op.overlaid[0].pointer,
+        "#/components/schemas/Upload/required/1"
+    );
+    // The document served is the one enforced, and says what was changed.
+    let served: serde_json::Value = serde_json::from_str(&served).expect("JSON");
+    assert_eq!(
+        served["components"]["schemas"]["Upload"]["required"],
+        serde_json::json!(["file", "purpose"])
+    );
+    let listed = &served["x-aoai-gateway-overlays"][0];
+    assert!(
+        listed["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("/v1/relax.overlay.yaml")),
+        "{listed}"
+    );
+    assert_eq!(listed["actions"][0]["change"], "remove");
+    assert_eq!(
+        listed["actions"][0]["changed"][0],
+        "#/components/schemas/Upload/required/1"
+    );
+    // The docs say it on the version and on the operation.
+    assert!(page.contains("/v1/relax.overlay.yaml</code>, Relax uploads (version 1.0.0)."));
+    assert!(page.contains("<div class=\"overlaid\"><p>Changed by an overlay:</p><ul><li><code>#/components/schemas/Upload/required/1</code>: <code>"));
+    assert!(
+        page.contains("/v1/relax.overlay.yaml</code>, action 1 (expires_after is optional)</li>")
+    );
+}
+
+#[test]
+fn a_stale_overlay_fails_the_build_naming_its_action() {
+    let overlay = overlay_with(
+        "./api.yaml",
+        "$.components.schemas.Upload.required[?@ == 'expiry']",
+    );
+    let err = error_of(
+        "overlay-stale",
+        &[
+            ("v1/api.yaml", FILES_SPEC),
+            ("v1/relax.overlay.yaml", &overlay),
+        ],
+    );
+    let (at, rest) = err.split_once(" matches nothing in ").expect("says so");
+    assert!(
+        at.ends_with("v1/relax.overlay.yaml:7:5 at #/actions/0/target: action 1 (\"expires_after is optional\"): `$.components.schemas.Upload.required[?@ == 'expiry']`"),
+        "{err}"
+    );
+    assert!(
+        rest.ends_with("v1/api.yaml; the spec has changed, or the target is wrong: correct the action or remove it"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_overlay_that_extends_no_spec_fails_the_build() {
+    let overlay = overlay_with("./other.yaml", "$.paths");
+    let err = error_of(
+        "overlay-extends",
+        &[
+            ("v1/api.yaml", FILES_SPEC),
+            ("v1/relax.overlay.yaml", &overlay),
+        ],
+    );
+    assert!(
+        err.contains(
+            "relax.overlay.yaml:5:1 at #/extends: `extends: ./other.yaml` names no spec file in "
+        ),
+        "{err}"
+    );
+    assert!(err.ends_with("the spec files are: v1/api.yaml"), "{err}");
+    // The upstream URL of the spec names it by its last segment.
+    let by_url = overlay_with(
+        "https://raw.githubusercontent.com/Azure/azure-rest-api-specs/main/api.yaml",
+        "$.components.schemas.Upload.properties.purpose",
+    );
+    let dir = spec_dir(
+        "overlay-url",
+        &[("v1/api.yaml", FILES_SPEC), ("v1/x.overlay.yaml", &by_url)],
+    );
+    let result = aoai_codegen::generate(&dir, "spec", aoai_codegen::Options::default());
+    let _ = std::fs::remove_dir_all(&dir);
+    let generated = result.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(generated.apis[0].overlays.len(), 1);
 }

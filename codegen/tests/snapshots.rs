@@ -7,14 +7,29 @@
 
 use std::path::{Path, PathBuf};
 
+/// The specs of `tests/specs/`; a spec's overlay, if it has one, is `<name>.overlay.yaml`.
 fn specs() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/specs");
     let mut specs: Vec<PathBuf> = std::fs::read_dir(dir)
         .expect("tests/specs exists")
         .map(|e| e.expect("readable entry").path())
+        .filter(|p| !aoai_codegen::load::overlay::is_overlay(p))
         .collect();
     specs.sort();
     specs
+}
+
+fn overlay_of(spec: &Path) -> Option<aoai_codegen::load::overlay::Overlay> {
+    let path = spec.with_extension("overlay.yaml");
+    let name = format!(
+        "tests/specs/{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name")
+    );
+    path.exists().then(|| {
+        aoai_codegen::load::overlay::Overlay::read(&path, &name).unwrap_or_else(|e| panic!("{e}"))
+    })
 }
 
 fn name_of(path: &Path) -> &str {
@@ -30,9 +45,14 @@ fn difference(spec: &Path, update: bool) -> Option<String> {
         .file_name()
         .and_then(|s| s.to_str())
         .expect("utf-8 name");
-    let (mut text, _, warnings) =
-        aoai_codegen::generate_file(spec, &format!("tests/specs/{file_name}"), file_name)
-            .unwrap_or_else(|e| panic!("{e}"));
+    let overlay = overlay_of(spec);
+    let (mut text, _, warnings) = aoai_codegen::generate_file_with(
+        spec,
+        &format!("tests/specs/{file_name}"),
+        file_name,
+        &overlay.iter().collect::<Vec<_>>(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     // A rule that warns has its warnings in its snapshot, after the code.
     for warning in &warnings {
         text.push_str(&format!("// warning: {warning}\n"));

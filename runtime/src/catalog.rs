@@ -21,6 +21,40 @@ pub struct ApiVersion {
     /// spec's `servers` URL after `/openai`.
     pub mount: &'static str,
     pub routes: &'static [&'static Route],
+    /// The OpenAPI overlays applied to the spec at build time, in the order applied.
+    pub overlays: &'static [Overlay],
+}
+
+/// An OpenAPI overlay that corrected a spec at build time (`spec/*.overlay.yaml`).
+#[derive(Debug, Serialize)]
+pub struct Overlay {
+    /// The overlay file, e.g. `spec/v1/files.overlay.yaml`.
+    pub file: &'static str,
+    pub title: &'static str,
+    pub version: &'static str,
+    pub actions: &'static [OverlayAction],
+}
+
+#[derive(Debug, Serialize)]
+pub struct OverlayAction {
+    /// Its JSONPath.
+    pub target: &'static str,
+    pub description: Option<&'static str>,
+    /// `update` or `remove`.
+    pub change: &'static str,
+    /// JSON pointers of the nodes of the spec it changed.
+    pub changed: &'static [&'static str],
+}
+
+/// An overlay's change to a part of an operation's spec.
+#[derive(Debug, Serialize)]
+pub struct Overlaid {
+    pub file: &'static str,
+    /// 1-based.
+    pub action: usize,
+    pub description: Option<&'static str>,
+    /// Where it changed the spec.
+    pub pointer: &'static str,
 }
 
 /// Defines a field-less enum shared by the generator and generated code, with the name of each
@@ -118,8 +152,11 @@ pub struct Route {
     /// gateway reads as the answer passes.
     pub reports_usage: bool,
     /// Parts of the request the spec leaves untyped, which the gateway therefore passes
-    /// unchecked (a `$ref` that resolves to nothing, a construct the generator cannot type).
+    /// unchecked (a `$ref` that resolves to nothing, a construct the generator cannot type, a
+    /// `required` name the schema does not define).
     pub unchecked: &'static [Unchecked],
+    /// What the overlays applied at build time changed in this operation's part of the spec.
+    pub overlaid: &'static [Overlaid],
 }
 
 /// A node of the spec that requests are not validated against, and why.

@@ -40,8 +40,12 @@ pub enum GatewayError {
     InvalidToken,
     #[error("invalid parameter {name}: {message}")]
     InvalidParameter { name: String, message: String },
-    #[error("invalid body: {0}")]
-    InvalidBody(ValidationError),
+    /// The body is not what the named api-version's spec says.
+    #[error("invalid body for the {spec} spec: {error}")]
+    InvalidBody {
+        error: ValidationError,
+        spec: &'static str,
+    },
     #[error("invalid body: {0}")]
     MalformedBody(String),
     #[error("missing body")]
@@ -96,7 +100,7 @@ impl GatewayError {
             // Azure OpenAI's own code for a refused token.
             GatewayError::InvalidToken => "401",
             GatewayError::InvalidParameter { .. }
-            | GatewayError::InvalidBody(_)
+            | GatewayError::InvalidBody { .. }
             | GatewayError::MalformedBody(_)
             | GatewayError::MissingBody
             | GatewayError::ClientRead(_)
@@ -135,7 +139,7 @@ impl GatewayError {
             GatewayError::Unauthorized => "Access denied due to a missing or invalid subscription key. Send it in the api-key or Ocp-Apim-Subscription-Key header.".into(),
             GatewayError::InvalidToken => "Unauthorized. Access token is missing, invalid, audience is incorrect, or has expired.".into(),
             GatewayError::InvalidParameter { name, message } => format!("Invalid parameter '{name}': {message}"),
-            GatewayError::InvalidBody(e) => format!("The request body does not match the API: {e}"),
+            GatewayError::InvalidBody { error, spec } => format!("The request body does not match the {spec} spec: {error}"),
             GatewayError::MalformedBody(m) => format!("The request body is malformed: {m}"),
             GatewayError::MissingBody => "This operation needs a request body.".into(),
             GatewayError::UnsupportedMediaType { given, accepted } => {
@@ -185,7 +189,7 @@ impl GatewayError {
         match self {
             GatewayError::InvalidParameter { name, .. }
             | GatewayError::RepeatedParameter { name } => Some(name.clone()),
-            GatewayError::InvalidBody(e) => e.path().map(str::to_string),
+            GatewayError::InvalidBody { error, .. } => error.path().map(str::to_string),
             _ => None,
         }
     }
@@ -209,7 +213,7 @@ impl ResponseError for GatewayError {
             GatewayError::MissingApiVersion { .. }
             | GatewayError::UnsupportedApiVersion { .. }
             | GatewayError::InvalidParameter { .. }
-            | GatewayError::InvalidBody(_)
+            | GatewayError::InvalidBody { .. }
             | GatewayError::MalformedBody(_)
             | GatewayError::MissingBody
             | GatewayError::ClientRead(_)

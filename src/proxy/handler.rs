@@ -242,7 +242,7 @@ async fn route(
     let subscription = gw.auth.authenticate(req.headers(), raw_query).await?.0;
     trace.subscription = Some(subscription);
 
-    validate::parameters(route, &matched, raw_query, req.headers())?;
+    validate::parameters(route, table.api.version, &matched, raw_query, req.headers())?;
     let reading = read_body(req, payload, gw.max_body_bytes);
     let body = actix_web::rt::time::timeout(gw.client_body_timeout, reading)
         .await
@@ -263,6 +263,10 @@ async fn route(
     let in_path = path_deployment.as_ref().map(|(name, _)| name.clone());
     // The prompt is counted for a call that reserves tokens (a v1 body names its deployment,
     // so any limit of the subscription may apply), else only for a stream.
+    let called = Called {
+        route,
+        version: table.api.version,
+    };
     let count = match gw.limiter.limits(subscription) {
         Some(limits) if route.reports_usage => {
             let reserves = match &in_path {
@@ -280,7 +284,7 @@ async fn route(
     let checked = if body.len() <= INLINE_BODY_BYTES && codings.is_empty() {
         check_body(
             gw,
-            route,
+            called,
             &codings,
             content_type,
             &body,
@@ -295,7 +299,7 @@ async fn route(
         web::block(move || {
             check_body(
                 &gateway,
-                route,
+                called,
                 &codings,
                 content_type.as_deref(),
                 &bytes,
@@ -373,6 +377,13 @@ async fn route(
 /// to another thread (a 256 KiB body takes about a millisecond).
 const INLINE_BODY_BYTES: usize = 256 * 1024;
 
+/// The operation a request calls, and the api-version whose spec defines it.
+#[derive(Clone, Copy)]
+struct Called {
+    route: &'static Route,
+    version: &'static str,
+}
+
 /// What checking a body found out.
 struct Checked {
     /// The deployment the body names, and where (routes with a `deployment_field`).
@@ -387,7 +398,7 @@ struct Checked {
 /// acts on; what is forwarded is what it sent, unless a backend needs it edited.
 fn check_body(
     gw: &Gateway,
-    route: &'static Route,
+    Called { route, version }: Called,
     codings: &[encoding::Coding],
     content_type: Option<&str>,
     body: &[u8],
@@ -395,7 +406,7 @@ fn check_body(
     count: Count,
 ) -> Result<Checked, GatewayError> {
     let meant = encoding::decode_all(codings, body, gw.max_body_bytes)?;
-    validate::body(route, content_type, &meant, gw.validation)?;
+    validate::body(route, version, content_type, &meant, gw.validation)?;
     let calls_deployment = route.deployment_field.is_some() || path_deployment.is_some();
     let json = content_type.is_some_and(|t| ContentKind::of(t) == ContentKind::Json);
     let facts = if calls_deployment && json && !meant.is_empty() {

@@ -354,6 +354,7 @@ mod tests {
             source: "v1-preview/spec.yaml",
             mount: "/v1",
             routes: &[],
+            overlays: &[],
         };
         let mut apis: Vec<&'static ApiVersion> = API_VERSIONS.to_vec();
         apis.push(&V1_PREVIEW);

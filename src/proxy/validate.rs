@@ -7,6 +7,10 @@
 //!
 //! A form whose fields are all plain values is also accepted as JSON: the speech operation is
 //! declared as `multipart/form-data`, yet the service and its SDKs send JSON.
+//!
+//! A refusal caused by what the spec requires names the api-version whose spec requires it
+//! ("required by the v1 spec"), so that a user knows which document to read, or to correct
+//! with an overlay.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -21,6 +25,7 @@ use aoai_runtime::schema::{self, Member, Policy, Ty};
 
 pub fn parameters(
     route: &Route,
+    version: &str,
     matched: &Matched<'_>,
     raw_query: &str,
     headers: &HeaderMap,
@@ -54,7 +59,7 @@ pub fn parameters(
         }
         if values.is_empty() && p.required {
             return Err(invalid(format!(
-                "the {} parameter is required",
+                "the {} parameter is required by the {version} spec",
                 p.location.as_str()
             )));
         }
@@ -67,6 +72,7 @@ pub fn parameters(
 
 pub fn body(
     route: &Route,
+    version: &'static str,
     content_type: Option<&str>,
     body: &[u8],
     policy: Policy,
@@ -92,10 +98,15 @@ pub fn body(
     };
     match (media.kind, &given) {
         (ContentKind::Multipart, g) if g == "multipart/form-data" => {
-            form(media, content_type.unwrap_or(""), body, policy)
+            form(media, version, content_type.unwrap_or(""), body, policy)
         }
         _ if given == "application/json" || given.ends_with("+json") => match media.schema {
-            Some(ty) => schema::json::validate(body, ty, policy).map_err(GatewayError::InvalidBody),
+            Some(ty) => schema::json::validate(body, ty, policy).map_err(|error| {
+                GatewayError::InvalidBody {
+                    error,
+                    spec: version,
+                }
+            }),
             None => Ok(()),
         },
         _ => Ok(()),
@@ -120,6 +131,7 @@ fn json_for_plain_form<'m>(content: &'m [Media], given: &str) -> Option<&'m Medi
 /// an object field) against that member's type.
 fn form(
     media: &'static Media,
+    version: &str,
     content_type: &str,
     body: &[u8],
     policy: Policy,
@@ -135,7 +147,7 @@ fn form(
         {
             return Err(GatewayError::InvalidParameter {
                 name: field.name.into(),
-                message: "this form field is required".into(),
+                message: format!("this form field is required by the {version} spec"),
             });
         }
     }
@@ -203,7 +215,7 @@ fn form(
             if !by_member.contains(&(field.name, member.name)) {
                 return Err(GatewayError::InvalidParameter {
                     name: format!("{}[{}]", field.name, member.name),
-                    message: "this member is required".into(),
+                    message: format!("this member is required by the {version} spec"),
                 });
             }
         }

@@ -74,6 +74,7 @@ pub fn convert(doc: &Document, options: Options) -> Result<(ir::Api, Vec<Warning
         description: doc.api.info.description.clone(),
         operations,
         types: c.types.into_values().collect(),
+        overlays: doc.overlays.clone(),
         document: served(doc),
     };
     if options.strict
@@ -87,10 +88,11 @@ pub fn convert(doc: &Document, options: Options) -> Result<(ir::Api, Vec<Warning
     Ok((api, c.warnings))
 }
 
-/// The spec as the gateway serves it at `/openapi/<api-version>.json`: as published, `servers`
-/// removed (the gateway adds its own), and the `api-version` query parameter narrowed to the one
-/// version the document answers to, which is the only value the gateway accepts with it.
-/// Nothing else changes.
+/// The spec as the gateway serves it at `/openapi/<api-version>.json`: as it enforces it (the
+/// published file with its overlays applied, and annotations of the wrong type repaired),
+/// `servers` removed (the gateway adds its own), the `api-version` query parameter narrowed to
+/// the one version the document answers to (the only value the gateway accepts with it), and
+/// the overlays applied listed under [`OVERLAYS_EXTENSION`]. Nothing else changes.
 fn served(doc: &Document) -> Value {
     let mut served = doc.published.clone();
     let pin = |parameters: Option<&mut Value>| {
@@ -125,8 +127,20 @@ fn served(doc: &Document) -> Value {
         }
     }
     pin(served.pointer_mut("/components/parameters"));
+    // What was changed from the published file, for whoever reads this copy.
+    if !doc.overlays.is_empty()
+        && let Some(root) = served.as_object_mut()
+    {
+        root.insert(
+            OVERLAYS_EXTENSION.into(),
+            serde_json::to_value(&doc.overlays).unwrap_or(Value::Null),
+        );
+    }
     served
 }
+
+/// The extension of the served document that lists the overlays applied to it.
+pub const OVERLAYS_EXTENSION: &str = "x-aoai-gateway-overlays";
 
 struct Converter<'d> {
     doc: &'d Document,

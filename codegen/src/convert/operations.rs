@@ -139,6 +139,7 @@ impl Converter<'_> {
                     deployment_field,
                     reports_usage,
                     unchecked: Vec::new(),
+                    overlaid: Vec::new(),
                     pointer,
                 });
             }

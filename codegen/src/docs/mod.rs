@@ -218,7 +218,7 @@ details > summary { cursor: pointer; color: var(--accent); } details { margin: .
 .try textarea { display: block; width: 100%; box-sizing: border-box; font: 13px/1.4 ui-monospace, monospace; }
 .try button { font: inherit; padding: .3rem 1.2rem; margin: .3rem 0; }
 .try pre { max-height: 24rem; overflow: auto; background: #f6f8fa; padding: .5rem; white-space: pre-wrap; }
-.unchecked, .moved, .deployment { border-left: 3px solid #9a5b00; padding: .2rem .8rem; background: #fff8ec; }
+.unchecked, .moved, .deployment, .overlaid { border-left: 3px solid #9a5b00; padding: .2rem .8rem; background: #fff8ec; }
 @media (max-width: 900px) { .layout { grid-template-columns: 1fr; } nav { position: static; height: auto; } }
 "#;
 
@@ -405,8 +405,32 @@ fn version_page(api: &Api, apis: &[Api]) -> String {
     if unchecked > 0 {
         let _ = write!(
             main,
-            r##"<p class="unchecked">{unchecked} places in requests are not validated, because the spec leaves them untyped; each operation says which.</p>"##
+            r##"<p class="unchecked">{unchecked} places in requests are not validated, because the spec leaves them untyped or states a rule by mistake; each operation says which.</p>"##
         );
+    }
+    for o in &api.overlays {
+        let _ = write!(
+            main,
+            r#"<div class="overlaid"><p>Overlay applied: <code>{file}</code>, {title} (version {version}). What the gateway enforces, and serves at <code>/openapi/{v}.json</code>, is the spec with these changes:</p><ol>"#,
+            file = esc(&o.file),
+            title = esc(&o.title),
+            version = esc(&o.version),
+            v = esc(&api.version),
+        );
+        for a in &o.actions {
+            let _ = write!(
+                main,
+                "<li>{change} <code>{target}</code>{description}</li>",
+                change = esc(&a.change),
+                target = esc(&a.target),
+                description = a
+                    .description
+                    .as_deref()
+                    .map(|d| format!(": {}", esc(d)))
+                    .unwrap_or_default(),
+            );
+        }
+        main.push_str("</ol></div>");
     }
     for (name, ops) in &groups {
         let _ = write!(
@@ -476,8 +500,26 @@ fn operation(api: &Api, op: &Operation) -> String {
             esc(field)
         );
     }
+    if !op.overlaid.is_empty() {
+        s.push_str(r#"<div class="overlaid"><p>Changed by an overlay:</p><ul>"#);
+        for o in &op.overlaid {
+            let _ = write!(
+                s,
+                "<li><code>{pointer}</code>: <code>{file}</code>, action {n}{description}</li>",
+                pointer = esc(&o.pointer),
+                file = esc(&o.file),
+                n = o.action,
+                description = o
+                    .description
+                    .as_deref()
+                    .map(|d| format!(" ({})", esc(d)))
+                    .unwrap_or_default(),
+            );
+        }
+        s.push_str("</ul></div>");
+    }
     if !op.unchecked.is_empty() {
-        s.push_str(r#"<div class="unchecked"><p>Not validated, because the spec leaves them untyped:</p><ul>"#);
+        s.push_str(r#"<div class="unchecked"><p>Not validated:</p><ul>"#);
         for node in &op.unchecked {
             let _ = write!(
                 s,
@@ -832,6 +874,16 @@ fn changes_page(d: &VersionDiff) -> String {
         c = d.changed.len(),
         u = d.unchanged,
     );
+    for o in &d.overlays {
+        let _ = write!(
+            main,
+            r#"<p class="overlaid">The {v} spec is compared as the gateway enforces it: with the overlay <code>{file}</code> ({title}, {n} actions) applied; a difference may come from it.</p>"#,
+            v = esc(&o.version),
+            file = esc(&o.file),
+            title = esc(&o.title),
+            n = o.actions,
+        );
+    }
     if d.deployment_moved {
         main.push_str("<p class=\"moved\">The deployment moved: one of these versions names it in the path (<code>/deployments/{deployment-id}/…</code>), the other in the request body's <code>model</code> field. Paths are matched without that segment, and the <code>deployment-id</code> parameter is not listed as a change.</p>");
     }

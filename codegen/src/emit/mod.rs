@@ -650,6 +650,12 @@ fn routes(api: &Api) -> TokenStream {
             let (pointer, reason) = (&u.pointer, &u.reason);
             quote!(#catalog::Unchecked { pointer: #pointer, reason: #reason })
         });
+        let overlaid = op.overlaid.iter().map(|o| {
+            let (file, pointer) = (&o.file, &o.pointer);
+            let action = proc_macro2::Literal::usize_unsuffixed(o.action);
+            let description = option_str(o.description.as_deref());
+            quote!(#catalog::Overlaid { file: #file, action: #action, description: #description, pointer: #pointer })
+        });
         quote! {
             #doc
             pub static #static_name: #catalog::Route = #catalog::Route {
@@ -666,6 +672,7 @@ fn routes(api: &Api) -> TokenStream {
                 deployment_field: #deployment_field,
                 reports_usage: #reports_usage,
                 unchecked: &[#(#unchecked),*],
+                overlaid: &[#(#overlaid),*],
             };
         }
     });
@@ -673,6 +680,15 @@ fn routes(api: &Api) -> TokenStream {
     let title = &api.title;
     let source = &api.source;
     let mount = &api.mount;
+    let overlays = api.overlays.iter().map(|o| {
+        let (file, title, version) = (&o.file, &o.title, &o.version);
+        let actions = o.actions.iter().map(|a| {
+            let (target, change, changed) = (&a.target, &a.change, &a.changed);
+            let description = option_str(a.description.as_deref());
+            quote!(#catalog::OverlayAction { target: #target, description: #description, change: #change, changed: &[#(#changed),*] })
+        });
+        quote!(#catalog::Overlay { file: #file, title: #title, version: #version, actions: &[#(#actions),*] })
+    });
     quote! {
         #[allow(unused_imports)]
         use ::aoai_runtime::{catalog, support};
@@ -689,6 +705,7 @@ fn routes(api: &Api) -> TokenStream {
             source: #source,
             mount: #mount,
             routes: ROUTES,
+            overlays: &[#(#overlays),*],
         };
         #(#items)*
     }

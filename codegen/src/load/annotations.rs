@@ -122,7 +122,7 @@ fn apply(doc: &mut Value, repair: &Repair) {
             map.insert(key, value.clone());
         }
         (Value::Object(map), None) => {
-            map.remove(&key);
+            map.shift_remove(&key);
         }
         (Value::Array(items), None) => {
             if let Ok(i) = key.parse::<usize>()

@@ -24,6 +24,7 @@ use crate::names::pointer_token;
 mod annotations;
 pub mod locate;
 mod normalize;
+pub mod overlay;
 mod tree;
 
 use tree::parse_tree;
@@ -46,6 +47,8 @@ pub struct Document {
     pub mount: String,
     /// The file's text, to find the line of a pointer for a later message.
     pub text: String,
+    /// The overlays applied to it as it was loaded.
+    pub overlays: Vec<crate::ir::Overlay>,
 }
 
 impl Document {
@@ -89,8 +92,19 @@ pub fn load(
     source: &str,
     options: Options,
 ) -> Result<(Document, Vec<Warning>), Error> {
+    load_with(path, file, source, options, &[])
+}
+
+/// Like [`load`], with the overlays that extend this file applied first, in order.
+pub fn load_with(
+    path: &Path,
+    file: &str,
+    source: &str,
+    options: Options,
+    overlays: &[&overlay::Overlay],
+) -> Result<(Document, Vec<Warning>), Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::Io(path.to_path_buf(), e))?;
-    parse(&bytes, file, source, options)
+    parse_with(&bytes, file, source, options, overlays)
 }
 
 /// Like [`load`], from bytes already read.
@@ -99,6 +113,17 @@ pub fn parse(
     file: &str,
     source: &str,
     options: Options,
+) -> Result<(Document, Vec<Warning>), Error> {
+    parse_with(bytes, file, source, options, &[])
+}
+
+/// Like [`load_with`], from bytes already read.
+pub fn parse_with(
+    bytes: &[u8],
+    file: &str,
+    source: &str,
+    options: Options,
+    overlays: &[&overlay::Overlay],
 ) -> Result<(Document, Vec<Warning>), Error> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Error::spec(
@@ -147,6 +172,12 @@ pub fn parse(
                 kind: WarningKind::Note,
             });
         }
+    }
+
+    // Overlays correct the document before anything else reads it.
+    let mut applied = Vec::with_capacity(overlays.len());
+    for o in overlays {
+        applied.push(o.apply(&mut raw, file)?);
     }
 
     // Annotations of the wrong type are repaired before anything reads the document as
@@ -223,6 +254,7 @@ pub fn parse(
             published,
             mount,
             text: text.to_string(),
+            overlays: applied,
         },
         warnings,
     ))

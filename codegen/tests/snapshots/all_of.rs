@@ -356,5 +356,6 @@ pub mod routes {
         source: "all_of.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }

@@ -155,5 +155,6 @@ pub mod routes {
         source: "anchors.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }

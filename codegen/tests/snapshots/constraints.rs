@@ -489,6 +489,7 @@ pub mod routes {
         source: "constraints.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 
     /// `POST /deployments/{deployment-id}/jobs` (Jobs_Create)
@@ -559,5 +560,6 @@ pub mod routes {
         deployment_field: None,
         reports_usage: false,
         unchecked: &[],
+        overlaid: &[],
     };
 }

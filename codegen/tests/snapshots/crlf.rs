@@ -155,5 +155,6 @@ pub mod routes {
         source: "crlf.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }

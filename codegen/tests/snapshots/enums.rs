@@ -262,5 +262,6 @@ pub mod routes {
         source: "enums.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }

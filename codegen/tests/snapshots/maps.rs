@@ -151,5 +151,6 @@ pub mod routes {
         source: "maps.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }

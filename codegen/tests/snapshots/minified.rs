@@ -73,6 +73,7 @@ pub mod routes {
         source: "minified.json",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 
     /// `GET /ping` (Ping)
@@ -96,5 +97,6 @@ pub mod routes {
         deployment_field: None,
         reports_usage: false,
         unchecked: &[],
+        overlaid: &[],
     };
 }

@@ -271,6 +271,7 @@ pub mod routes {
         source: "names.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 
     /// `POST /deployments/{deployment-id}/things/{thing_id}` (Things_Update)
@@ -391,6 +392,7 @@ pub mod routes {
         deployment_field: None,
         reports_usage: false,
         unchecked: &[],
+        overlaid: &[],
     };
 
     /// `POST /deployments/{deployment-id}/audio` (Audio_Upload)
@@ -457,5 +459,6 @@ pub mod routes {
         deployment_field: None,
         reports_usage: false,
         unchecked: &[],
+        overlaid: &[],
     };
 }

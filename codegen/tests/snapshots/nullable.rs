@@ -167,5 +167,6 @@ pub mod routes {
         source: "nullable.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }

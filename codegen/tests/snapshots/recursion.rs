@@ -205,5 +205,6 @@ pub mod routes {
         source: "recursion.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }

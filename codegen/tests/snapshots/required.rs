@@ -203,6 +203,7 @@ pub mod routes {
         source: "required.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }
 // warning: tests/specs/required.yaml:18:7 at #/components/schemas/CreateRun/required: `required` lists `thread_id`, which this schema's `properties` do not define: taken for a spec error, so `thread_id` is not required

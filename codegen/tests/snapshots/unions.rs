@@ -985,5 +985,6 @@ pub mod routes {
         source: "unions.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }

@@ -87,6 +87,7 @@ pub mod routes {
         source: "v31_binary.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 
     /// `POST /files` (Files_Upload)
@@ -142,5 +143,6 @@ pub mod routes {
         deployment_field: None,
         reports_usage: false,
         unchecked: &[],
+        overlaid: &[],
     };
 }

@@ -188,5 +188,6 @@ pub mod routes {
         source: "v31_nullable.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }

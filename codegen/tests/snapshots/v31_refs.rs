@@ -120,5 +120,6 @@ pub mod routes {
         source: "v31_refs.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }

@@ -154,5 +154,6 @@ pub mod routes {
         source: "v31_values.yaml",
         mount: "",
         routes: ROUTES,
+        overlays: &[],
     };
 }

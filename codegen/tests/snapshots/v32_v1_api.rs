@@ -232,6 +232,7 @@ pub mod routes {
         source: "v32_v1_api.yaml",
         mount: "/v1",
         routes: ROUTES,
+        overlays: &[],
     };
 
     /// `POST /chat/completions` (createChatCompletion)
@@ -296,6 +297,7 @@ pub mod routes {
         deployment_field: Some("model"),
         reports_usage: true,
         unchecked: &[],
+        overlaid: &[],
     };
 
     /// `POST /fine_tuning/jobs` (postFineTuningJobs)
@@ -336,6 +338,7 @@ pub mod routes {
         deployment_field: None,
         reports_usage: false,
         unchecked: &[],
+        overlaid: &[],
     };
 
     /// `GET /responses/{response_id}` (getResponsesResponseId)
@@ -366,5 +369,6 @@ pub mod routes {
         deployment_field: None,
         reports_usage: false,
         unchecked: &[],
+        overlaid: &[],
     };
 }
