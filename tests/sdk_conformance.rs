@@ -10,6 +10,12 @@
 //! Against a subscription's limit, the SDK raises `RateLimitError` with the gateway's
 //! `retry-after`, and with `max_retries=1` waits what it was told and gets through.
 //!
+//! The calls users make most (`sdk_everyday.py`: tools and a tool-call round trip, structured
+//! outputs, image parts, streaming with usage, `max_completion_tokens`, embeddings with
+//! `dimensions` and base64, responses with tools, reasoning, a JSON schema and streaming,
+//! assistants with threads and runs, files, batches) run on every compiled version that has
+//! their operations, and the gateway may refuse none of them.
+//!
 //! The SDK lives in a virtualenv that the README's test command creates (`scripts/test.sh`);
 //! `AOAI_TEST_PYTHON` names its interpreter, defaulting to `.venv/bin/python`.
 
@@ -160,6 +166,99 @@ fn the_openai_sdk_works_through_the_gateway() {
         assert!(
             transcription.body.windows(4).any(|w| w == b"RIFF"),
             "the WAV file reached the backend"
+        );
+    });
+}
+
+/// Each compiled version's mount and operations, as `sdk_everyday.py` matches cases to them:
+/// `POST /chat/completions`, the deployment segment of dated paths left out.
+fn compiled_versions() -> String {
+    let versions: Vec<serde_json::Value> = aoai_gateway::generated::API_VERSIONS
+        .iter()
+        .map(|api| {
+            let operations: Vec<String> = api
+                .routes
+                .iter()
+                .map(|r| {
+                    let path = r.path.replacen("/deployments/{deployment-id}", "", 1);
+                    format!("{} {path}", r.method.as_str())
+                })
+                .collect();
+            serde_json::json!({ "version": api.version, "mount": api.mount, "operations": operations })
+        })
+        .collect();
+    serde_json::Value::from(versions).to_string()
+}
+
+#[test]
+#[ignore = "needs the openai SDK in .venv: scripts/test.sh installs it and runs this"]
+fn the_calls_users_make_most_are_never_refused_on_any_version_that_has_them() {
+    run(async move {
+        let gw = start(Setup::default()).await;
+        let versions = compiled_versions();
+        let versions: &'static str = Box::leak(versions.into_boxed_str());
+        let output = script("sdk_everyday.py", &gw.base, &[("VERSIONS", versions)]).await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}\n{stdout}");
+        let seen: serde_json::Value = serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|_| panic!("summary line, got {stdout}\n{stderr}"));
+        assert_eq!(seen["failed"], serde_json::json!([]), "{stderr}");
+        let ran = |version: &str| -> Vec<String> {
+            seen["ran"][version]
+                .as_array()
+                .map(|cases| {
+                    cases
+                        .iter()
+                        .filter_map(|c| c.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let chat = [
+            "chat_with_tools",
+            "tool_call_round_trip",
+            "structured_outputs",
+            "image_parts",
+            "streaming_with_usage",
+            "max_completion_tokens",
+            "embeddings_dimensions_base64",
+        ];
+        for version in ["2024-10-21", "2024-09-01-preview", "v1"] {
+            let done = ran(version);
+            for case in chat {
+                assert!(
+                    done.iter().any(|c| c == case),
+                    "{version}: {case} did not run: {seen}"
+                );
+            }
+        }
+        // The two the published specs' typos refused: structured outputs above, and runs.
+        assert!(ran("2024-09-01-preview").contains(&"assistants_threads_runs".to_string()));
+        let v1 = ran("v1");
+        for case in [
+            "responses_with_tools",
+            "responses_with_reasoning",
+            "responses_json_schema",
+            "responses_streaming",
+            "files",
+        ] {
+            assert!(
+                v1.iter().any(|c| c == case),
+                "v1: {case} did not run: {seen}"
+            );
+        }
+        // No compiled spec has the Batch API: said, not skipped silently.
+        assert_eq!(seen["no_version"], serde_json::json!(["batches"]));
+        // Every call reached a backend: the gateway answered none of them itself.
+        let metrics = gw.metrics().await;
+        assert_eq!(
+            common::metric(
+                &metrics,
+                "aoai_gateway_requests_total{subscription=\"team-a\",code=\"400\"}"
+            ),
+            None,
+            "{metrics}"
         );
     });
 }

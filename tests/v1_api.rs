@@ -342,3 +342,79 @@ fn each_form_part_is_checked_against_its_field() {
         assert_eq!(gw.sims.iter().map(|s| s.recorded().len()).sum::<usize>(), 1);
     });
 }
+
+/// `spec/v1/files-expires-after.overlay.yaml` makes `expires_after` optional, as Azure's REST
+/// reference says: the SDK's documented upload goes through, the document served says what
+/// was changed, and what the spec still requires is refused naming the spec.
+#[test]
+fn the_expires_after_overlay_is_enforced_served_and_named() {
+    run(async {
+        let gw = start(Setup::default()).await;
+        let boundary = "XyZ";
+        let upload = |fields: &[(&str, &str)]| {
+            let mut form = String::new();
+            for (name, value) in fields {
+                form += &format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                );
+            }
+            form + &format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n--{boundary}--\r\n"
+            )
+        };
+        let send = |form: String| {
+            let gw = &gw;
+            async move {
+                let response = gw
+                    .client
+                    .post(gw.url("/openai/v1/files"))
+                    .insert_header(("api-key", CLIENT_KEY))
+                    .insert_header((
+                        "content-type",
+                        format!("multipart/form-data; boundary={boundary}"),
+                    ))
+                    .send_body(form)
+                    .await
+                    .expect("answer");
+                let (status, _, body) = collect(response).await;
+                (status, String::from_utf8_lossy(&body).into_owned())
+            }
+        };
+        let (status, body) = send(upload(&[("purpose", "assistants")])).await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = send(upload(&[])).await;
+        assert_eq!(status, 400, "{body}");
+        let error: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(
+            error["error"]["message"],
+            "Invalid parameter 'purpose': this form field is required by the v1 spec"
+        );
+        let (status, body) = send(upload(&[
+            ("purpose", "assistants"),
+            ("expires_after[anchor]", "created_at"),
+        ]))
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.contains(
+                "Invalid parameter 'expires_after[seconds]': this member is required by the v1 spec"
+            ),
+            "{body}"
+        );
+        assert_eq!(gw.all_recorded().len(), 1);
+
+        let (status, _, served) = gw.get("/openapi/v1.json").await;
+        assert_eq!(status, 200);
+        let served: serde_json::Value = serde_json::from_slice(&served).expect("json");
+        assert_eq!(
+            served["components"]["schemas"]["AzureCreateFileRequestMultiPart"]["required"],
+            serde_json::json!(["file", "purpose"])
+        );
+        let overlay = &served["x-aoai-gateway-overlays"][0];
+        assert_eq!(overlay["file"], "spec/v1/files-expires-after.overlay.yaml");
+        assert_eq!(
+            overlay["actions"][0]["changed"],
+            serde_json::json!(["#/components/schemas/AzureCreateFileRequestMultiPart/required/1"])
+        );
+    });
+}

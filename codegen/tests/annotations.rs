@@ -373,6 +373,14 @@ fn strict_mode_refuses_an_undefined_required_name() {
     let (api, warnings) = convert::convert(&doc, Options::default()).expect("converts");
     assert_eq!(warnings.len(), 1);
     assert_eq!(api.operations[0].unchecked.len(), 0, "marked by generate()");
+    // The document served says what is enforced, and what was left out.
+    let schema = &api.document["paths"]["/runs"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"];
+    assert_eq!(schema["required"], json!([]));
+    assert_eq!(
+        api.document["x-aoai-gateway-unenforced"],
+        json!([{ "pointer": "#/paths/~1runs/post/requestBody/content/application~1json/schema/required", "name": "thread_id" }])
+    );
     let err = convert::convert(&doc, Options { strict: true }).expect_err("strict");
     assert_eq!(
         err.to_string(),

@@ -96,6 +96,32 @@ fn new_object(
     value
 }
 
+/// `POST /threads/runs`: a thread made of the request's `thread`, and a run of it.
+fn thread_and_run(sim: &Simulator, reply: HttpResponseBuilder, body: &Bytes) -> HttpResponse {
+    let request: Value = serde_json::from_slice(body).unwrap_or(Value::Object(Default::default()));
+    let given = request.get("thread").cloned().unwrap_or(json!({}));
+    let mut thread = new_object(sim, "threads", &[], &json!({}));
+    if let Some(metadata) = given.get("metadata") {
+        thread["metadata"] = metadata.clone();
+    }
+    let thread_id = thread["id"].as_str().unwrap_or_default().to_string();
+    let mut run_request = request.clone();
+    if let Some(fields) = run_request.as_object_mut() {
+        fields.remove("thread");
+    }
+    let run = new_object(sim, "runs", &[("threads", &thread_id)], &run_request);
+    let run_id = run["id"].as_str().unwrap_or_default().to_string();
+    let Ok(mut objects) = sim.objects.lock() else {
+        return json_reply(
+            reply,
+            azure_error(StatusCode::INTERNAL_SERVER_ERROR, "500", "Internal error"),
+        );
+    };
+    objects.insert(thread_id.clone(), ("/threads".into(), thread));
+    objects.insert(run_id, (format!("/threads/{thread_id}/runs"), run.clone()));
+    json_reply(reply, (StatusCode::OK, run))
+}
+
 pub(super) fn resource_call(
     sim: &Simulator,
     reply: HttpResponseBuilder,
@@ -103,6 +129,9 @@ pub(super) fn resource_call(
     segments: &[&str],
     body: &Bytes,
 ) -> HttpResponse {
+    if req.method() == actix_web::http::Method::POST && segments == ["threads", "runs"] {
+        return thread_and_run(sim, reply, body);
+    }
     // Split `threads/t1/runs/r1/cancel` into a collection path, an id and an action.
     let mut parents: Vec<(&str, &str)> = Vec::new();
     let mut i = 0;

@@ -6,8 +6,16 @@
 //! thinking (`completion_tokens_details.reasoning_tokens`); a prompt of 1,024 tokens or more
 //! sent a second time is served from the cache in steps of 128
 //! (`prompt_tokens_details.cached_tokens`). Tokens are counted as words, plus 8 for a prompt.
+//!
+//! A chat whose `tool_choice` requires a function (`"required"`, or one named) is answered with
+//! a call of it (`tool_calls`, no content, `finish_reason: tool_calls`); one that asks for
+//! structured output (`response_format` of type `json_schema` or `json_object`) gets JSON text
+//! shaped by the schema. Embeddings come as float lists, or as base64 of little-endian `f32`s
+//! when `encoding_format` is `base64`, as Azure sends them.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+
+use base64::Engine;
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self};
@@ -28,7 +36,7 @@ pub(super) struct Generation<'a> {
 }
 
 /// Whether a deployment is a reasoning model's.
-fn reasoning(deployment: &str) -> bool {
+pub(super) fn reasoning(deployment: &str) -> bool {
     let name = deployment.to_ascii_lowercase();
     name.contains("reasoning")
         || ["o1", "o3", "o4"]
@@ -121,6 +129,90 @@ pub(super) fn prompt_text(request: &Value) -> String {
     text.unwrap_or_default().chars().take(60).collect()
 }
 
+/// The function a chat's `tool_choice` (or a response's) makes the model call: the one named,
+/// or with `"required"` the first function tool.
+pub(super) fn forced_tool(request: &Value) -> Option<String> {
+    let choice = request.get("tool_choice")?;
+    let named = choice
+        .pointer("/function/name")
+        .or_else(|| choice.get("name"))
+        .and_then(Value::as_str);
+    if let Some(name) = named {
+        return Some(name.to_string());
+    }
+    if choice.as_str() != Some("required") {
+        return None;
+    }
+    request
+        .get("tools")?
+        .as_array()?
+        .iter()
+        .find_map(|t| {
+            t.pointer("/function/name")
+                .or_else(|| t.get("name"))
+                .and_then(Value::as_str)
+        })
+        .map(str::to_string)
+}
+
+/// JSON text a structured-output request asks for: shaped by its schema, or an object.
+pub(super) fn structured_text(format: &Value) -> Option<String> {
+    match format.get("type").and_then(Value::as_str)? {
+        "json_schema" => {
+            let schema = format
+                .pointer("/json_schema/schema")
+                .or_else(|| format.get("schema"))?;
+            Some(sample(schema, 0).to_string())
+        }
+        "json_object" => Some(json!({ "answer": "simulated" }).to_string()),
+        _ => None,
+    }
+}
+
+/// A value a JSON schema accepts: its first enum value, its minimum, a word, one item.
+fn sample(schema: &Value, depth: usize) -> Value {
+    if depth > 8 {
+        return Value::Null;
+    }
+    if let Some(first) = schema.get("enum").and_then(|e| e.get(0)) {
+        return first.clone();
+    }
+    if let Some(constant) = schema.get("const") {
+        return constant.clone();
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(first) = schema.get(key).and_then(|v| v.get(0)) {
+            return sample(first, depth + 1);
+        }
+    }
+    let kind = match schema.get("type") {
+        Some(Value::Array(types)) => types.iter().find_map(Value::as_str).unwrap_or("null"),
+        Some(Value::String(t)) => t.as_str(),
+        _ if schema.get("properties").is_some() => "object",
+        _ => "string",
+    };
+    match kind {
+        "object" => {
+            let mut object = serde_json::Map::new();
+            if let Some(Value::Object(properties)) = schema.get("properties") {
+                for (name, property) in properties {
+                    object.insert(name.clone(), sample(property, depth + 1));
+                }
+            }
+            Value::Object(object)
+        }
+        "array" => json!([sample(
+            schema.get("items").unwrap_or(&Value::Null),
+            depth + 1
+        )]),
+        "integer" => json!(schema.get("minimum").and_then(Value::as_i64).unwrap_or(1)),
+        "number" => json!(schema.get("minimum").and_then(Value::as_f64).unwrap_or(1.5)),
+        "boolean" => json!(true),
+        "null" => Value::Null,
+        _ => json!("simulated"),
+    }
+}
+
 pub(super) fn words(text: &str) -> u64 {
     text.split_whitespace().count().max(1) as u64
 }
@@ -173,7 +265,10 @@ pub(super) fn text_completion(
         Err(refused) => return *refused,
     };
     let asked = prompt_text(request);
-    let answer = format!("Hello from {}! You asked: {asked}", sim.config.region);
+    let structured = request.get("response_format").and_then(structured_text);
+    let answer = structured
+        .unwrap_or_else(|| format!("Hello from {}! You asked: {asked}", sim.config.region));
+    let tool = if chat { forced_tool(request) } else { None };
     let visible = words(&answer);
     let reasoning_tokens = if thinks { visible * 8 } else { 0 };
     let completion_tokens = visible + reasoning_tokens;
@@ -198,12 +293,24 @@ pub(super) fn text_completion(
         .unwrap_or(false);
     if !streaming {
         let body = if chat {
+            let (message, finish) = match &tool {
+                Some(name) => (
+                    json!({ "role": "assistant", "content": null, "refusal": null,
+                            "tool_calls": [{ "id": format!("call_{:x}", sim.next_id()), "type": "function",
+                                             "function": { "name": name, "arguments": "{}" } }] }),
+                    "tool_calls",
+                ),
+                None => (
+                    json!({ "role": "assistant", "content": answer, "refusal": null }),
+                    "stop",
+                ),
+            };
             json!({
                 "id": id, "object": "chat.completion", "created": created, "model": MODEL,
                 "system_fingerprint": "fp_sim",
                 "prompt_filter_results": prompt_filter,
-                "choices": [{ "index": 0, "finish_reason": "stop", "logprobs": null,
-                              "message": { "role": "assistant", "content": answer, "refusal": null },
+                "choices": [{ "index": 0, "finish_reason": finish, "logprobs": null,
+                              "message": message,
                               "content_filter_results": content_filter() }],
                 "usage": usage,
             })
@@ -249,7 +356,18 @@ pub(super) fn text_completion(
     if chat {
         events.push(chunk(json!([{ "index": 0, "delta": { "role": "assistant", "content": "" }, "finish_reason": null, "logprobs": null }])));
     }
-    for word in answer.split_inclusive(' ') {
+    let words_streamed: Vec<&str> = match &tool {
+        Some(_) => Vec::new(),
+        None => answer.split_inclusive(' ').collect(),
+    };
+    if let Some(name) = &tool {
+        let call = json!({ "index": 0, "id": format!("call_{:x}", sim.next_id()), "type": "function",
+                           "function": { "name": name, "arguments": "" } });
+        events.push(chunk(json!([{ "index": 0, "delta": { "tool_calls": [call] }, "finish_reason": null, "logprobs": null }])));
+        let arguments = json!({ "index": 0, "function": { "arguments": "{}" } });
+        events.push(chunk(json!([{ "index": 0, "delta": { "tool_calls": [arguments] }, "finish_reason": null, "logprobs": null }])));
+    }
+    for word in words_streamed {
         let mut choice = json!({ "index": 0, "finish_reason": null, "logprobs": null, "content_filter_results": content_filter() });
         if chat {
             choice["delta"] = json!({ "content": word });
@@ -258,7 +376,8 @@ pub(super) fn text_completion(
         }
         events.push(chunk(json!([choice])));
     }
-    let mut last = json!({ "index": 0, "finish_reason": "stop", "logprobs": null });
+    let finish = if tool.is_some() { "tool_calls" } else { "stop" };
+    let mut last = json!({ "index": 0, "finish_reason": finish, "logprobs": null });
     if chat {
         last["delta"] = json!({});
     } else {
@@ -313,6 +432,7 @@ pub(super) fn embeddings(
         .and_then(Value::as_u64)
         .unwrap_or(1536)
         .clamp(1, 3072) as usize;
+    let base64 = request.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
@@ -329,7 +449,16 @@ pub(super) fn embeddings(
                     ((seed % 2000) as f64 / 1000.0 - 1.0) / (dimensions as f64).sqrt()
                 })
                 .collect();
-            json!({ "object": "embedding", "index": index, "embedding": vector })
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector
+                    .iter()
+                    .flat_map(|x| (*x as f32).to_le_bytes())
+                    .collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({ "object": "embedding", "index": index, "embedding": embedding })
         })
         .collect();
     let tokens: u64 = inputs.iter().map(|i| words(i)).sum();

@@ -1,6 +1,7 @@
 //! The v1 API (`/openai/v1/…`): no deployment in the path (chat completions, embeddings and
 //! responses name theirs in the body's `model`), `api-version` optional, and files kept in
-//! memory (uploaded, listed, read back, deleted).
+//! memory (uploaded, listed, read back, deleted). Responses answer as JSON or as the Responses
+//! API's event stream.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -9,7 +10,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::deployments::{act_out, not_json};
-use super::text::{Generation, embeddings, text_completion, words};
+use super::text::{
+    Generation, embeddings, forced_tool, reasoning, structured_text, text_completion, words,
+};
 use super::{Simulator, json_reply, now, openai_error};
 use crate::proxy::multipart;
 
@@ -79,7 +82,11 @@ async fn inference(
     }
 }
 
-/// A Responses API answer: one assistant message with its text, and the usage.
+/// A Responses API answer: one assistant message with its text (JSON shaped by the schema of a
+/// `text.format` of type `json_schema`), or a call of the function a `tool_choice` requires; a
+/// reasoning item first for a reasoning deployment or a request with `reasoning`; the usage.
+/// With `stream: true`, the same as the Responses API's events, from `response.created` to
+/// `response.completed`.
 fn response(
     sim: &Simulator,
     reply: HttpResponseBuilder,
@@ -91,8 +98,14 @@ fn response(
         Some(other) => other.to_string(),
         None => String::new(),
     };
-    let text = format!("Hello from {}! You asked: {asked}", sim.config.region);
-    let (input_tokens, output_tokens) = (words(&asked) + 4, words(&text));
+    let text = request
+        .pointer("/text/format")
+        .and_then(structured_text)
+        .unwrap_or_else(|| format!("Hello from {}! You asked: {asked}", sim.config.region));
+    let thinks = request.get("reasoning").is_some_and(|r| !r.is_null()) || reasoning(model);
+    let (input_tokens, visible) = (words(&asked) + 4, words(&text));
+    let reasoning_tokens = if thinks { visible * 4 } else { 0 };
+    let output_tokens = visible + reasoning_tokens;
     let cap = request
         .get("max_output_tokens")
         .and_then(Value::as_u64)
@@ -103,26 +116,123 @@ fn response(
     };
     sim.spend(&mut reply, model, input_tokens + output_tokens);
     let id = format!("resp_{:032x}", sim.next_id());
+    let mut output = Vec::new();
+    if thinks {
+        output.push(json!({ "type": "reasoning", "id": format!("rs_{:032x}", sim.next_id()), "summary": [] }));
+    }
+    let message_id = format!("msg_{:032x}", sim.next_id());
+    let answer = match forced_tool(request) {
+        Some(name) => json!({
+            "type": "function_call", "id": format!("fc_{:032x}", sim.next_id()),
+            "call_id": format!("call_{:x}", sim.next_id()), "name": name, "arguments": "{}",
+            "status": "completed",
+        }),
+        None => json!({
+            "type": "message", "id": message_id, "status": "completed", "role": "assistant",
+            "content": [{ "type": "output_text", "text": text, "annotations": [] }],
+        }),
+    };
+    output.push(answer);
     let value = json!({
         "id": id, "object": "response", "created_at": now(), "status": "completed",
-        "model": model, "error": null, "incomplete_details": null, "instructions": null,
-        "metadata": {}, "temperature": 1.0, "top_p": 1.0, "user": null, "parallel_tool_calls": true,
-        "tool_choice": "auto", "tools": [],
-        "output": [{
-            "type": "message", "id": format!("msg_{:032x}", sim.next_id()), "status": "completed",
-            "role": "assistant",
-            "content": [{ "type": "output_text", "text": text, "annotations": [] }],
-        }],
+        "model": model, "error": null, "incomplete_details": null,
+        "instructions": request.get("instructions").cloned().unwrap_or(Value::Null),
+        "metadata": request.get("metadata").cloned().unwrap_or(json!({})),
+        "temperature": 1.0, "top_p": 1.0, "user": null, "parallel_tool_calls": true,
+        "tool_choice": request.get("tool_choice").cloned().unwrap_or(json!("auto")),
+        "tools": request.get("tools").cloned().unwrap_or(json!([])),
+        "reasoning": request.get("reasoning").cloned().unwrap_or(Value::Null),
+        "text": request.get("text").cloned().unwrap_or(json!({ "format": { "type": "text" } })),
+        "output": output,
         "usage": {
             "input_tokens": input_tokens, "input_tokens_details": { "cached_tokens": 0 },
-            "output_tokens": output_tokens, "output_tokens_details": { "reasoning_tokens": 0 },
+            "output_tokens": output_tokens,
+            "output_tokens_details": { "reasoning_tokens": reasoning_tokens },
             "total_tokens": input_tokens + output_tokens,
         },
     });
     if request.get("store").and_then(Value::as_bool) != Some(false) {
         sim.keep(&id, "response", value.clone());
     }
+    if request.get("stream").and_then(Value::as_bool) == Some(true) {
+        return stream_response(sim, reply, value);
+    }
     json_reply(reply, (StatusCode::OK, value))
+}
+
+/// A finished response told as the Responses API's server-sent events: created, in progress,
+/// each output item added and done (a message's text as deltas, word by word), completed.
+fn stream_response(sim: &Simulator, mut reply: HttpResponseBuilder, done: Value) -> HttpResponse {
+    let mut events: Vec<Value> = Vec::new();
+    let mut started = done.clone();
+    started["status"] = json!("in_progress");
+    started["output"] = json!([]);
+    started["usage"] = Value::Null;
+    events.push(json!({ "type": "response.created", "response": started }));
+    events.push(json!({ "type": "response.in_progress", "response": started }));
+    let items = done["output"].as_array().cloned().unwrap_or_default();
+    for (index, item) in items.iter().enumerate() {
+        let item_id = item["id"].clone();
+        let mut opened = item.clone();
+        opened["status"] = json!("in_progress");
+        if item["type"] == "message" {
+            opened["content"] = json!([]);
+        }
+        events.push(
+            json!({ "type": "response.output_item.added", "output_index": index, "item": opened }),
+        );
+        if let Some(text) = item.pointer("/content/0/text").and_then(Value::as_str) {
+            let part =
+                |text: &str| json!({ "type": "output_text", "text": text, "annotations": [] });
+            events.push(
+                json!({ "type": "response.content_part.added", "item_id": item_id,
+                                "output_index": index, "content_index": 0, "part": part("") }),
+            );
+            for word in text.split_inclusive(' ') {
+                events.push(json!({ "type": "response.output_text.delta", "item_id": item_id,
+                                    "output_index": index, "content_index": 0, "delta": word, "logprobs": [] }));
+            }
+            events.push(json!({ "type": "response.output_text.done", "item_id": item_id,
+                                "output_index": index, "content_index": 0, "text": text, "logprobs": [] }));
+            events.push(
+                json!({ "type": "response.content_part.done", "item_id": item_id,
+                                "output_index": index, "content_index": 0, "part": part(text) }),
+            );
+        }
+        if item["type"] == "function_call" {
+            events.push(
+                json!({ "type": "response.function_call_arguments.done", "item_id": item_id,
+                                "output_index": index, "arguments": item["arguments"] }),
+            );
+        }
+        events.push(
+            json!({ "type": "response.output_item.done", "output_index": index, "item": item }),
+        );
+    }
+    events.push(json!({ "type": "response.completed", "response": done }));
+    let frames: Vec<Bytes> = events
+        .into_iter()
+        .enumerate()
+        .map(|(n, mut event)| {
+            event["sequence_number"] = json!(n);
+            let kind = event["type"].as_str().unwrap_or_default().to_string();
+            Bytes::from(format!("event: {kind}\ndata: {event}\n\n"))
+        })
+        .collect();
+    reply.insert_header((header::CONTENT_TYPE, "text/event-stream; charset=utf-8"));
+    reply.insert_header((header::CACHE_CONTROL, "no-cache"));
+    let delay = sim.config.chunk_delay;
+    let stream = futures_util::stream::unfold(
+        (frames.into_iter(), true),
+        move |(mut frames, first)| async move {
+            let frame = frames.next()?;
+            if !first && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Some((Ok::<Bytes, std::io::Error>(frame), (frames, false)))
+        },
+    );
+    reply.streaming(stream)
 }
 
 fn create_file(

@@ -65,6 +65,8 @@ pub fn convert(doc: &Document, options: Options) -> Result<(ir::Api, Vec<Warning
     }
     let operations = c.operations()?;
     c.box_cycles();
+    let mut document = served(doc);
+    unenforce(&mut document, &c.unenforced);
     let api = ir::Api {
         version: doc.version.clone(),
         module: names::version_module(&doc.version),
@@ -75,7 +77,7 @@ pub fn convert(doc: &Document, options: Options) -> Result<(ir::Api, Vec<Warning
         operations,
         types: c.types.into_values().collect(),
         overlays: doc.overlays.clone(),
-        document: served(doc),
+        document,
     };
     if options.strict
         && let Some(unenforced) = c
@@ -92,7 +94,8 @@ pub fn convert(doc: &Document, options: Options) -> Result<(ir::Api, Vec<Warning
 /// published file with its overlays applied, and annotations of the wrong type repaired),
 /// `servers` removed (the gateway adds its own), the `api-version` query parameter narrowed to
 /// the one version the document answers to (the only value the gateway accepts with it), and
-/// the overlays applied listed under [`OVERLAYS_EXTENSION`]. Nothing else changes.
+/// the overlays applied listed under [`OVERLAYS_EXTENSION`]; [`convert`] then takes out the
+/// `required` names it does not enforce ([`UNENFORCED_EXTENSION`]). Nothing else changes.
 fn served(doc: &Document) -> Value {
     let mut served = doc.published.clone();
     let pin = |parameters: Option<&mut Value>| {
@@ -142,6 +145,34 @@ fn served(doc: &Document) -> Value {
 /// The extension of the served document that lists the overlays applied to it.
 pub const OVERLAYS_EXTENSION: &str = "x-aoai-gateway-overlays";
 
+/// The extension of the served document that lists the `required` names it does not enforce.
+pub const UNENFORCED_EXTENSION: &str = "x-aoai-gateway-unenforced";
+
+/// Takes the `required` names the gateway does not enforce (see `shapes`) out of the served
+/// document, which says what the gateway enforces, and lists them under
+/// [`UNENFORCED_EXTENSION`].
+fn unenforce(served: &mut Value, unenforced: &[(String, String)]) {
+    if unenforced.is_empty() {
+        return;
+    }
+    for (pointer, name) in unenforced {
+        let list = pointer
+            .strip_prefix('#')
+            .and_then(|p| served.pointer_mut(p))
+            .and_then(Value::as_array_mut);
+        if let Some(list) = list {
+            list.retain(|n| n.as_str() != Some(name));
+        }
+    }
+    let listed: Vec<Value> = unenforced
+        .iter()
+        .map(|(pointer, name)| serde_json::json!({ "pointer": pointer, "name": name }))
+        .collect();
+    if let Some(root) = served.as_object_mut() {
+        root.insert(UNENFORCED_EXTENSION.into(), Value::Array(listed));
+    }
+}
+
 struct Converter<'d> {
     doc: &'d Document,
     types: BTreeMap<String, ir::TypeDef>,
@@ -153,6 +184,8 @@ struct Converter<'d> {
     /// Types made for references that do not name a component schema.
     by_pointer: HashMap<String, TypeRef>,
     warnings: Vec<Warning>,
+    /// `required` names not enforced: (pointer of the `required` list, name).
+    unenforced: Vec<(String, String)>,
 }
 
 impl<'d> Converter<'d> {
@@ -173,6 +206,7 @@ impl<'d> Converter<'d> {
             started: HashSet::new(),
             by_pointer: HashMap::new(),
             warnings: Vec::new(),
+            unenforced: Vec::new(),
         }
     }
 

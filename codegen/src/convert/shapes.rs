@@ -504,6 +504,10 @@ impl Converter<'_> {
                     ),
                     WarningKind::NotEnforced,
                 );
+                let entry = (site, prop.clone());
+                if !self.unenforced.contains(&entry) {
+                    self.unenforced.push(entry);
+                }
                 continue;
             }
             fields.push(ir::Field {
