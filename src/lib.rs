@@ -3,13 +3,15 @@
 //! `build.rs` turns every spec in `spec/` into [`generated`] code: per api-version, typed
 //! models, schema tables and a route table, built on the `aoai_runtime` crate. The [`proxy`]
 //! serves exactly those routes: it authenticates the caller, checks each request against its
-//! api-version's schemas, picks a regional backend and streams the call through, failing over
-//! when a backend refuses. [`config`] reads and checks its configuration, [`metrics`] counts
-//! what it does. [`sim`] is a simulated Azure OpenAI resource for the demo, the tests and the
+//! api-version's schemas, picks a regional backend ([`balance`]) and streams the call
+//! through, failing over when a backend refuses. [`limits`] keeps each subscription within its
+//! limits and [`state`] shares rotations, rests and limits with other replicas. [`config`]
+//! reads and checks its configuration, [`metrics`] counts what it does. [`sim`] is a simulated Azure OpenAI resource for the demo, the tests and the
 //! benchmarks; it is not on the request path.
 //!
 //! `ARCHITECTURE.md` at the repository's root walks through the pipeline and a request's path.
 
+pub mod balance;
 pub mod config;
 pub mod identity;
 pub mod limits;

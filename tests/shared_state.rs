@@ -307,6 +307,60 @@ fn settlements_give_back_what_calls_did_not_spend() {
     clean(&url, &prefix);
 }
 
+/// A call the gateway refuses after it knows the subscription (here an invalid body) still says
+/// what is left of its windows: the shared ones, whichever replica answers.
+#[test]
+#[ignore = "needs Redis at REDIS_URL (default 127.0.0.1:6379): scripts/test.sh runs it"]
+fn a_refusal_reports_the_shared_windows_on_every_replica() {
+    let (url, prefix) = (redis_url(), prefix("refusal"));
+    run(async {
+        let gw = start(Setup {
+            replicas: 2,
+            state: shared(&url, &prefix),
+            tweak: |c| {
+                c.subscriptions[0].limits.tokens_per_minute = Some(10_000);
+                c.subscriptions[0].limits.requests_per_minute = Some(100);
+            },
+            ..Setup::default()
+        })
+        .await;
+        until_shared(&gw, true, Duration::from_secs(5)).await;
+        // Spent through the first replica only.
+        for _ in 0..3 {
+            assert_eq!(call(&gw, 0, HELLO).await.0, 200);
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        let mut seen = Vec::new();
+        for replica in [1, 0] {
+            let response = gw
+                .client
+                .post(format!("{}{CHAT}", gw.bases[replica]))
+                .insert_header(("api-key", CLIENT_KEY))
+                .insert_header(("content-type", "application/json"))
+                .send_body(r#"{"messages":[{"role":"robot","content":"x"}]}"#)
+                .await
+                .expect("answers");
+            let (status, headers, _) = common::collect(response).await;
+            assert_eq!(status, 400);
+            let figure = |name: &str| -> u64 {
+                headers
+                    .get(name)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("{name} on replica {replica}: {headers:?}"))
+            };
+            seen.push((
+                figure("x-ratelimit-remaining-tokens"),
+                figure("x-ratelimit-remaining-requests"),
+            ));
+        }
+        assert_eq!(seen[0], seen[1], "both replicas report the shared windows");
+        let (tokens, requests) = seen[0];
+        assert_eq!(requests, 97, "three calls were counted");
+        assert!(tokens < 10_000 - 3 * 8, "{tokens}");
+    });
+    clean(&url, &prefix);
+}
+
 /// A `redis-server` of the test's own, on `port`.
 fn own_redis(port: u16) -> Child {
     let child = Command::new("redis-server")

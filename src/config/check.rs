@@ -13,8 +13,8 @@ use super::{
     LimitsConfig, MetricsConfig, OnStateError, Settings, StateSettings, Subscription,
     UnknownFields, UsageSettings, compat, sha256,
 };
+use crate::balance::MAX_BACKENDS;
 use crate::limits::{Limits, SubscriptionLimits};
-use crate::proxy::balancer::MAX_BACKENDS;
 use crate::tokens::tokenizer::Encoding;
 
 /// Everything wrong with a config, found in one pass: each mistake on a line of its own, as

@@ -247,10 +247,16 @@ pub struct Limiter {
     subscriptions: Vec<Option<(SubscriptionLimits, Mutex<State>)>>,
 }
 
+/// Milliseconds since the Unix epoch: the clock of every window, and of shared state.
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, millis)
+}
+
+/// A duration in whole milliseconds, as the gateway's clocks count.
+pub fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl Limiter {

@@ -17,8 +17,8 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use crate::config::DocsConfig;
 use crate::generated::{API_VERSIONS, DOCS, DOCS_BASE_PATH, DOCUMENTS};
-use crate::proxy::auth::Auth;
 use crate::proxy::error::GatewayError;
+use crate::proxy::inbound::auth::Auth;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 

@@ -13,6 +13,7 @@ use serde_json::json;
 use aoai_runtime::catalog::Method;
 use aoai_runtime::schema::ValidationError;
 
+use super::upstream::{Failure, UpstreamError};
 use crate::limits::{Refusal, Remaining, Which};
 
 pub const REMAINING_TOKENS: header::HeaderName =
@@ -68,12 +69,9 @@ pub enum GatewayError {
         deployment: Option<String>,
         version: String,
     },
-    #[error("cannot connect to backend {backend}: {detail}")]
-    UpstreamConnect { backend: String, detail: String },
-    #[error("backend {backend} did not answer in time")]
-    UpstreamTimeout { backend: String },
-    #[error("backend {backend} failed: {detail}")]
-    UpstreamFailed { backend: String, detail: String },
+    /// The last backend tried gave no answer (see [`UpstreamError`]).
+    #[error("{0}")]
+    Upstream(UpstreamError),
     #[error("reading the request failed: {0}")]
     ClientRead(String),
     #[error("the client did not send its body within {limit_ms} ms")]
@@ -112,10 +110,8 @@ impl GatewayError {
             GatewayError::InvalidPath | GatewayError::RepeatedParameter { .. } => "InvalidRequest",
             GatewayError::PayloadTooLarge { .. } => "PayloadTooLarge",
             GatewayError::NoBackend { .. } => "DeploymentNotFound",
-            GatewayError::UpstreamConnect { .. } | GatewayError::UpstreamFailed { .. } => {
-                "BadGateway"
-            }
-            GatewayError::UpstreamTimeout { .. } => "GatewayTimeout",
+            GatewayError::Upstream(e) if e.kind == Failure::Timeout => "GatewayTimeout",
+            GatewayError::Upstream(_) => "BadGateway",
             // Azure's own code for a rate limit, which clients match on.
             GatewayError::LimitExceeded(_) => "429",
             GatewayError::StateUnavailable => "ServiceUnavailable",
@@ -153,8 +149,8 @@ impl GatewayError {
                 format!("No backend serves deployment '{}' with api-version {version}.", printable(d))
             }
             GatewayError::NoBackend { deployment: None, version } => format!("No backend serves this operation with api-version {version}."),
-            GatewayError::UpstreamConnect { .. } | GatewayError::UpstreamFailed { .. } => "The backend could not be reached. Try again later.".into(),
-            GatewayError::UpstreamTimeout { .. } => "The backend did not answer in time. Try again later.".into(),
+            GatewayError::Upstream(e) if e.kind == Failure::Timeout => "The backend did not answer in time. Try again later.".into(),
+            GatewayError::Upstream(_) => "The backend could not be reached. Try again later.".into(),
             GatewayError::ClientRead(_) => "The request body could not be read.".into(),
             GatewayError::ClientTimeout { limit_ms } => format!("The request body did not arrive within {limit_ms} ms."),
             GatewayError::Internal(_) => "The gateway failed to handle the request. Try again.".into(),
@@ -227,10 +223,8 @@ impl ResponseError for GatewayError {
                 StatusCode::BAD_REQUEST
             }
             GatewayError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            GatewayError::UpstreamConnect { .. } | GatewayError::UpstreamFailed { .. } => {
-                StatusCode::BAD_GATEWAY
-            }
-            GatewayError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Upstream(e) if e.kind == Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::Upstream(_) => StatusCode::BAD_GATEWAY,
             GatewayError::LimitExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::StateUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -1,43 +1,27 @@
-//! The proxy: the HTTP service that serves every generated route, and what it needs on the way.
+//! The proxy: the HTTP service that serves every generated route, a call's path through it, and
+//! what every call shares ([`Gateway`]). This module starts and stops the server.
 //!
-//! A request takes one path through these modules ([`handler`] drives it):
-//! 1. the path must be under the base path and plain: no dot segments (404, 400);
-//! 2. `api-version` picks the version's route table ([`router`]; 400 listing the supported
-//!    versions);
-//! 3. the route table matches path and method (404, 405);
-//! 4. the subscription key is checked ([`auth`]; 401);
-//! 5. parameters and the body (read up to the size and time limits, 413, 408; decoded when
-//!    compressed, [`encoding`]) are checked against the version's schemas ([`validate`]; 400,
-//!    415), before any backend quota is spent;
-//! 6. the balancer picks a backend for the deployment ([`balancer`]; 404 when none serves it);
-//! 7. the request goes to that backend ([`upstream`]) and its answer streams back through a
-//!    [`relay`] that fails the client's response if the backend cuts it; a backend over its
-//!    quota, failing or unreachable hands the call to the next one ([`failover`]).
+//! The folders follow a call's phases ([`handler`] runs them in order):
+//! - [`pages`] (and [`docs`]): the gateway's own pages, answered first;
+//! - [`inbound`]: what the request calls, who calls, and whether it is what the spec says;
+//! - [`body`]: what a checked body says that the gateway acts on, and the edits a backend needs;
+//! - [`budget`]: the call's limits, reserved with its first backend's turn;
+//! - [`upstream`]: the failover loop and one attempt with awc;
+//! - [`answer`]: the answer streamed back, then accounted for and recorded.
 //!
-//! Every refusal is a [`GatewayError`](error::GatewayError) in Azure's error shape.
-//! `/healthz`, `/readyz`, `/metrics`, the route [`docs`] and the served specs are answered
-//! before all this. This module holds what all requests share ([`Gateway`]) and starts and
-//! stops the server.
+//! [`call`] is the call's context (its id and [`Trace`](call::Trace)), [`error`] every way a
+//! request can fail, in Azure's error shape.
 
-pub mod access;
-pub mod auth;
-pub mod balancer;
-pub mod compat;
-pub mod deployment;
-mod dispatch;
+pub mod answer;
+pub mod body;
+mod budget;
+pub mod call;
 pub mod docs;
-pub mod edit;
-pub mod encoding;
 pub mod error;
-pub mod failover;
 mod handler;
-pub mod multipart;
-pub mod query;
-pub mod relay;
-pub mod request;
-pub mod router;
+pub mod inbound;
+mod pages;
 pub mod upstream;
-pub mod validate;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -47,15 +31,15 @@ use std::time::Duration;
 use actix_web::{App, HttpServer, web};
 use aoai_runtime::schema::Policy;
 
+use crate::balance::Balancer;
 use crate::config::{Failover, MetricsConfig, Settings, UsageSettings};
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
 use crate::state::shared::Shared;
-use access::CountedRuns;
-use auth::Auth;
-use balancer::Balancer;
+use answer::access::CountedRuns;
 use docs::Docs;
-use router::Router;
+use inbound::auth::Auth;
+use inbound::router::Router;
 
 /// Everything the handler needs, shared by all workers.
 pub struct Gateway {
@@ -180,7 +164,7 @@ pub fn start(
     let shared = web::Data::from(gateway);
     let draining = shared.clone();
     let mut server = HttpServer::new(move || {
-        let client = upstream::client(shared.connect_timeout, shared.response_timeout);
+        let client = upstream::forward::client(shared.connect_timeout, shared.response_timeout);
         App::new()
             .app_data(shared.clone())
             .app_data(web::Data::new(client))

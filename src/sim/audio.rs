@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, HttpResponseBuilder};
 use serde_json::{Value, json};
 
 use super::{Simulator, azure_error, json_reply};
-use crate::proxy::multipart;
+use crate::proxy::inbound::multipart;
 
 /// The text fields of a form body (file parts left out).
 pub(super) fn form_fields(content_type: &str, body: &[u8]) -> Option<HashMap<String, String>> {

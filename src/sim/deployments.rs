@@ -13,7 +13,7 @@ use super::audio::{audio_text, speech};
 use super::images::images;
 use super::text::{Generation, embeddings, text_completion};
 use super::{Simulator, azure_error, json_reply};
-use crate::proxy::query;
+use crate::proxy::inbound::query;
 
 pub(super) async fn deployment_call(
     sim: &Simulator,

@@ -40,7 +40,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpResponseBuilder, HttpServer,
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::proxy::query;
+use crate::proxy::inbound::query;
 
 pub const MODEL: &str = "gpt-4o-2024-08-06";
 

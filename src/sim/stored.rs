@@ -7,7 +7,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::{MODEL, Simulator, azure_error, json_reply, now, openai_error};
-use crate::proxy::query;
+use crate::proxy::inbound::query;
 
 /// (object type, id prefix) of each collection.
 fn collection_kind(name: &str) -> Option<(&'static str, &'static str)> {

@@ -14,7 +14,7 @@ use super::text::{
     Generation, embeddings, forced_tool, reasoning, structured_text, text_completion, words,
 };
 use super::{Simulator, json_reply, now, openai_error};
-use crate::proxy::multipart;
+use crate::proxy::inbound::multipart;
 
 pub(super) async fn v1_call(
     sim: &Simulator,

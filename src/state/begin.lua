@@ -10,11 +10,12 @@
 -- ARGV[3..8]: the limits of the six windows: the subscription's tokens a minute, requests a
 --          minute and tokens a day, then the deployment's (0: no such window)
 -- ARGV[9]: the deployment whose windows ARGV[6..8] are ("" for none)
--- ARGV[10..]: the rotation's candidates: name, weight, name, weight...
+-- ARGV[10]: "begin", or "peek": only read what is left, count nothing and take no turn
+-- ARGV[11..]: the rotation's candidates: name, weight, name, weight...
 --
 -- Returns {1, tokens left, requests left, chosen}: admitted (-1: that kind has no limit; ""
--- for no turn); or {0, the refusing window (1-6), its limit, wait in ms, tokens left,
--- requests left}.
+-- for no turn; a peek says what is left before any call); or {0, the refusing window (1-6),
+-- its limit, wait in ms, tokens left, requests left}. src/state/begin.rs reads it.
 --
 -- Each key is one MessagePack value, read with one GET and written with one SET: Redis
 -- commands are what a script spends its time on. A subscription's windows are a map from
@@ -126,6 +127,11 @@ local function left(admitted)
   return tokens_left, requests_left
 end
 
+if ARGV[10] == 'peek' then
+  local tokens_left, requests_left = left(false)
+  return { 1, tokens_left, requests_left, '' }
+end
+
 local worst
 for i = 1, 6 do
   local w = windows[i]
@@ -155,11 +161,11 @@ local tokens_left, requests_left = left(true)
 -- chosen and gives back the candidates' total. Backends no longer among the candidates keep
 -- their weight, for when they are again.
 local chosen = ''
-if #ARGV >= 11 then
+if #ARGV >= 12 then
   local raw = redis.call('GET', KEYS[2])
   local current = raw and cmsgpack.unpack(raw) or {}
   local best, total = nil, 0
-  for i = 10, #ARGV, 2 do
+  for i = 11, #ARGV, 2 do
     local name, weight = ARGV[i], tonumber(ARGV[i + 1])
     current[name] = (current[name] or 0) + weight
     total = total + weight

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::proxy::balancer::Outcome;
+use crate::balance::Outcome;
+use crate::limits::millis;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
@@ -31,10 +32,6 @@ pub enum Told {
     Answered,
     Failed { rest_ms: Option<u64> },
     Unreachable { rest_ms: u64 },
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl From<Outcome> for Told {

@@ -1,6 +1,6 @@
 //! The state the gateway keeps between calls: rotations, backends' rests and circuits, and
 //! subscriptions' limit windows. Without `state.redis_url`, each replica keeps its own, in
-//! memory (the [`Balancer`](crate::proxy::balancer::Balancer) and the
+//! memory (the [`Balancer`](crate::balance::Balancer) and the
 //! [`Limiter`](crate::limits::Limiter)); with it, replicas share them through Redis
 //! ([`shared`]), and fall back to their own while Redis does not answer.
 //!
@@ -8,14 +8,16 @@
 //! rotation's turn, at once), [`settle`] (the reservation, once the call's usage is known) and
 //! [`tell`] (what a call taught about its backend).
 
+pub mod begin;
 pub mod events;
 pub mod shared;
 
+use crate::balance::{Outcome, Set};
 use crate::limits::{Refusal, Remaining, Reservation, now_ms};
 use crate::proxy::Gateway;
-use crate::proxy::balancer::{Outcome, Set};
 use crate::proxy::error::GatewayError;
-use shared::{Reply, Settlement, Shared, Windows};
+use begin::{Admission, Rotation, Scope, Windows};
+use shared::{Settlement, Shared};
 
 /// A call's reservation: `tokens` for the subscription's windows, and one request.
 #[derive(Debug, Clone, Copy)]
@@ -37,12 +39,13 @@ pub struct Turn<'a> {
 #[derive(Debug, Default)]
 pub struct Begun {
     pub reservation: Option<Reservation>,
-    /// The backend whose turn it is, by index.
+    /// The backend whose turn it is, by index, when the shared rotation took the turn; `None`
+    /// leaves it to this replica's rotation (see `Balancer::take`).
     pub chosen: Option<usize>,
 }
 
 /// Begins a call: reserves it against its subscription's limits (refused with 429 when over
-/// one) and takes its rotation's turn; one round trip to Redis when state is shared.
+/// one) and, with shared state, takes its rotation's turn; one round trip to Redis.
 pub async fn begin(
     gw: &Gateway,
     reserve: Option<Reserve<'_>>,
@@ -69,10 +72,9 @@ pub async fn begin(
             .map_err(|refused| GatewayError::LimitExceeded(Box::new(refused)))?,
         None => None,
     };
-    let chosen = turn.and_then(|t| gw.balancer.rotate(t.version, t.deployment, t.candidates));
     Ok(Begun {
         reservation,
-        chosen,
+        chosen: None,
     })
 }
 
@@ -93,10 +95,10 @@ async fn begin_shared(
         tokens: r.tokens,
     });
     let backends = gw.balancer.backends();
-    let rotation = turn.map(|t| shared::Turn {
+    let rotation = turn.map(|t| Rotation {
         version: t.version,
         deployment: t.deployment,
-        candidates: t
+        members: t
             .candidates
             .iter()
             .map(|i| (backends[i].name.as_str(), backends[i].weight))
@@ -108,7 +110,7 @@ async fn begin_shared(
         .await
         .ok()?;
     Some(match reply {
-        Reply::Admitted { remaining, chosen } => {
+        Admission::Admitted { remaining, chosen } => {
             let reservation = held.map(|(r, limits)| {
                 // As in the replica's own windows: the deployment, when it has windows of its own.
                 let own_windows = r.deployment.filter(|d| limits.deployments.contains_key(*d));
@@ -122,18 +124,15 @@ async fn begin_shared(
             });
             let chosen = chosen
                 .and_then(|name| gw.balancer.index_of(&name))
-                .filter(|&i| turn.is_some_and(|t| t.candidates.contains(i)))
-                .or_else(|| {
-                    turn.and_then(|t| gw.balancer.rotate(t.version, t.deployment, t.candidates))
-                });
+                .filter(|&i| turn.is_some_and(|t| t.candidates.contains(i)));
             Ok(Begun {
                 reservation,
                 chosen,
             })
         }
-        Reply::Refused {
+        Admission::Refused {
             which,
-            deployment,
+            scope,
             limit,
             wait_ms,
             remaining,
@@ -142,7 +141,7 @@ async fn begin_shared(
             limit,
             deployment: reserve
                 .and_then(|r| r.deployment)
-                .filter(|_| deployment)
+                .filter(|_| scope == Scope::Deployment)
                 .map(str::to_string),
             retry_after_ms: wait_ms,
             tokens: reserve.map_or(0, |r| r.tokens),
@@ -186,11 +185,26 @@ pub fn tell(gw: &Gateway, index: usize, deployment: Option<&str>, outcome: Outco
     }
 }
 
-/// What is left of a subscription's windows, for an answer that reserved nothing: known here
-/// only when the windows are this replica's own.
-pub fn remaining(gw: &Gateway, subscription: usize, deployment: Option<&str>) -> Option<Remaining> {
-    if gw.shared.as_ref().is_some_and(|s| s.is_up()) {
-        return None;
+/// What is left of a subscription's windows (and its deployment's, when that has its own), for
+/// an answer that reserved nothing: read from the windows in use, the shared ones while Redis
+/// answers (one round trip, counting nothing), else this replica's. `None` for a subscription
+/// without limits.
+pub async fn remaining(
+    gw: &Gateway,
+    subscription: usize,
+    deployment: Option<&str>,
+) -> Option<Remaining> {
+    let limits = gw.limiter.limits(subscription)?;
+    if let Some(shared) = gw.shared.as_ref().filter(|s| s.is_up()) {
+        let windows = Windows {
+            subscription: gw.auth.subscription_name(subscription).unwrap_or("-"),
+            own: &limits.own,
+            deployment: deployment.and_then(|d| Some((d, limits.deployments.get(d)?))),
+            tokens: 0,
+        };
+        if let Ok(remaining) = shared.remaining(&windows, now_ms()).await {
+            return Some(remaining);
+        }
     }
     gw.limiter.remaining(subscription, deployment)
 }

@@ -27,9 +27,10 @@ use redis::aio::MultiplexedConnection;
 use redis::{Script, Value};
 use tokio::sync::{Notify, mpsc};
 
+use super::begin::{self, Admission, Mode, Rotation, Windows};
 use super::events::{Event, Told};
 use crate::config::StateSettings;
-use crate::limits::{Limits, Remaining, Which};
+use crate::limits::Remaining;
 use crate::proxy::Gateway;
 
 /// Settlements sent in one script call, at most.
@@ -37,44 +38,45 @@ const BATCH: usize = 64;
 /// How long the first of a batch of settlements waits for others: they then cost Redis one
 /// script call for many, and correct the windows only this much later.
 const LINGER: Duration = Duration::from_millis(5);
+/// The thread's first wait before it reconnects, doubled after each failure up to the most.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// What the thread's own commands (connecting, settling, publishing, reading rests) may take:
+/// they are off every call's path, so this is longer than `state.timeout_ms`.
+const THREAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the thread checks that Redis still answers, and how long the check may take.
+const PING_EVERY: Duration = Duration::from_secs(1);
+/// How long the hash of rests outlives its last write: longer than any rest is wanted
+/// (`failover.max_rest_ms` is at most a minute or two), so replicas starting later see them.
+const RESTS_KEPT_MS: u64 = 120_000;
+
+/// Why Redis did not give a call what it asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("no connection within {0} ms")]
+    NoConnection(u128),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("no answer within {0} ms")]
+    NoAnswer(u128),
+    #[error("{0}")]
+    Command(String),
+    #[error("an answer the gateway does not understand")]
+    Unreadable,
+}
+
+/// The field of the rests hash for a backend's deployment ("" for the backend as a whole).
+fn rest_field(backend: &str, deployment: Option<&str>) -> String {
+    format!("{backend}\u{1f}{}", deployment.unwrap_or(""))
+}
+
+/// A rests hash field read back: the backend, and its deployment if the rest is one's.
+fn read_rest_field(field: &str) -> Option<(&str, Option<&str>)> {
+    let (backend, deployment) = field.split_once('\u{1f}')?;
+    Some((backend, (!deployment.is_empty()).then_some(deployment)))
+}
 
 static STORES: AtomicU64 = AtomicU64::new(0);
-
-/// What `begin.lua` said.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    Admitted {
-        remaining: Remaining,
-        /// The backend the rotation chose, by name.
-        chosen: Option<String>,
-    },
-    Refused {
-        which: Which,
-        /// Whether it was the deployment's own window.
-        deployment: bool,
-        limit: u64,
-        wait_ms: u64,
-        remaining: Remaining,
-    },
-}
-
-/// The windows a call is held to, as `begin.lua` takes them.
-pub struct Windows<'a> {
-    pub subscription: &'a str,
-    pub own: &'a Limits,
-    /// The deployment and its limits, when it has limits of its own.
-    pub deployment: Option<(&'a str, &'a Limits)>,
-    pub tokens: u64,
-}
-
-/// A rotation's turn, as `begin.lua` takes it.
-pub struct Turn<'a> {
-    pub version: &'a str,
-    pub deployment: &'a str,
-    /// (name, weight) of each candidate.
-    pub candidates: Vec<(&'a str, u32)>,
-}
 
 /// A reservation to settle.
 pub struct Settlement {
@@ -222,7 +224,7 @@ impl Shared {
 
     /// This worker's connection, opened (within the timeout) if it has none since Redis last
     /// came back.
-    async fn worker_connection(&self) -> Result<MultiplexedConnection, String> {
+    async fn worker_connection(&self) -> Result<MultiplexedConnection, StateError> {
         thread_local! {
             /// Per store and generation.
             static OWN: RefCell<Vec<(u64, u64, MultiplexedConnection)>> =
@@ -243,8 +245,8 @@ impl Shared {
             self.client.get_multiplexed_async_connection(),
         )
         .await
-        .map_err(|_| format!("no connection within {} ms", self.timeout.as_millis()))?
-        .map_err(|e| format!("{:?}", e.kind()))?;
+        .map_err(|_| StateError::NoConnection(self.timeout.as_millis()))?
+        .map_err(|e| StateError::Connect(format!("{:?}", e.kind())))?;
         OWN.with_borrow_mut(|own| {
             own.retain(|(at, _, _)| *at != me);
             own.push((me, generation, opened.clone()));
@@ -252,69 +254,67 @@ impl Shared {
         Ok(opened)
     }
 
-    /// Runs `begin.lua` for a call (see the module note); `Err` when Redis did not answer in
-    /// time, which marks the store down.
+    /// Runs `begin.lua` for a call: its reservation and its rotation's turn (see the module
+    /// note). An error (no answer in time, or none it understands) marks the store down.
     pub async fn begin(
         &self,
         windows: Option<&Windows<'_>>,
-        turn: Option<&Turn<'_>>,
+        rotation: Option<&Rotation<'_>>,
         now: u64,
-    ) -> Result<Reply, ()> {
-        let mut conn = match self.worker_connection().await {
-            Ok(conn) => conn,
-            Err(why) => {
-                self.mark_down(&why);
-                return Err(());
-            }
-        };
-        let mut invocation = self.begin.prepare_invoke();
-        invocation
-            .key(windows.map_or_else(|| self.placeholder(), |w| self.limits_key(w.subscription)));
-        invocation.key(turn.map_or_else(
-            || self.placeholder(),
-            |t| {
-                format!(
-                    "{}:rot:{}:{}",
-                    self.tag,
-                    part(t.version),
-                    part(t.deployment)
-                )
-            },
-        ));
-        invocation.arg(now).arg(windows.map_or(0, |w| w.tokens));
-        let none = Limits::default();
-        let (own, (scope, part)) = match windows {
-            Some(w) => (w.own, w.deployment.unwrap_or(("", &none))),
-            None => (&none, ("", &none)),
-        };
-        for limits in [own, part] {
-            invocation
-                .arg(limits.tokens_per_minute.unwrap_or(0))
-                .arg(limits.requests_per_minute.unwrap_or(0))
-                .arg(limits.tokens_per_day.unwrap_or(0));
+    ) -> Result<Admission, StateError> {
+        self.run_begin(windows, rotation, now, Mode::Begin).await
+    }
+
+    /// What is left of a subscription's windows, counting nothing (`begin.lua`'s peek).
+    pub async fn remaining(
+        &self,
+        windows: &Windows<'_>,
+        now: u64,
+    ) -> Result<Remaining, StateError> {
+        match self.run_begin(Some(windows), None, now, Mode::Peek).await? {
+            Admission::Admitted { remaining, .. } => Ok(remaining),
+            Admission::Refused { .. } => Err(StateError::Unreadable),
         }
-        invocation.arg(scope);
-        for (name, weight) in turn.map(|t| t.candidates.as_slice()).unwrap_or_default() {
-            invocation.arg(*name).arg(*weight);
+    }
+
+    async fn run_begin(
+        &self,
+        windows: Option<&Windows<'_>>,
+        rotation: Option<&Rotation<'_>>,
+        now: u64,
+        mode: Mode,
+    ) -> Result<Admission, StateError> {
+        let result = async {
+            let mut conn = self.worker_connection().await?;
+            let keys = [
+                windows.map_or_else(|| self.placeholder(), |w| self.limits_key(w.subscription)),
+                rotation.map_or_else(
+                    || self.placeholder(),
+                    |r| {
+                        format!(
+                            "{}:rot:{}:{}",
+                            self.tag,
+                            part(r.version),
+                            part(r.deployment)
+                        )
+                    },
+                ),
+            ];
+            let invocation = begin::invocation(&self.begin, keys, now, windows, rotation, mode);
+            let values = actix_web::rt::time::timeout(
+                self.timeout,
+                invocation.invoke_async::<Vec<Value>>(&mut conn),
+            )
+            .await
+            .map_err(|_| StateError::NoAnswer(self.timeout.as_millis()))?
+            .map_err(|e| StateError::Command(format!("{:?}", e.kind())))?;
+            begin::read(&values).ok_or(StateError::Unreadable)
         }
-        let answered = actix_web::rt::time::timeout(
-            self.timeout,
-            invocation.invoke_async::<Vec<Value>>(&mut conn),
-        )
         .await;
-        match answered {
-            Ok(Ok(values)) => parse_begin(&values).ok_or_else(|| {
-                self.mark_down("an answer the gateway does not understand");
-            }),
-            Ok(Err(e)) => {
-                self.mark_down(&format!("{:?}", e.kind()));
-                Err(())
-            }
-            Err(_) => {
-                self.mark_down(&format!("no answer within {} ms", self.timeout.as_millis()));
-                Err(())
-            }
+        if let Err(error) = &result {
+            self.mark_down(&error.to_string());
         }
+        result
     }
 
     /// Queues a settlement, sent with others off the call's path.
@@ -361,12 +361,12 @@ impl Shared {
         if let Some(queue) = queue {
             tokio::spawn(self.clone().send_queued(queue, gateway.clone()));
         }
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = FIRST_BACKOFF;
         let mut told_down = false;
         while gateway.strong_count() > 0 {
             match self.connect().await {
                 Ok(pubsub) => {
-                    backoff = Duration::from_millis(100);
+                    backoff = FIRST_BACKOFF;
                     told_down = false;
                     self.restore_rests(&gateway).await;
                     self.mark_up();
@@ -391,7 +391,7 @@ impl Shared {
 
     /// Opens both connections and subscribes to the channel.
     async fn connect(&self) -> Result<redis::aio::PubSub, String> {
-        let limit = Duration::from_secs(2);
+        let limit = THREAD_TIMEOUT;
         let conn = tokio::time::timeout(limit, self.client.get_multiplexed_async_connection())
             .await
             .map_err(|_| "no answer to connect".to_string())?
@@ -424,14 +424,14 @@ impl Shared {
                     }
                 }
                 () = self.failed.notified() => return,
-                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                () = tokio::time::sleep(PING_EVERY) => {
                     if gateway.strong_count() == 0 {
                         return;
                     }
                     let Some(mut conn) = self.connection() else { return };
                     let ping = redis::cmd("PING");
                     let answered = ping.query_async::<String>(&mut conn);
-                    if !matches!(tokio::time::timeout(Duration::from_secs(1), answered).await, Ok(Ok(_))) {
+                    if !matches!(tokio::time::timeout(PING_EVERY, answered).await, Ok(Ok(_))) {
                         return;
                     }
                     self.mark_up();
@@ -448,32 +448,31 @@ impl Shared {
         let mut read = redis::cmd("HGETALL");
         read.arg(self.rests_key());
         let answered = read.query_async::<Vec<(String, String)>>(&mut conn);
-        let Ok(Ok(rests)) = tokio::time::timeout(Duration::from_secs(2), answered).await else {
+        let Ok(Ok(rests)) = tokio::time::timeout(THREAD_TIMEOUT, answered).await else {
             return;
         };
         let now = now_ms();
         for (field, until) in rests {
             let (Ok(until), Some((backend, deployment))) =
-                (until.parse::<u64>(), field.split_once('\u{1f}'))
+                (until.parse::<u64>(), read_rest_field(&field))
             else {
                 continue;
             };
             let Some(left) = until.checked_sub(now).filter(|l| *l > 0) else {
                 continue;
             };
-            let outcome = if deployment.is_empty() {
-                Told::Unreachable { rest_ms: left }
-            } else {
-                Told::Failed {
+            let outcome = match deployment {
+                None => Told::Unreachable { rest_ms: left },
+                Some(_) => Told::Failed {
                     rest_ms: Some(left),
-                }
+                },
             };
             apply(
                 &gw,
                 &Event {
                     replica: 0,
                     backend: backend.to_string(),
-                    deployment: (!deployment.is_empty()).then(|| deployment.to_string()),
+                    deployment: deployment.map(str::to_string),
                     outcome,
                 },
             );
@@ -522,11 +521,7 @@ impl Shared {
                 if let Some(rest) = event.outcome.rest() {
                     let until =
                         now_ms().saturating_add(u64::try_from(rest.as_millis()).unwrap_or(0));
-                    let field = format!(
-                        "{}\u{1f}{}",
-                        event.backend,
-                        event.deployment.as_deref().unwrap_or("")
-                    );
+                    let field = rest_field(&event.backend, event.deployment.as_deref());
                     pipe.cmd("HSET")
                         .arg(self.rests_key())
                         .arg(field)
@@ -534,12 +529,11 @@ impl Shared {
                         .ignore();
                     pipe.cmd("PEXPIRE")
                         .arg(self.rests_key())
-                        .arg(120_000)
+                        .arg(RESTS_KEPT_MS)
                         .ignore();
                 }
                 let sent =
-                    tokio::time::timeout(Duration::from_secs(2), pipe.query_async::<()>(&mut conn))
-                        .await;
+                    tokio::time::timeout(THREAD_TIMEOUT, pipe.query_async::<()>(&mut conn)).await;
                 if !matches!(sent, Ok(Ok(()))) {
                     self.mark_down("publishing failed");
                     break;
@@ -573,9 +567,7 @@ impl Shared {
                 .arg(s.day)
                 .arg(s.delta);
         }
-        let sent =
-            tokio::time::timeout(Duration::from_secs(2), invocation.invoke_async::<i64>(conn))
-                .await;
+        let sent = tokio::time::timeout(THREAD_TIMEOUT, invocation.invoke_async::<i64>(conn)).await;
         matches!(sent, Ok(Ok(_)))
     }
 }
@@ -584,42 +576,8 @@ impl Shared {
 fn apply(gw: &Gateway, event: &Event) {
     if let Some(index) = gw.balancer.index_of(&event.backend) {
         gw.balancer
-            .record(index, event.deployment.as_deref(), event.outcome.into());
+            .learn(index, event.deployment.as_deref(), event.outcome.into());
     }
-}
-
-/// `begin.lua`'s reply.
-fn parse_begin(values: &[Value]) -> Option<Reply> {
-    let int = |i: usize| -> Option<i64> {
-        match values.get(i)? {
-            Value::Int(n) => Some(*n),
-            _ => None,
-        }
-    };
-    if int(0)? == 1 {
-        let chosen = match values.get(3)? {
-            Value::BulkString(bytes) if !bytes.is_empty() => {
-                Some(String::from_utf8(bytes.clone()).ok()?)
-            }
-            _ => None,
-        };
-        return Some(Reply::Admitted {
-            remaining: Remaining::of(int(1)?, int(2)?),
-            chosen,
-        });
-    }
-    let window = int(1)?;
-    Some(Reply::Refused {
-        which: match (window - 1) % 3 {
-            0 => Which::TokensPerMinute,
-            1 => Which::RequestsPerMinute,
-            _ => Which::TokensPerDay,
-        },
-        deployment: window > 3,
-        limit: u64::try_from(int(2)?).ok()?,
-        wait_ms: u64::try_from(int(3)?).ok()?,
-        remaining: Remaining::of(int(4)?, int(5)?),
-    })
 }
 
 #[cfg(test)]
@@ -632,37 +590,14 @@ mod tests {
     }
 
     #[test]
-    fn begin_replies_are_read() {
-        let admitted = [
-            Value::Int(1),
-            Value::Int(40),
-            Value::Int(-1),
-            Value::BulkString(b"eastus".to_vec()),
-        ];
+    fn rest_fields_read_back() {
         assert_eq!(
-            parse_begin(&admitted),
-            Some(Reply::Admitted {
-                remaining: Remaining {
-                    tokens: Some(40),
-                    requests: None
-                },
-                chosen: Some("eastus".into())
-            })
+            read_rest_field(&rest_field("eastus", Some("gpt-4o"))),
+            Some(("eastus", Some("gpt-4o")))
         );
-        let refused = [0, 5, 100, 1200, 3, -1].map(Value::Int);
         assert_eq!(
-            parse_begin(&refused),
-            Some(Reply::Refused {
-                which: Which::RequestsPerMinute,
-                deployment: true,
-                limit: 100,
-                wait_ms: 1200,
-                remaining: Remaining {
-                    tokens: Some(3),
-                    requests: None
-                },
-            })
+            read_rest_field(&rest_field("eastus", None)),
+            Some(("eastus", None))
         );
-        assert_eq!(parse_begin(&[Value::Nil]), None);
     }
 }

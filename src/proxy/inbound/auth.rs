@@ -17,7 +17,7 @@ use crate::config::{AuthConfig, Subscription, sha256};
 use crate::identity::callers::{self, Issuer};
 use crate::identity::jwt::looks_like_jwt;
 use crate::proxy::error::GatewayError;
-use crate::proxy::query;
+use crate::proxy::inbound::query;
 
 pub const OCP_APIM_HEADER: &str = "ocp-apim-subscription-key";
 pub const API_KEY_HEADER: &str = "api-key";

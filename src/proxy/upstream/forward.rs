@@ -21,11 +21,11 @@ use actix_web::http::{ConnectionType, Method, StatusCode, Version};
 use awc::error::SendRequestError;
 use bytes::Bytes;
 
+use super::{Failure, UpstreamError};
 use crate::config::{Backend, BackendCredential};
-use crate::proxy::access::CLIENT_REQUEST_ID;
-use crate::proxy::auth::{API_KEY_HEADER, AUTHORIZATION, OCP_APIM_HEADER};
-use crate::proxy::error::GatewayError;
-use crate::proxy::relay::{End, Ended, Framing, Relay, WatchedStream};
+use crate::proxy::answer::relay::{End, Ended, Framing, Relay, WatchedStream};
+use crate::proxy::call::CLIENT_REQUEST_ID;
+use crate::proxy::inbound::auth::{API_KEY_HEADER, AUTHORIZATION, OCP_APIM_HEADER};
 use crate::tokens::meter::Meter;
 
 pub const BACKEND_HEADER: &str = "x-aoai-gateway-backend";
@@ -154,7 +154,7 @@ impl Answer {
     }
 
     /// The client's response, streaming the body as it arrives, read by `meter` on the way;
-    /// `on_end` hears how the body ended (see [`relay`](crate::proxy::relay)). `client` is the
+    /// `on_end` hears how the body ended (see [`relay`](crate::proxy::answer::relay)). `client` is the
     /// client's HTTP version: an HTTP/1.0 client knows no chunked encoding, so a body of
     /// unknown length is delimited by closing its connection.
     pub fn into_response(
@@ -198,11 +198,12 @@ impl Answer {
     }
 }
 
+/// Sends one attempt to `backend`; its answer's head, or why there is none.
 pub async fn forward(
     client: &awc::Client,
     backend: &Backend,
     out: Outgoing<'_>,
-) -> Result<Answer, GatewayError> {
+) -> Result<Answer, UpstreamError> {
     let mut url =
         String::with_capacity(backend.base_url.len() + out.path.len() + out.query.len() + 1);
     url.push_str(&backend.base_url);
@@ -232,14 +233,11 @@ pub async fn forward(
             headers.insert(HeaderName::from_static(API_KEY_HEADER), key.clone());
         }
         BackendCredential::Entra(source) => {
-            // No token: as good as unreachable, so the call fails over.
+            // No token: the call is not sent, and may go to another backend.
             let bearer = source
                 .bearer()
                 .await
-                .map_err(|detail| GatewayError::UpstreamConnect {
-                    backend: backend.name.clone(),
-                    detail,
-                })?;
+                .map_err(|detail| UpstreamError::new(&backend.name, Failure::Credential, detail))?;
             headers.insert(header::AUTHORIZATION, bearer);
         }
     }
@@ -247,18 +245,13 @@ pub async fn forward(
         headers.insert(CLIENT_REQUEST_ID, id);
     }
 
-    let response = request.send_body(out.body).await.map_err(|e| match e {
-        SendRequestError::Connect(e) => GatewayError::UpstreamConnect {
-            backend: backend.name.clone(),
-            detail: e.to_string(),
-        },
-        SendRequestError::Timeout => GatewayError::UpstreamTimeout {
-            backend: backend.name.clone(),
-        },
-        other => GatewayError::UpstreamFailed {
-            backend: backend.name.clone(),
-            detail: other.to_string(),
-        },
+    let response = request.send_body(out.body).await.map_err(|e| {
+        let kind = match &e {
+            SendRequestError::Connect(_) => Failure::Connect,
+            SendRequestError::Timeout => Failure::Timeout,
+            _ => Failure::Broken,
+        };
+        UpstreamError::new(&backend.name, kind, e.to_string())
     })?;
 
     let status = response.status();

@@ -18,8 +18,8 @@ use std::collections::HashSet;
 use actix_web::http::header::HeaderMap;
 
 use crate::proxy::error::GatewayError;
-use crate::proxy::router::Matched;
-use crate::proxy::{multipart, query};
+use crate::proxy::inbound::router::Matched;
+use crate::proxy::inbound::{multipart, query};
 use aoai_runtime::catalog::{ContentKind, FormField, Media, ParamLocation, Route, essence};
 use aoai_runtime::schema::{self, Member, Policy, Ty};
 

@@ -1,36 +1,36 @@
-//! Sends a checked call to a backend and, while backends refuse it, to the next: the failover
-//! loop ([`failover`] judges each answer, the [`balancer`] picks and learns), and the request
-//! each backend gets: its own name for the deployment, its deployment's parameter
+//! Sends a checked call to its first backend and, while backends refuse it, to the next: the
+//! failover loop ([`failover`] judges each answer, the [`balancer`] picks and learns), and the
+//! request each backend gets: its own name for the deployment, its deployment's parameter
 //! compatibility, and the stream's usage asked for on the client's behalf, all as splices of
 //! the client's bytes.
 //!
 //! [`failover`]: super::failover
-//! [`balancer`]: super::balancer
+//! [`balancer`]: crate::balance
 
 use std::borrow::Cow;
 use std::time::Instant;
 
 use actix_web::HttpRequest;
-use actix_web::http::header::{HeaderMap, HeaderName};
+use actix_web::http::header::HeaderMap;
 use aoai_runtime::catalog::Route;
 use bytes::Bytes;
 
-use super::access::Trace;
-use super::balancer::{Ask, Candidates};
-use super::deployment::{self, Place};
-use super::error::{GatewayError, REMAINING_REQUESTS, REMAINING_TOKENS};
-use super::request::Facts;
-use super::upstream::{self, Answer, Outgoing};
-use super::{Gateway, compat, edit, failover};
+use super::failover;
+use super::forward::{self, Answer, Outgoing};
+use crate::balance::Ask;
 use crate::config::Backend;
 use crate::metrics::Headroom;
+use crate::proxy::Gateway;
+use crate::proxy::body::deployment::{self, Place};
+use crate::proxy::body::request::Facts;
+use crate::proxy::body::{compat, edit};
+use crate::proxy::call::Trace;
+use crate::proxy::error::{GatewayError, REMAINING_REQUESTS, REMAINING_TOKENS};
 use crate::state;
 
 /// A checked call, ready for a backend.
-pub(super) struct Call<'r> {
+pub struct Call<'r> {
     pub req: &'r HttpRequest,
-    /// (subscription, tokens) to reserve, when the subscription has limits.
-    pub reserve: Option<(usize, u64)>,
     pub route: &'static Route,
     pub version: &'static str,
     /// Where the api-version is mounted below the base path (`/v1`), or empty.
@@ -49,13 +49,13 @@ pub(super) struct Call<'r> {
     pub decoded: Option<Bytes>,
     /// What a JSON body says (in `decoded`, when there is one).
     pub facts: Option<Facts>,
-    /// What the call may spend, for the balancer's headroom check.
-    pub tokens: Option<u64>,
+    /// At most what the call may spend, for the balancer's headroom check.
+    pub at_most: Option<u64>,
 }
 
 /// A backend's answer, and whether the body it was sent asked for the stream's usage on the
 /// client's behalf.
-pub(super) struct Sent {
+pub struct Sent {
     pub answer: Answer,
     pub asked_usage: bool,
 }
@@ -127,89 +127,30 @@ impl Call<'_> {
 
 /// The headroom an answer reports.
 fn headroom(headers: &HeaderMap) -> Headroom {
-    let number = |name: &HeaderName| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<i64>().ok())
-    };
     Headroom {
-        tokens: number(&REMAINING_TOKENS),
-        requests: number(&REMAINING_REQUESTS),
+        tokens: failover::number(headers, REMAINING_TOKENS.as_str()),
+        requests: failover::number(headers, REMAINING_REQUESTS.as_str()),
     }
 }
 
-/// The backend for a call's first attempt, as the call begins (see [`state::begin`]): its
-/// reservation made (or the call refused) and its rotation's turn taken.
-async fn first<'g>(
+/// Sends the call to `first` and, while backends refuse it, to the next; the last backend's
+/// answer, or why it gave none, is the call's.
+pub async fn dispatch(
     call: &Call<'_>,
-    gw: &'g Gateway,
-    trace: &mut Trace,
-) -> Result<(usize, &'g Backend), GatewayError> {
-    let no_backend = || GatewayError::NoBackend {
-        deployment: call.deployment.map(str::to_string),
-        version: call.version.to_string(),
-    };
-    let reserve = call.reserve.map(|(subscription, tokens)| state::Reserve {
-        subscription,
-        deployment: call.deployment,
-        tokens,
-    });
-    let Some(name) = call.deployment else {
-        let home = gw.balancer.home(call.version).ok_or_else(no_backend)?;
-        trace.reservation = state::begin(gw, reserve, None).await?.reservation;
-        return Ok(home);
-    };
-    let ask = Ask {
-        version: call.version,
-        deployment: call.deployment,
-        tried: &[],
-        tokens: call.tokens,
-    };
-    let (turn, fallback) = match gw.balancer.candidates(ask) {
-        Candidates::None => return Err(no_backend()),
-        Candidates::Waking(i) => (None, i),
-        Candidates::Tier(set) => {
-            let only = set.iter().next().ok_or_else(no_backend)?;
-            let turn = (set.len() > 1).then_some(state::Turn {
-                version: call.version,
-                deployment: name,
-                candidates: set,
-            });
-            (turn, only)
-        }
-    };
-    let begun = state::begin(gw, reserve, turn).await?;
-    trace.reservation = begun.reservation;
-    gw.balancer
-        .take(ask, begun.chosen.unwrap_or(fallback))
-        .ok_or_else(no_backend)
-}
-
-/// Sends the call to a backend and, while backends refuse it, to the next.
-pub(super) async fn dispatch(
-    call: &Call<'_>,
+    first: (usize, &Backend),
     gw: &Gateway,
     client: &awc::Client,
     trace: &mut Trace,
 ) -> Result<Sent, GatewayError> {
     let mut tried: Vec<usize> = Vec::new();
-    let ask = |tried: &[usize]| {
-        gw.balancer.pick(Ask {
-            version: call.version,
-            deployment: call.deployment,
-            tried,
-            tokens: call.tokens,
-        })
-    };
-    let (mut index, mut backend) = first(call, gw, trace).await?;
+    let (mut index, mut backend) = first;
     let request_id = (!trace.client_sent_id).then(|| trace.id.clone());
     loop {
         trace.backend = Some(index);
         trace.attempts += 1;
         let sent = Instant::now();
         let body = call.body_for(backend)?;
-        let result = upstream::forward(
+        let result = forward::forward(
             client,
             backend,
             Outgoing {
@@ -235,27 +176,29 @@ pub(super) async fn dispatch(
             gw.balancer.note_headroom(index, call.deployment, tokens);
         }
         let verdict = failover::judge(&result, &gw.failover);
-        if gw.balancer.record(index, call.deployment, verdict.outcome) {
+        if gw.balancer.learn(index, call.deployment, verdict.outcome) {
             state::tell(gw, index, call.deployment, verdict.outcome);
         }
-        // Stored objects live on one backend: there is nowhere else to go.
-        if !verdict.move_on || call.deployment.is_none() {
-            return result.map(|answer| Sent {
-                answer,
-                asked_usage: body.asked_usage,
-            });
-        }
         tried.push(index);
-        let next = if tried.len() < gw.failover.attempts {
-            ask(&tried)
+        // Stored objects have one home: the balancer has nowhere else for them.
+        let next = if verdict.move_on && tried.len() < gw.failover.attempts {
+            gw.balancer.next(Ask {
+                version: call.version,
+                deployment: call.deployment,
+                tried: &tried,
+                at_most: call.at_most,
+            })
         } else {
             None
         };
         let Some(next) = next else {
-            return result.map(|answer| Sent {
-                answer,
-                asked_usage: body.asked_usage,
-            });
+            return match result {
+                Ok(answer) => Ok(Sent {
+                    answer,
+                    asked_usage: body.asked_usage,
+                }),
+                Err(failed) => Err(failed.into()),
+            };
         };
         gw.metrics.handed_on(index);
         tracing::info!(
@@ -266,7 +209,7 @@ pub(super) async fn dispatch(
             backend.name,
             match &result {
                 Ok(answer) => answer.status.as_u16().to_string(),
-                Err(error) => error.internal(),
+                Err(failed) => failed.to_string(),
             },
             next.1.name
         );

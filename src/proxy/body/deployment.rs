@@ -11,8 +11,8 @@
 use std::ops::Range;
 
 use super::edit::{Members, Splice};
-use super::error::GatewayError;
-use super::multipart;
+use crate::proxy::error::GatewayError;
+use crate::proxy::inbound::multipart;
 
 /// Where in the request the deployment is named.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +112,9 @@ mod tests {
     fn renamed(body: &[u8], place: &Place, name: &str) -> Vec<u8> {
         let bytes = bytes::Bytes::copy_from_slice(body);
         let splices = rename(place, name).into_iter().collect();
-        crate::proxy::edit::apply(&bytes, splices).unwrap().to_vec()
+        crate::proxy::body::edit::apply(&bytes, splices)
+            .unwrap()
+            .to_vec()
     }
 
     #[test]

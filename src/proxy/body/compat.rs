@@ -48,7 +48,7 @@ pub fn touches(compat: &Compat, field: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::edit::apply;
+    use crate::proxy::body::edit::apply;
     use bytes::Bytes;
 
     fn chat_route() -> &'static Route {

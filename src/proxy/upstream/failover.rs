@@ -2,8 +2,9 @@
 //!
 //! A call moves on only where it is safe to send it again: the backend refused it before doing
 //! any work (429, 503), failed (500, 502, 504: the same codes the openai SDKs retry), or could
-//! not be connected to, so never saw it. A response timeout is not retried: the backend may
-//! still be generating, and billing, the first answer. Nothing has reached the client when the
+//! not be reached, so never saw it (no connection, or no token for a keyless backend). A
+//! response timeout is not retried: the backend may still be generating, and billing, the
+//! first answer; nor is an exchange that broke after the call was sent. Nothing has reached the client when the
 //! choice is made, because it is made on the backend's status line and headers.
 //!
 //! Whether or not the call moves on, what happened is the backend's record for the balancer
@@ -13,10 +14,10 @@ use std::time::Duration;
 
 use actix_web::http::header::HeaderMap;
 
+use super::forward::Answer;
+use super::{Blame, UpstreamError};
+use crate::balance::Outcome;
 use crate::config::Failover;
-use crate::proxy::balancer::Outcome;
-use crate::proxy::error::GatewayError;
-use crate::proxy::upstream::Answer;
 
 /// Statuses after which another backend may take the call.
 const MOVE_ON: [u16; 5] = [429, 500, 502, 503, 504];
@@ -31,7 +32,7 @@ pub struct Verdict {
     pub outcome: Outcome,
 }
 
-pub fn judge(result: &Result<Answer, GatewayError>, policy: &Failover) -> Verdict {
+pub fn judge(result: &Result<Answer, UpstreamError>, policy: &Failover) -> Verdict {
     match result {
         Ok(answer) => judge_answer(answer.status.as_u16(), &answer.headers, policy),
         Err(error) => judge_failure(error, policy),
@@ -54,39 +55,41 @@ fn judge_answer(status: u16, headers: &HeaderMap, policy: &Failover) -> Verdict 
     }
 }
 
-fn judge_failure(error: &GatewayError, policy: &Failover) -> Verdict {
-    match error {
-        GatewayError::UpstreamConnect { .. } => Verdict {
-            move_on: true,
-            outcome: Outcome::Unreachable {
-                rest: policy.unreachable_rest,
-            },
+fn judge_failure(error: &UpstreamError, policy: &Failover) -> Verdict {
+    let outcome = match error.kind.blames() {
+        // It cannot be called at all (unreachable, or no token for it): it rests as a whole.
+        Blame::Backend | Blame::Credential => Outcome::Unreachable {
+            rest: policy.unreachable_rest,
         },
-        // No answer in time, or the connection failed after the call was sent: the backend
-        // may have the call, so it is not sent again, but the backend did fail it.
-        _ => Verdict {
-            move_on: false,
-            outcome: Outcome::DeploymentFailed { rest: None },
-        },
+        // No answer in time, or the connection failed after the call was sent: the deployment
+        // failed the call.
+        Blame::Deployment => Outcome::DeploymentFailed { rest: None },
+    };
+    Verdict {
+        move_on: error.kind.may_retry(),
+        outcome,
     }
+}
+
+/// A header's value as a number (`x-ratelimit-remaining-tokens`, `retry-after`), when it is one.
+pub fn number<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Azure's `retry-after-ms`, else `retry-after` in seconds. The HTTP-date form of
 /// `retry-after` is not used by Azure OpenAI and is ignored.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let number = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-    };
-    number("retry-after-ms")
+    number(headers, "retry-after-ms")
         .map(Duration::from_millis)
-        .or_else(|| number("retry-after").map(Duration::from_secs))
+        .or_else(|| number(headers, "retry-after").map(Duration::from_secs))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::Failure;
     use super::*;
     use actix_web::http::header::{HeaderName, HeaderValue};
 
@@ -163,26 +166,17 @@ mod tests {
     }
 
     #[test]
-    fn only_an_unreachable_backend_is_retried_among_failures() {
-        let connect = GatewayError::UpstreamConnect {
-            backend: "a".into(),
-            detail: "refused".into(),
+    fn only_a_backend_that_cannot_have_the_call_is_passed_over_among_failures() {
+        let unreachable = Verdict {
+            move_on: true,
+            outcome: Outcome::Unreachable {
+                rest: Duration::from_secs(5),
+            },
         };
-        assert_eq!(
-            judge_failure(&connect, &POLICY),
-            Verdict {
-                move_on: true,
-                outcome: Outcome::Unreachable {
-                    rest: Duration::from_secs(5)
-                }
-            }
-        );
-        let timeout = GatewayError::UpstreamTimeout {
-            backend: "a".into(),
-        };
-        assert_eq!(
-            judge_failure(&timeout, &POLICY),
-            refused(None).not_moving_on()
-        );
+        let failure = |kind| judge_failure(&UpstreamError::new("a", kind, "x"), &POLICY);
+        assert_eq!(failure(Failure::Connect), unreachable);
+        assert_eq!(failure(Failure::Credential), unreachable);
+        assert_eq!(failure(Failure::Timeout), refused(None).not_moving_on());
+        assert_eq!(failure(Failure::Broken), refused(None).not_moving_on());
     }
 }

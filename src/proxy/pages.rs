@@ -1,0 +1,50 @@
+//! The gateway's own pages, answered before any API route is looked at: `/healthz` (the
+//! process runs), `/readyz` (it takes calls: not while stopping, nor while it refuses calls for
+//! want of its shared state), `/metrics` (Prometheus, see `metrics.*`) and the route docs and
+//! served specs ([`docs`](super::docs)).
+
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::Gateway;
+use super::error::GatewayError;
+
+/// The page `req` asks for, if it is one of the gateway's own; `None` for an API call.
+pub async fn serve(req: &HttpRequest, gw: &Gateway) -> Option<Result<HttpResponse, GatewayError>> {
+    let path = req.path();
+    if path == "/healthz" {
+        return Some(Ok(
+            HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+        ));
+    }
+    if path == "/readyz" {
+        return Some(Ok(match gw.unready() {
+            Some(why) => {
+                HttpResponse::ServiceUnavailable().json(serde_json::json!({ "status": why }))
+            }
+            None => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
+        }));
+    }
+    if let Some(docs) = &gw.docs {
+        match docs.serve(req, &gw.auth).await {
+            Ok(Some(page)) => return Some(Ok(page)),
+            Ok(None) => {}
+            Err(refused) => return Some(Err(refused)),
+        }
+    }
+    if gw.metrics_page.enabled && path == gw.metrics_page.path {
+        let allowed = gw
+            .auth
+            .allows_page(
+                gw.metrics_page.require_key,
+                req.headers(),
+                req.query_string(),
+            )
+            .await;
+        return Some(allowed.map(|()| {
+            HttpResponse::Ok()
+                .content_type("text/plain; version=0.0.4; charset=utf-8")
+                .body(gw.metrics.render(crate::state::up(gw)))
+        }));
+    }
+    None
+}
