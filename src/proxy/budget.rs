@@ -45,7 +45,7 @@ pub fn plan(gw: &Gateway, subscription: usize, route: &Route, checked: &mut Chec
         (Some(facts), Some(name)) if route.reports_usage => {
             if facts.prompt_tokens.is_none() && gw.balancer.any_short_of_room(name, facts.at_most())
             {
-                facts.count_prompt(&source, gw.usage.encoding(name));
+                facts.count_prompt(&source);
             }
             Some(facts.at_most())
         }

@@ -6,6 +6,11 @@
 //! tokens per message or input item and 3 to prime the reply, as OpenAI's own guide counts chat
 //! messages; token arrays (`prompt: [1, 2, 3]`) count one per item. Images and audio are not
 //! counted. It is an estimate, for limits to reserve: the backend's usage settles it.
+//!
+//! Reading and counting are apart: the one lexer pass that reads a body's members notes where
+//! its prompt's strings are ([`Prompt`]), copying nothing; the tokenizer runs over them only
+//! when a figure is needed (a limit to reserve, a stream whose usage may not come, a backend
+//! short of room), which most calls never need.
 
 use super::lex::{Action, Event, Kind};
 use super::tokenizer::Encoding;
@@ -44,29 +49,29 @@ enum Top {
 /// Deeper than this, strings count as text and arrays as they come: messages are shallow.
 const DEPTH: usize = 32;
 
-/// Reads a request's prompt from its lexer events: keeps the text a model reads, and counts it
-/// with the model's tokenizer once the body has been read (when the model is known).
-#[derive(Default)]
-pub struct PromptCounter {
+/// A request's prompt, read from its lexer events: where the strings a model reads are in the
+/// body, counted with the model's tokenizer when asked (once the model is known).
+#[derive(Debug, Default)]
+pub struct Prompt {
     /// Bit `d`: the string values at depth `d` are not text (by the nearest key).
     not_text: u32,
     /// Bit `d`: the container at depth `d` is an array.
     arrays: u32,
     /// The top-level member being read.
     top: Option<Top>,
-    /// The string being read counts.
-    counting: bool,
-    /// Every string that counts, as written, one after the other.
-    texts: Vec<u8>,
-    /// Where each ends in `texts`, and whether it has escapes.
-    ends: Vec<(usize, bool)>,
+    /// Where the content of the string being read starts, when it counts, and whether it has
+    /// escapes so far.
+    reading: Option<(usize, bool)>,
+    /// Where each string that counts is in the body (its content, as written), and whether it
+    /// has escapes.
+    strings: Vec<(std::ops::Range<usize>, bool)>,
     items: u64,
     token_ids: u64,
 }
 
-impl PromptCounter {
-    pub fn new() -> PromptCounter {
-        PromptCounter::default()
+impl Prompt {
+    pub fn new() -> Prompt {
+        Prompt::default()
     }
 
     /// Takes in one event; what the lexer should do with the value it concerns.
@@ -89,7 +94,7 @@ impl PromptCounter {
                     Action::Continue
                 }
             }
-            Event::Begin { depth, kind, .. } => {
+            Event::Begin { depth, kind, at } => {
                 let depth = *depth;
                 let in_array = depth > 0 && get(self.arrays, depth - 1);
                 if in_array {
@@ -106,7 +111,8 @@ impl PromptCounter {
                         Action::Continue
                     }
                     Kind::String if !get(self.not_text, depth) => {
-                        self.counting = true;
+                        // The content starts after the opening quote.
+                        self.reading = Some((at + 1, false));
                         Action::Continue
                     }
                     Kind::Literal { first } => {
@@ -121,35 +127,33 @@ impl PromptCounter {
                 }
             }
             Event::Text { piece, .. } => {
-                if self.counting {
-                    self.texts.extend_from_slice(piece);
+                if let Some((_, escaped)) = &mut self.reading {
+                    *escaped |= memchr::memchr(b'\\', piece).is_some();
                 }
                 Action::Continue
             }
-            Event::End { depth, .. } => {
+            Event::End { depth, end, .. } => {
                 set(&mut self.arrays, *depth, false);
-                if std::mem::take(&mut self.counting) {
-                    let start = self.ends.last().map_or(0, |e| e.0);
-                    let escaped = self.texts[start..].contains(&b'\\');
-                    self.ends.push((self.texts.len(), escaped));
+                if let Some((start, escaped)) = self.reading.take() {
+                    // The content ends before the closing quote.
+                    self.strings
+                        .push((start..end.saturating_sub(1).max(start), escaped));
                 }
                 Action::Continue
             }
         }
     }
 
-    /// The prompt's tokens, once the body has been read.
-    pub fn tokens(&self, encoding: Encoding) -> u64 {
-        let mut start = 0;
+    /// The prompt's tokens: `body` is the body it was read from.
+    pub fn tokens(&self, encoding: Encoding, body: &[u8]) -> u64 {
         let mut tokens = self.token_ids;
-        for &(end, escaped) in &self.ends {
-            let raw = &self.texts[start..end];
-            tokens += if escaped {
-                text_tokens(encoding, raw)
+        for (range, escaped) in &self.strings {
+            let raw = body.get(range.clone()).unwrap_or_default();
+            tokens += if *escaped {
+                encoding.count_json_text(raw)
             } else {
                 std::str::from_utf8(raw).map_or(raw.len().div_ceil(4) as u64, |t| encoding.count(t))
             };
-            start = end;
         }
         let framing = if self.items > 0 {
             self.items * PER_ITEM + PRIMING
@@ -174,33 +178,17 @@ fn set(bits: &mut u32, depth: usize, value: bool) {
     }
 }
 
-/// Tokens in a JSON string's content as written.
-fn text_tokens(encoding: Encoding, raw: &[u8]) -> u64 {
-    if !raw.contains(&b'\\')
-        && let Ok(text) = std::str::from_utf8(raw)
-    {
-        return encoding.count(text);
-    }
-    let mut quoted = Vec::with_capacity(raw.len() + 2);
-    quoted.push(b'"');
-    quoted.extend_from_slice(raw);
-    quoted.push(b'"');
-    serde_json::from_slice::<String>(&quoted)
-        .map(|text| encoding.count(&text))
-        .unwrap_or(raw.len().div_ceil(4) as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::tokens::lex::Lexer;
 
     fn prompt_tokens(body: &str) -> u64 {
-        let mut counter = PromptCounter::new();
+        let mut prompt = Prompt::new();
         let mut lexer = Lexer::new();
-        lexer.feed(body.as_bytes(), &mut |e| counter.on(&e));
-        lexer.finish(&mut |e| counter.on(&e));
-        counter.tokens(Encoding::O200k)
+        lexer.feed(body.as_bytes(), &mut |e| prompt.on(&e));
+        lexer.finish(&mut |e| prompt.on(&e));
+        prompt.tokens(Encoding::O200k, body.as_bytes())
     }
 
     #[test]

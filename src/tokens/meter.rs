@@ -148,9 +148,11 @@ impl Meter {
             }
             Format::Events(reader) => {
                 let (tokens, dispatched) = (&mut self.reading.text_tokens, &mut self.dispatched);
-                reader.feed(chunk, &mut |t| *tokens += count(encoding, t), &mut |d| {
-                    dispatched.push(d)
-                });
+                reader.feed(
+                    chunk,
+                    &mut |t| *tokens += encoding.count_json_text(t),
+                    &mut |d| dispatched.push(d),
+                );
             }
         }
     }
@@ -191,7 +193,7 @@ impl Meter {
             }
             Format::Events(mut reader) => {
                 let (tokens, dispatched) = (&mut self.reading.text_tokens, &mut self.dispatched);
-                reader.finish(&mut |t| *tokens += count(encoding, t), &mut |d| {
+                reader.finish(&mut |t| *tokens += encoding.count_json_text(t), &mut |d| {
                     dispatched.push(d)
                 });
             }
@@ -324,22 +326,6 @@ fn with_a_comma(doc: &[u8], member: Range<usize>) -> Range<usize> {
 }
 
 /// Tokens in a string of text as written in JSON.
-fn count(encoding: Encoding, raw: &[u8]) -> u64 {
-    if !raw.contains(&b'\\')
-        && let Ok(text) = std::str::from_utf8(raw)
-    {
-        return encoding.count(text);
-    }
-    let mut quoted = Vec::with_capacity(raw.len() + 2);
-    quoted.push(b'"');
-    quoted.extend_from_slice(raw);
-    quoted.push(b'"');
-    match serde_json::from_slice::<String>(&quoted) {
-        Ok(text) => encoding.count(&text),
-        Err(_) => raw.len().div_ceil(4) as u64,
-    }
-}
-
 fn keep_text(text: &mut Vec<u8>, overflow: &mut u64, piece: &[u8]) {
     if text.len() + piece.len() + 2 > TEXT_LIMIT {
         *overflow += piece.len() as u64;

@@ -71,6 +71,24 @@ impl Encoding {
             None => text.len().div_ceil(4) as u64,
         }
     }
+
+    /// Tokens in a JSON string's content as written, escapes and all (`Hello\u0020world`):
+    /// counted as the text it stands for.
+    pub fn count_json_text(self, raw: &[u8]) -> u64 {
+        if !raw.contains(&b'\\')
+            && let Ok(text) = std::str::from_utf8(raw)
+        {
+            return self.count(text);
+        }
+        let mut quoted = Vec::with_capacity(raw.len() + 2);
+        quoted.push(b'"');
+        quoted.extend_from_slice(raw);
+        quoted.push(b'"');
+        match serde_json::from_slice::<String>(&quoted) {
+            Ok(text) => self.count(&text),
+            Err(_) => raw.len().div_ceil(4) as u64,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -5,25 +5,25 @@
 //!
 //! The page's content security policy lets it connect to its own origin only, so the panel can
 //! reach nothing but the gateway that served it. The key is kept in the tab's session storage,
-//! so it is typed once per tab, and sent as `api-key`.
-
-use std::fmt::Write;
+//! so it is typed once per tab, and sent as `api-key`. The script that sends it is
+//! `assets/try_it.js`.
 
 use serde_json::{Map, Value, json};
 
-use super::{BASE_PATH, esc};
+use super::BASE_PATH;
+use super::html::Html;
 use crate::ir::{Api, ContentKind, Operation, ParamLocation, TypeKind, TypeRef};
 
 /// The panel for `op`, closed until opened.
-pub(super) fn panel(api: &Api, op: &Operation) -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        r#"<details class="try" data-method="{method}" data-path="{BASE_PATH}{mount}{path}"><summary>Try it</summary><form class="try-form"><label>Subscription key <input class="try-key" type="password" autocomplete="off" placeholder="sent as api-key"></label>"#,
-        method = op.method.as_str(),
-        mount = esc(&api.mount),
-        path = esc(&op.path),
-    );
+pub(super) fn panel(api: &Api, op: &Operation) -> Html {
+    let mut s = Html::new();
+    s.raw(r#"<details class="try" data-method=""#)
+        .text(op.method.as_str())
+        .raw(r#"" data-path=""#)
+        .raw(BASE_PATH)
+        .text(&api.mount)
+        .text(&op.path)
+        .raw(r#""><summary>Try it</summary><form class="try-form"><label>Subscription key <input class="try-key" type="password" autocomplete="off" placeholder="sent as api-key"></label>"#);
     let wanted = op.parameters.iter().filter(|p| {
         p.location == ParamLocation::Path || (p.location == ParamLocation::Query && p.required)
     });
@@ -33,13 +33,14 @@ pub(super) fn panel(api: &Api, op: &Operation) -> String {
         } else {
             ""
         };
-        let _ = write!(
-            s,
-            r#"<label><code>{name}</code> <input data-in="{place}" data-name="{name}" value="{value}" required></label>"#,
-            name = esc(&p.name),
-            place = p.location.as_str(),
-            value = esc(value),
-        );
+        s.element("<label><code>", &p.name, "</code> ")
+            .raw(r#"<input data-in=""#)
+            .text(p.location.as_str())
+            .raw(r#"" data-name=""#)
+            .text(&p.name)
+            .raw(r#"" value=""#)
+            .text(value)
+            .raw(r#"" required></label>"#);
     }
     let json_body = op.request.as_ref().and_then(|body| {
         body.content
@@ -56,25 +57,28 @@ pub(super) fn panel(api: &Api, op: &Operation) -> String {
                 .or_else(|| content.ty.as_ref().map(|ty| skeleton(api, ty, 0)))
                 .unwrap_or_else(|| json!({}));
             let text = serde_json::to_string_pretty(&example).unwrap_or_default();
-            let _ = write!(
-                s,
-                r#"<label>Body <code>{media}</code><textarea class="try-body" data-media="{media}" rows="{rows}" spellcheck="false">{text}</textarea></label><button type="submit">Send</button>"#,
-                media = esc(&content.media_type),
-                rows = text.lines().count().clamp(4, 20),
-                text = esc(&text),
-            );
+            s.element("<label>Body <code>", &content.media_type, "</code>")
+                .raw(r#"<textarea class="try-body" data-media=""#)
+                .text(&content.media_type)
+                .raw(r#"" rows=""#)
+                .display(text.lines().count().clamp(4, 20))
+                .raw(r#"" spellcheck="false">"#)
+                .text(&text)
+                .raw(r#"</textarea></label><button type="submit">Send</button>"#);
         }
         (Some(body), None) => {
             let media: Vec<&str> = body.content.iter().map(|c| c.media_type.as_str()).collect();
-            let _ = write!(
-                s,
-                "<p>This operation takes <code>{}</code>: send it with curl or an SDK.</p>",
-                esc(&media.join(", "))
+            s.element(
+                "<p>This operation takes <code>",
+                &media.join(", "),
+                "</code>: send it with curl or an SDK.</p>",
             );
         }
-        (None, None) => s.push_str(r#"<button type="submit">Send</button>"#),
+        (None, None) => {
+            s.raw(r#"<button type="submit">Send</button>"#);
+        }
     }
-    s.push_str(r#"</form><div class="try-out" hidden><p class="try-status"></p><pre class="try-headers"></pre><pre class="try-response"></pre></div></details>"#);
+    s.raw(r#"</form><div class="try-out" hidden><p class="try-status"></p><pre class="try-headers"></pre><pre class="try-response"></pre></div></details>"#);
     s
 }
 
@@ -131,71 +135,3 @@ fn skeleton(api: &Api, ty: &TypeRef, depth: usize) -> Value {
         }
     }
 }
-
-/// Sends a panel's request with `fetch` and shows the answer as it arrives. `data-state` on the
-/// panel says `sending`, then `done` or `failed`, for a test to wait on.
-pub(super) const SCRIPT: &str = r#"
-for (const form of document.querySelectorAll('form.try-form')) {
-  const panel = form.closest('.try');
-  const key = form.querySelector('.try-key');
-  key.value = sessionStorage.getItem('aoai-gateway-key') || '';
-  key.addEventListener('input', () => sessionStorage.setItem('aoai-gateway-key', key.value));
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const out = panel.querySelector('.try-out');
-    const status = out.querySelector('.try-status');
-    const shownHeaders = out.querySelector('.try-headers');
-    const shownBody = out.querySelector('.try-response');
-    let path = panel.dataset.path;
-    const query = new URLSearchParams();
-    for (const input of form.querySelectorAll('[data-in]')) {
-      if (input.dataset.in === 'path') {
-        path = path.replace('{' + input.dataset.name + '}', encodeURIComponent(input.value));
-      } else if (input.value !== '') {
-        query.append(input.dataset.name, input.value);
-      }
-    }
-    const headers = { 'api-key': key.value };
-    const init = { method: panel.dataset.method, headers };
-    const body = form.querySelector('.try-body');
-    if (body && body.value.trim() !== '') {
-      headers['content-type'] = body.dataset.media;
-      init.body = body.value;
-    }
-    out.hidden = false;
-    panel.dataset.state = 'sending';
-    status.textContent = 'Sending…';
-    shownHeaders.textContent = '';
-    shownBody.textContent = '';
-    try {
-      const response = await fetch(path + (query.size ? '?' + query : ''), init);
-      status.textContent = response.status + ' ' + response.statusText;
-      shownHeaders.textContent = [...response.headers].map(([k, v]) => k + ': ' + v).join('\n');
-      const type = response.headers.get('content-type') || '';
-      const textual = /json|text|event-stream|xml/.test(type) || type === '';
-      const reader = response.body.getReader();
-      const decoder = new TextDecoder();
-      let text = '';
-      let bytes = 0;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        bytes += value.length;
-        if (textual) {
-          text += decoder.decode(value, { stream: true });
-          shownBody.textContent = text;
-        } else {
-          shownBody.textContent = bytes + ' bytes of ' + type;
-        }
-      }
-      if (textual && /json/.test(type)) {
-        try { shownBody.textContent = JSON.stringify(JSON.parse(text), null, 2); } catch (_) {}
-      }
-      panel.dataset.state = 'done';
-    } catch (error) {
-      status.textContent += ' — failed: ' + error.message;
-      panel.dataset.state = 'failed';
-    }
-  });
-}
-"#;

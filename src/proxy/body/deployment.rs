@@ -10,7 +10,8 @@
 
 use std::ops::Range;
 
-use super::edit::{Members, Splice};
+use super::edit::Splice;
+use super::request::Facts;
 use crate::proxy::error::GatewayError;
 use crate::proxy::inbound::multipart;
 
@@ -25,21 +26,17 @@ pub enum Place {
     Form { value: Range<usize> },
 }
 
-/// The deployment a body names in `field`, and where: `None` when the body has no such field.
-/// The body has been validated, so the field, where present, holds a string; `members` are
-/// those of a JSON body.
+/// The deployment a body names in `field`, and where, from what was read of it already: the
+/// parts of a form (as the validator read them), or the facts of a JSON body. `None` when the
+/// body has no such field. The body has been validated, so the field, where present, holds a
+/// string.
 pub fn in_body(
     field: &str,
-    content_type: Option<&str>,
     body: &[u8],
-    members: Option<&Members>,
+    form: Option<&[multipart::Part<'_>]>,
+    facts: Option<&Facts>,
 ) -> Result<Option<(String, Place)>, GatewayError> {
-    let content_type = content_type.unwrap_or("");
-    if aoai_runtime::catalog::essence(content_type) == "multipart/form-data" {
-        let Some(boundary) = multipart::boundary(content_type) else {
-            return Ok(None);
-        };
-        let parts = multipart::parts(body, boundary).map_err(GatewayError::MalformedBody)?;
+    if let Some(parts) = form {
         let Some(part) = parts.iter().find(|p| p.name == field) else {
             return Ok(None);
         };
@@ -54,20 +51,26 @@ pub fn in_body(
             },
         )));
     }
-    let Some((_, member)) = members.and_then(|m| m.find(body, field)) else {
+    let Some(facts) = facts else {
         return Ok(None);
     };
-    let raw = body.get(member.value.clone()).unwrap_or_default();
-    let name: String = serde_json::from_slice(raw).map_err(|_| GatewayError::InvalidParameter {
-        name: field.to_string(),
-        message: "names the deployment, so it must be a string".into(),
-    })?;
-    Ok(Some((
-        name,
-        Place::Json {
-            value: member.value.clone(),
-        },
-    )))
+    if let Some((name, value)) = &facts.deployment {
+        return Ok(Some((
+            name.clone(),
+            Place::Json {
+                value: value.clone(),
+            },
+        )));
+    }
+    // A member that is there but not a string cannot name a deployment (the validator lets
+    // one through only where the spec leaves the field untyped).
+    match facts.members.find(body, field) {
+        Some(_) => Err(GatewayError::InvalidParameter {
+            name: field.to_string(),
+            message: "names the deployment, so it must be a string".into(),
+        }),
+        None => Ok(None),
+    }
 }
 
 /// The splice that renames the deployment at `place` in a body to `name`.
@@ -117,12 +120,32 @@ mod tests {
             .to_vec()
     }
 
+    /// The facts of a v1 chat body, as the checks read them.
+    fn facts(body: &[u8]) -> Option<Facts> {
+        let route = crate::generated::API_VERSIONS
+            .iter()
+            .find(|v| v.version == "v1")
+            .and_then(|v| v.routes.iter().find(|r| r.path == "/chat/completions"))
+            .expect("the v1 chat route");
+        let usage = crate::config::UsageSettings {
+            stream_include_usage: true,
+            default_completion_tokens: 16,
+            encodings: Default::default(),
+        };
+        Facts::read(
+            route,
+            body,
+            &usage,
+            None,
+            super::super::request::Count::IfStreaming,
+        )
+    }
+
     #[test]
     fn the_model_member_is_found_and_renamed_in_place() {
         let body =
             br#"{"messages":[{"role":"user","content":"say \"model\""}],  "model" : "chat","n":1}"#;
-        let members = Members::read(body, None);
-        let (name, place) = in_body("model", Some("application/json"), body, members.as_ref())
+        let (name, place) = in_body("model", body, None, facts(body).as_ref())
             .unwrap()
             .unwrap();
         assert_eq!(name, "chat");
@@ -130,19 +153,19 @@ mod tests {
             renamed(body, &place, "gpt-4o-2024-08-06"),
             br#"{"messages":[{"role":"user","content":"say \"model\""}],  "model" : "gpt-4o-2024-08-06","n":1}"#
         );
-        let empty = Members::read(b"{}", None);
         assert_eq!(
-            in_body("model", Some("application/json"), b"{}", empty.as_ref()).unwrap(),
+            in_body("model", b"{}", None, facts(b"{}").as_ref()).unwrap(),
             None
         );
+        let not_a_name = br#"{"model":7}"#;
+        assert!(in_body("model", not_a_name, None, facts(not_a_name).as_ref()).is_err());
     }
 
     #[test]
     fn a_form_part_is_found_and_renamed_in_place() {
         let body = b"--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\nRIFF\r\n--b--\r\n";
-        let (name, place) = in_body("model", Some("multipart/form-data; boundary=b"), body, None)
-            .unwrap()
-            .unwrap();
+        let parts = multipart::parts(body, "b").unwrap();
+        let (name, place) = in_body("model", body, Some(&parts), None).unwrap().unwrap();
         assert_eq!(name, "whisper");
         let renamed = renamed(body, &place, "whisper-1");
         assert!(renamed.windows(9).any(|w| w == b"whisper-1"));

@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::tokens::estimate::PromptCounter;
+use crate::tokens::estimate::Prompt;
 use crate::tokens::lex::{Action, Event, Kind, Lexer};
 
 /// One member of an object: where its key (quotes included) and its value are written.
@@ -36,9 +36,9 @@ pub struct Members {
 }
 
 impl Members {
-    /// The members of the object `body` holds (`None` if it holds no object), counting its
-    /// prompt tokens on the way when given a counter.
-    pub fn read(body: &[u8], mut counter: Option<&mut PromptCounter>) -> Option<Members> {
+    /// The members of the object `body` holds (`None` if it holds no object), noting where its
+    /// prompt's strings are on the way when given a [`Prompt`] to fill.
+    pub fn read(body: &[u8], mut counter: Option<&mut Prompt>) -> Option<Members> {
         let mut lexer = Lexer::new();
         let mut open = None;
         let mut close = None;

@@ -1,7 +1,8 @@
-//! What a checked JSON request body says that the gateway acts on: whether it asks for a
-//! stream, whether the stream can be asked for its usage on the client's behalf, and what the
-//! call may spend (its prompt, counted with the model's tokenizer, and its completion
-//! allowance), read once after validation.
+//! What a checked JSON request body says that the gateway acts on: the deployment it names (on
+//! the v1 API), whether it asks for a stream, whether the stream can be asked for its usage on
+//! the client's behalf, and what the call may spend (its prompt, counted with the model's
+//! tokenizer when a figure is needed, and its completion allowance), read in one pass after
+//! validation.
 //!
 //! Asking for usage: a streaming call on an api-version whose request model has
 //! `stream_options.include_usage` is sent with `include_usage: true` when the client did not
@@ -12,9 +13,11 @@
 use aoai_runtime::catalog::{ContentKind, Route};
 use aoai_runtime::schema::{Member as SchemaMember, Ty};
 
+use std::ops::Range;
+
 use super::edit::{Members, Splice};
 use crate::config::UsageSettings;
-use crate::tokens::estimate::PromptCounter;
+use crate::tokens::estimate::Prompt;
 use crate::tokens::tokenizer::Encoding;
 
 /// Fields that cap what a call may generate, in the order they win.
@@ -25,6 +28,13 @@ const COMPLETION_CAPS: [&str; 3] = ["max_completion_tokens", "max_output_tokens"
 pub struct Facts {
     /// Where its top-level members are, in the bytes edits start from.
     pub members: Members,
+    /// The deployment the body names in the route's `deployment_field`, and where its value
+    /// (quotes included) is written; `None` when it names none, or not as a string.
+    pub deployment: Option<(String, Range<usize>)>,
+    /// Where its prompt's strings are, to count when a figure is needed.
+    prompt: Prompt,
+    /// The tokenizer of the deployment it is to.
+    encoding: Encoding,
     /// It asks for a stream of server-sent events.
     pub stream: bool,
     /// Splices that ask the stream for its usage, which the client did not; empty otherwise.
@@ -38,8 +48,8 @@ pub struct Facts {
     length: u64,
 }
 
-/// When the prompt's tokens are counted: that takes reading every string of the body with the
-/// tokenizer, so only where something needs the figure.
+/// When the prompt's tokens are counted: that takes running the tokenizer over every string of
+/// the prompt, so only where something needs the figure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Count {
     /// The call reserves tokens against a limit.
@@ -60,16 +70,16 @@ impl Facts {
         path_deployment: Option<&str>,
         count: Count,
     ) -> Option<Facts> {
-        let mut counter = PromptCounter::new();
-        let members = match count {
-            Count::Always => Members::read(body, Some(&mut counter))?,
-            Count::IfStreaming => Members::read(body, None)?,
-        };
-        let in_body = route
-            .deployment_field
-            .and_then(|field| members.value(body, field))
-            .and_then(|raw| serde_json::from_slice::<String>(raw).ok());
-        let encoding = usage.encoding(path_deployment.or(in_body.as_deref()).unwrap_or(""));
+        let mut prompt = Prompt::new();
+        let members = Members::read(body, Some(&mut prompt))?;
+        let deployment = route.deployment_field.and_then(|field| {
+            let (_, member) = members.find(body, field)?;
+            let raw = body.get(member.value.clone())?;
+            let name = serde_json::from_slice::<String>(raw).ok()?;
+            Some((name, member.value.clone()))
+        });
+        let named = path_deployment.or(deployment.as_ref().map(|(name, _)| name.as_str()));
+        let encoding = usage.encoding(named.unwrap_or(""));
         let stream = route.stream_flag.is_some_and(|flag| {
             members.value(body, flag).map(<[u8]>::trim_ascii) == Some(b"true".as_slice())
         });
@@ -98,14 +108,17 @@ impl Facts {
         };
         let mut facts = Facts {
             members,
+            deployment,
+            prompt,
+            encoding,
             stream,
             ask_usage,
-            prompt_tokens: (count == Count::Always).then(|| counter.tokens(encoding)),
+            prompt_tokens: None,
             completion_tokens,
             length: body.len() as u64,
         };
-        if count == Count::IfStreaming && stream {
-            facts.count_prompt(body, encoding);
+        if count == Count::Always || stream {
+            facts.count_prompt(body);
         }
         Some(facts)
     }
@@ -118,13 +131,11 @@ impl Facts {
             .saturating_add(self.completion_tokens)
     }
 
-    /// Counts the prompt of `body` (the bytes these facts were read from), if not yet counted.
-    pub fn count_prompt(&mut self, body: &[u8], encoding: Encoding) {
+    /// Counts the prompt of `body` (the bytes these facts were read from), if not yet counted:
+    /// the strings the reading noted, with the deployment's tokenizer; nothing is read again.
+    pub fn count_prompt(&mut self, body: &[u8]) {
         if self.prompt_tokens.is_none() {
-            let mut counter = PromptCounter::new();
-            if Members::read(body, Some(&mut counter)).is_some() {
-                self.prompt_tokens = Some(counter.tokens(encoding));
-            }
+            self.prompt_tokens = Some(self.prompt.tokens(self.encoding, body));
         }
     }
 

@@ -276,7 +276,7 @@ fn check_body(
     path_deployment: Option<&str>,
 ) -> Result<BodyRead, GatewayError> {
     let meant = encoding::decode_all(codings, body, gw.max_body_bytes)?;
-    validate::body(route, version, content_type, &meant, gw.validation)?;
+    let form = validate::body(route, version, content_type, &meant, gw.validation)?;
     let calls_deployment = route.deployment_field.is_some() || path_deployment.is_some();
     let json = content_type.is_some_and(|t| ContentKind::of(t) == ContentKind::Json);
     let facts = if calls_deployment && json && !meant.is_empty() {
@@ -285,15 +285,11 @@ fn check_body(
         None
     };
     let in_body = match route.deployment_field {
-        Some(field) => deployment::in_body(
-            field,
-            content_type,
-            &meant,
-            facts.as_ref().map(|f| &f.members),
-        )?
-        .map(|(name, place)| Named { name, place }),
+        Some(field) => deployment::in_body(field, &meant, form.as_deref(), facts.as_ref())?
+            .map(|(name, place)| Named { name, place }),
         None => None,
     };
+    drop(form);
     let decoded = match meant {
         Cow::Owned(decoded) if in_body.is_some() || facts.is_some() => Some(Bytes::from(decoded)),
         _ => None,

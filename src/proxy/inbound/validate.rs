@@ -70,21 +70,23 @@ pub fn parameters(
     Ok(())
 }
 
-pub fn body(
+/// Checks a body against the route's request; a form's parts, as read for the check, are
+/// handed back for what else needs them (the deployment a v1 form names).
+pub fn body<'b>(
     route: &Route,
     version: &'static str,
     content_type: Option<&str>,
-    body: &[u8],
+    body: &'b [u8],
     policy: Policy,
-) -> Result<(), GatewayError> {
+) -> Result<Option<Vec<multipart::Part<'b>>>, GatewayError> {
     let Some(spec) = &route.request else {
-        return Ok(());
+        return Ok(None);
     };
     if body.is_empty() {
         return if spec.required {
             Err(GatewayError::MissingBody)
         } else {
-            Ok(())
+            Ok(None)
         };
     }
     let given = content_type.map(essence).unwrap_or_default();
@@ -98,18 +100,18 @@ pub fn body(
     };
     match (media.kind, &given) {
         (ContentKind::Multipart, g) if g == "multipart/form-data" => {
-            form(media, version, content_type.unwrap_or(""), body, policy)
+            form(media, version, content_type.unwrap_or(""), body, policy).map(Some)
         }
         _ if given == "application/json" || given.ends_with("+json") => match media.schema {
-            Some(ty) => schema::json::validate(body, ty, policy).map_err(|error| {
-                GatewayError::InvalidBody {
+            Some(ty) => schema::json::validate(body, ty, policy)
+                .map(|()| None)
+                .map_err(|error| GatewayError::InvalidBody {
                     error,
                     spec: version,
-                }
-            }),
-            None => Ok(()),
+                }),
+            None => Ok(None),
         },
-        _ => Ok(()),
+        _ => Ok(None),
     }
 }
 
@@ -129,13 +131,13 @@ fn json_for_plain_form<'m>(content: &'m [Media], given: &str) -> Option<&'m Medi
 /// its parts fit their fields: a text part as text, an object field's part (or any part sent as
 /// `application/json`) as JSON, and a member's part (`expires_after[seconds]`, as the SDKs send
 /// an object field) against that member's type.
-fn form(
+fn form<'b>(
     media: &'static Media,
     version: &str,
     content_type: &str,
-    body: &[u8],
+    body: &'b [u8],
     policy: Policy,
-) -> Result<(), GatewayError> {
+) -> Result<Vec<multipart::Part<'b>>, GatewayError> {
     let boundary = multipart::boundary(content_type).ok_or_else(|| {
         GatewayError::MalformedBody("multipart/form-data without a boundary".into())
     })?;
@@ -220,7 +222,7 @@ fn form(
             }
         }
     }
-    Ok(())
+    Ok(parts)
 }
 
 /// The type that the path `members` reaches below a field of type `ty`: `None` when the spec

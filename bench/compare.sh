@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# CPU time per proxied call of two builds of the gateway, measured in one run: BEFORE (a binary,
+# or a git revision built in a scratch worktree) and this checkout's release build, in front of
+# the same static nginx upstream (one 0.5 KB chat completion for every call, so that the
+# gateway's own cost shows), each with every feature on (auth, validation, usage read from the
+# answer, a subscription with limits), measured in turn for $ROUNDS rounds with wrk at
+# $CONNECTIONS connections. Reports each build's median and the median of the per-round ratio:
+# a shared machine's noise moves single runs by tens of percent, so compare within a run only.
+#
+#   bench/compare.sh before=HEAD~3                   # builds that revision in a worktree
+#   bench/compare.sh before=/path/to/aoai-gateway    # or uses that binary
+#   STREAM=1 bench/compare.sh before=...             # chat bodies that ask for a stream (whose
+#                                                    # prompt the gateway counts)
+#   ROUNDS=7 DURATION=5 bench/compare.sh before=...
+#
+# Installs wrk and nginx with apt-get where missing. Everything binds 127.0.0.1 and stops at exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION="${DURATION:-4}"
+CONNECTIONS="${CONNECTIONS:-32}"
+ROUNDS="${ROUNDS:-5}"
+STREAM="${STREAM:-0}"
+BEFORE=""
+for arg in "$@"; do
+  case $arg in
+    before=*) BEFORE="${arg#before=}" ;;
+    *) echo "unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
+[ -n "$BEFORE" ] || { echo "usage: bench/compare.sh before=<git revision or binary>" >&2; exit 2; }
+
+source bench/lib.sh
+need wrk nginx:nginx-light
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+
+WORK="$(mktemp -d)"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -d "$WORK/before-src" ]; then git worktree remove --force "$WORK/before-src" >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cargo build --release --quiet
+AFTER=target/release/aoai-gateway
+if [ ! -x "$BEFORE" ]; then
+  echo "building $BEFORE in a scratch worktree..."
+  git worktree add --detach "$WORK/before-src" "$BEFORE" >/dev/null 2>&1
+  (cd "$WORK/before-src" && cargo build --release --quiet --locked)
+  BEFORE="$WORK/before-src/target/release/aoai-gateway"
+fi
+
+export BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"
+UPSTREAM_PORT=$(free_port)
+mkdir -p "$WORK/static"
+answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1733000000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"finish_reason":"stop","logprobs":null,"message":{"role":"assistant","content":"Hello, benchmark! This answer is the same every time, so that the upstream costs little."}}],"usage":{"prompt_tokens":24,"completion_tokens":18,"total_tokens":42,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}'
+cat > "$WORK/static.conf" <<NGINX
+worker_processes 1;
+pid $WORK/static/nginx.pid;
+error_log $WORK/static/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/static; proxy_temp_path $WORK/static; fastcgi_temp_path $WORK/static; uwsgi_temp_path $WORK/static; scgi_temp_path $WORK/static;
+  server {
+    listen 127.0.0.1:$UPSTREAM_PORT;
+    keepalive_requests 1000000;
+    location / {
+      default_type application/json;
+      add_header x-ms-region "East US";
+      return 200 '$answer';
+    }
+  }
+}
+NGINX
+"$NGINX" -c "$WORK/static.conf" -p "$WORK/static" -g 'daemon off;' 2>/dev/null & pids+=($!)
+
+BACKEND="http://127.0.0.1:$UPSTREAM_PORT"
+start_gateway before "$BEFORE" "" "$HIGH_LIMITS" "$BACKEND"
+start_gateway after "$AFTER" "" "$HIGH_LIMITS" "$BACKEND"
+for p in "$UPSTREAM_PORT" "${PORT[@]}"; do wait_port "$p"; done
+
+chat_lua "$WORK/chat.lua"
+if [ "$STREAM" = 1 ]; then sed -i 's/"max_tokens":50}/"max_tokens":50,"stream":true}/' "$WORK/chat.lua"; fi
+for name in before after; do check "${PORT[$name]}" "$BENCH_CLIENT_KEY"; done
+
+echo "CPU per proxied call: POST chat/completions$([ "$STREAM" = 1 ] && echo ' (stream: true)'), $ROUNDS rounds x ${DURATION}s, $CONNECTIONS connections, one worker each, $(nproc) cores"
+printf "%-6s %-7s %12s %14s\n" round build "requests/s" "CPU us/call"
+: > "$WORK/results"
+for round in $(seq "$ROUNDS"); do
+  for name in before after; do
+    read -r rps _ _ cpu < <(measure "${PORT[$name]}" "$BENCH_CLIENT_KEY" "$CONNECTIONS" "${PID[$name]}")
+    echo "$round $name $cpu" >> "$WORK/results"
+    printf "%-6s %-7s %12s %14s\n" "$round" "$name" "$rps" "$cpu"
+  done
+done
+python3 - "$WORK/results" <<'PY'
+import statistics, sys
+from collections import defaultdict
+runs = defaultdict(dict)
+for line in open(sys.argv[1]):
+    rnd, name, cpu = line.split()
+    runs[rnd][name] = float(cpu)
+med = lambda f: statistics.median(f(r) for r in runs.values())
+ratios = sorted(r['after'] / r['before'] for r in runs.values())
+print()
+print(f"medians: before {med(lambda r: r['before']):.2f} us, after {med(lambda r: r['after']):.2f} us per call")
+print(f"after vs before: {100 * (med(lambda r: r['after'] / r['before']) - 1):+.1f}% (per-round ratios {', '.join(f'{x:.3f}' for x in ratios)})")
+PY
