@@ -86,15 +86,7 @@ if [ "$STREAM" = 1 ]; then sed -i 's/"max_tokens":50}/"max_tokens":50,"stream":t
 for name in before after; do check "${PORT[$name]}" "$BENCH_CLIENT_KEY"; done
 
 echo "CPU per proxied call: POST chat/completions$([ "$STREAM" = 1 ] && echo ' (stream: true)'), $ROUNDS rounds x ${DURATION}s, $CONNECTIONS connections, one worker each, $(nproc) cores"
-printf "%-6s %-7s %12s %14s\n" round build "requests/s" "CPU us/call"
-: > "$WORK/results"
-for round in $(seq "$ROUNDS"); do
-  for name in before after; do
-    read -r rps _ _ cpu < <(measure "${PORT[$name]}" "$BENCH_CLIENT_KEY" "$CONNECTIONS" "${PID[$name]}")
-    echo "$round $name $cpu" >> "$WORK/results"
-    printf "%-6s %-7s %12s %14s\n" "$round" "$name" "$rps" "$cpu"
-  done
-done
+measure_rounds before after
 python3 - "$WORK/results" <<'PY'
 import statistics, sys
 from collections import defaultdict

@@ -91,3 +91,19 @@ start_gateway() {
   RUST_LOG=warn "$bin" serve --config "$WORK/$name.toml" >/dev/null 2>&1 & pids+=($!)
   PORT[$name]=$port; PID[$name]=$!
 }
+
+# Measures the gateways named (started by start_gateway) in turn, $ROUNDS rounds, with the chat
+# call at $CONNECTIONS connections: prints a row each, and writes "round name cpu" lines to
+# $WORK/results for the script's summary.
+measure_rounds() {
+  local round name rps cpu
+  printf "%-6s %-7s %12s %14s\n" round gateway "requests/s" "CPU us/call"
+  : > "$WORK/results"
+  for round in $(seq "$ROUNDS"); do
+    for name in "$@"; do
+      read -r rps _ _ cpu < <(measure "${PORT[$name]}" "$BENCH_CLIENT_KEY" "$CONNECTIONS" "${PID[$name]}")
+      echo "$round $name $cpu" >> "$WORK/results"
+      printf "%-6s %-7s %12s %14s\n" "$round" "$name" "$rps" "$cpu"
+    done
+  done
+}

@@ -66,15 +66,7 @@ chat_lua "$WORK/chat.lua"
 for name in before off on; do check "${PORT[$name]}" "$BENCH_CLIENT_KEY"; done
 
 echo "CPU per proxied call: POST chat/completions, $ROUNDS rounds x ${DURATION}s, $CONNECTIONS connections, one worker each, $(nproc) cores"
-printf "%-6s %-7s %12s %14s\n" round gateway "requests/s" "CPU us/call"
-: > "$WORK/results"
-for round in $(seq "$ROUNDS"); do
-  for name in before off on; do
-    read -r rps _ _ cpu < <(measure "${PORT[$name]}" "$BENCH_CLIENT_KEY" "$CONNECTIONS" "${PID[$name]}")
-    echo "$round $name $cpu" >> "$WORK/results"
-    printf "%-6s %-7s %12s %14s\n" "$round" "$name" "$rps" "$cpu"
-  done
-done
+measure_rounds before off on
 python3 - "$WORK/results" <<'PY'
 import statistics, sys
 from collections import defaultdict

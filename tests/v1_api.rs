@@ -230,43 +230,46 @@ fn files_stay_on_one_backend() {
 /// A form part: name, content type, content.
 type Part<'a> = (&'a str, Option<&'a str>, &'a str);
 
+/// A form of text parts and one small file, as the SDKs upload one: (name, content type,
+/// value) of each part.
+fn form(parts: &[Part], boundary: &str) -> String {
+    let mut form = String::new();
+    for (name, content_type, value) in parts {
+        form += &format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n");
+        if let Some(t) = content_type {
+            form += &format!("Content-Type: {t}\r\n");
+        }
+        form += &format!("\r\n{value}\r\n");
+    }
+    form + &format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n--{boundary}--\r\n"
+    )
+}
+
+/// Uploads `body` as a file (`POST /openai/v1/files`) with the client's key: status and body.
+async fn upload_to(gw: &Running, boundary: &str, body: String) -> (u16, String) {
+    let response = gw
+        .client
+        .post(gw.url("/openai/v1/files"))
+        .insert_header(("api-key", CLIENT_KEY))
+        .insert_header((
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        ))
+        .send_body(body)
+        .await
+        .expect("answer");
+    let (status, _, body) = collect(response).await;
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
 #[test]
 fn each_form_part_is_checked_against_its_field() {
     run(async {
         let gw = start(Setup::default()).await;
         let boundary = "XyZ";
-        let upload = |parts: &[Part]| {
-            let mut form = String::new();
-            for (name, content_type, value) in parts {
-                form +=
-                    &format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n");
-                if let Some(t) = content_type {
-                    form += &format!("Content-Type: {t}\r\n");
-                }
-                form += &format!("\r\n{value}\r\n");
-            }
-            form + &format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n--{boundary}--\r\n"
-            )
-        };
-        let send = |form: String| {
-            let gw = &gw;
-            async move {
-                let response = gw
-                    .client
-                    .post(gw.url("/openai/v1/files"))
-                    .insert_header(("api-key", CLIENT_KEY))
-                    .insert_header((
-                        "content-type",
-                        format!("multipart/form-data; boundary={boundary}"),
-                    ))
-                    .send_body(form)
-                    .await
-                    .expect("answer");
-                let (status, _, body) = collect(response).await;
-                (status, String::from_utf8_lossy(&body).into_owned())
-            }
-        };
+        let upload = |parts: &[Part]| form(parts, boundary);
+        let send = |body: String| upload_to(&gw, boundary, body);
         let json = Some("application/json");
         // An object field as one JSON part, as OpenAPI has a form send it.
         let (status, body) = send(upload(&[
@@ -352,34 +355,10 @@ fn the_expires_after_overlay_is_enforced_served_and_named() {
         let gw = start(Setup::default()).await;
         let boundary = "XyZ";
         let upload = |fields: &[(&str, &str)]| {
-            let mut form = String::new();
-            for (name, value) in fields {
-                form += &format!(
-                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-                );
-            }
-            form + &format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n--{boundary}--\r\n"
-            )
+            let parts: Vec<Part> = fields.iter().map(|(n, v)| (*n, None, *v)).collect();
+            form(&parts, boundary)
         };
-        let send = |form: String| {
-            let gw = &gw;
-            async move {
-                let response = gw
-                    .client
-                    .post(gw.url("/openai/v1/files"))
-                    .insert_header(("api-key", CLIENT_KEY))
-                    .insert_header((
-                        "content-type",
-                        format!("multipart/form-data; boundary={boundary}"),
-                    ))
-                    .send_body(form)
-                    .await
-                    .expect("answer");
-                let (status, _, body) = collect(response).await;
-                (status, String::from_utf8_lossy(&body).into_owned())
-            }
-        };
+        let send = |body: String| upload_to(&gw, boundary, body);
         let (status, body) = send(upload(&[("purpose", "assistants")])).await;
         assert_eq!(status, 200, "{body}");
         let (status, body) = send(upload(&[])).await;

@@ -352,7 +352,7 @@ components:
     assert_eq!(
         said,
         [
-            "spec/p.yaml:24:11 at #/components/schemas/createResponse/properties/include/description: `description` is a map, not a string: it only annotates, so it is ignored"
+            "spec/p.yaml:24:11 at #/components/schemas/createResponse/properties/include/description: `description` is an object, not a string: it only annotates, so it is ignored"
         ]
     );
     let err = load::parse(

@@ -394,12 +394,22 @@ pub(super) fn text_completion(
         .map(|e| Bytes::from(format!("data: {e}\n\n")))
         .collect();
     frames.push(Bytes::from_static(b"data: [DONE]\n\n"));
-    reply.insert_header((header::CONTENT_TYPE, "text/event-stream; charset=utf-8"));
-    reply.insert_header((header::CACHE_CONTROL, "no-cache"));
     let delay = sim.config.chunk_delay;
     if cut {
+        reply.insert_header((header::CONTENT_TYPE, "text/event-stream; charset=utf-8"));
         return cut_half_way(reply, frames, delay);
     }
+    event_stream(reply, frames, delay)
+}
+
+/// An event stream of `frames`, `delay` apart, as Azure sends one.
+pub(super) fn event_stream(
+    mut reply: HttpResponseBuilder,
+    frames: Vec<Bytes>,
+    delay: std::time::Duration,
+) -> HttpResponse {
+    reply.insert_header((header::CONTENT_TYPE, "text/event-stream; charset=utf-8"));
+    reply.insert_header((header::CACHE_CONTROL, "no-cache"));
     let stream = futures_util::stream::unfold(
         (frames.into_iter(), true),
         move |(mut frames, first)| async move {

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::deployments::{act_out, not_json};
 use super::text::{
-    Generation, embeddings, forced_tool, reasoning, structured_text, text_completion, words,
+    Generation, embeddings, event_stream, forced_tool, reasoning, structured_text, text_completion,
+    words,
 };
 use super::{Simulator, json_reply, now, openai_error};
 use crate::proxy::inbound::multipart;
@@ -162,7 +163,7 @@ fn response(
 
 /// A finished response told as the Responses API's server-sent events: created, in progress,
 /// each output item added and done (a message's text as deltas, word by word), completed.
-fn stream_response(sim: &Simulator, mut reply: HttpResponseBuilder, done: Value) -> HttpResponse {
+fn stream_response(sim: &Simulator, reply: HttpResponseBuilder, done: Value) -> HttpResponse {
     let mut events: Vec<Value> = Vec::new();
     let mut started = done.clone();
     started["status"] = json!("in_progress");
@@ -219,20 +220,7 @@ fn stream_response(sim: &Simulator, mut reply: HttpResponseBuilder, done: Value)
             Bytes::from(format!("event: {kind}\ndata: {event}\n\n"))
         })
         .collect();
-    reply.insert_header((header::CONTENT_TYPE, "text/event-stream; charset=utf-8"));
-    reply.insert_header((header::CACHE_CONTROL, "no-cache"));
-    let delay = sim.config.chunk_delay;
-    let stream = futures_util::stream::unfold(
-        (frames.into_iter(), true),
-        move |(mut frames, first)| async move {
-            let frame = frames.next()?;
-            if !first && !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Some((Ok::<Bytes, std::io::Error>(frame), (frames, false)))
-        },
-    );
-    reply.streaming(stream)
+    event_stream(reply, frames, sim.config.chunk_delay)
 }
 
 fn create_file(

@@ -21,6 +21,7 @@
 
 use serde_json::{Map, Value};
 
+use super::kind_of;
 use crate::names::pointer_token;
 
 /// What an annotation keyword must be.
@@ -565,18 +566,6 @@ impl Walk<'_> {
     }
 }
 
-/// What a value is, in a message: `a map`, `the number 42`.
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "a map",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -656,7 +645,7 @@ mod tests {
                 "#/paths/~1a/post/tags: `tags` is a string, not a list of strings: it only annotates, so it is ignored",
                 "#/paths/~1a/post/operationId: `operationId` is a number, not a string: it only annotates, so it is ignored",
                 "#/paths/~1a/post/deprecated: `deprecated` is a string, not true or false: it only annotates, so it is ignored",
-                "#/paths/~1a/post/requestBody/content/application~1json/schema/title: `title` is a $ref to \"#/components/schemas\", which is a map, not a string: it only annotates, so it is ignored",
+                "#/paths/~1a/post/requestBody/content/application~1json/schema/title: `title` is a $ref to \"#/components/schemas\", which is an object, not a string: it only annotates, so it is ignored",
                 "#/paths/~1a/post/requestBody/content/application~1json/schema/externalDocs: `externalDocs` is a string, not an object with a `url` string: it only annotates, so it is ignored",
                 "#/paths/~1a/post/responses/200/description: `description` is a list, not a string: it only annotates, so it is ignored",
             ]

@@ -122,6 +122,19 @@ impl Scanner<'_> {
         }
     }
 
+    /// Skips a value and the comma after it; `false` when there is no next item.
+    fn pass_item(&mut self) -> bool {
+        if self.skip().is_none() {
+            return false;
+        }
+        self.ws();
+        if self.peek() != Some(b',') {
+            return false;
+        }
+        self.i += 1;
+        true
+    }
+
     /// Follows `tokens` from the value at the cursor; `here` is where the current node is
     /// written (its key), the answer when nothing deeper is found.
     fn find(&mut self, tokens: &[String], here: usize) -> usize {
@@ -146,14 +159,9 @@ impl Scanner<'_> {
                     if key == *token {
                         return self.find(rest, at);
                     }
-                    if self.skip().is_none() {
+                    if !self.pass_item() {
                         return here;
                     }
-                    self.ws();
-                    if self.peek() != Some(b',') {
-                        return here;
-                    }
-                    self.i += 1;
                 }
             }
             Some(b'[') => {
@@ -162,14 +170,9 @@ impl Scanner<'_> {
                 };
                 self.i += 1;
                 for _ in 0..wanted {
-                    if self.skip().is_none() {
+                    if !self.pass_item() {
                         return here;
                     }
-                    self.ws();
-                    if self.peek() != Some(b',') {
-                        return here;
-                    }
-                    self.i += 1;
                 }
                 self.ws();
                 let at = self.i;

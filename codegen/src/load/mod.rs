@@ -436,6 +436,18 @@ fn check_refs(raw: &Value) -> Result<Vec<(String, String)>, (String, String)> {
     Ok(unresolved)
 }
 
+/// What a value is, in a message: `a string`, `an object`.
+pub(crate) fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
 fn check_operation_ids(raw: &Value) -> Result<(), (String, String)> {
     // operationId → pointer of its first use
     let mut seen: HashMap<String, String> = HashMap::new();

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 use serde_json_path::JsonPath;
 
+use super::kind_of;
 use super::locate::locate;
 use super::tree::parse_tree;
 use crate::error::{Error, Location};
@@ -305,13 +306,13 @@ impl Overlay {
                             (Value::Object(_), other) => {
                                 return Err(self.error(
                                     &format!("{at}/update"),
-                                    format!("{name}: selects an object at {}, so `update` must be an object to merge, not {}", display(pointer), kind(other)),
+                                    format!("{name}: selects an object at {}, so `update` must be an object to merge, not {}", display(pointer), kind_of(other)),
                                 ));
                             }
                             (node, _) => {
                                 return Err(self.error(
                                     &format!("{at}/target"),
-                                    format!("{name}: selects {} at {}; `update` merges into an object or appends to a list: target the object that holds it", kind(node), display(pointer)),
+                                    format!("{name}: selects {} at {}; `update` merges into an object or appends to a list: target the object that holds it", kind_of(node), display(pointer)),
                                 ));
                             }
                         }
@@ -371,17 +372,6 @@ fn text_of(map: &Map<String, Value>, key: &str) -> Option<String> {
 /// `/a/b` as messages and the IR write pointers: `#/a/b`.
 fn display(pointer: &str) -> String {
     format!("#{pointer}")
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// Merges `from` into `into`: members that are objects on both sides merge, others replace.
