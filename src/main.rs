@@ -160,7 +160,7 @@ fn serve(path: &str) -> Result<(), String> {
         );
     }
     actix_web::rt::System::new().block_on(async move {
-        let (server, addr) = proxy::start(Arc::new(Gateway::new(settings)), listener, true)
+        let (server, addr) = proxy::start(Arc::new(Gateway::new(settings)?), listener, true)
             .map_err(|e| e.to_string())?;
         tracing::info!(
             "serving on http://{addr}; api-versions {}",
@@ -227,6 +227,9 @@ fn routes(only: Option<&str>, json: bool, base_path: &str) -> Result<(), String>
                     "         not validated: {} ({})",
                     node.pointer, node.reason
                 );
+            }
+            if let Some(line) = r.objects.describe() {
+                let _ = writeln!(text, "         objects: {line}");
             }
             for o in r.overlaid {
                 let _ = writeln!(

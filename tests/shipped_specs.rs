@@ -295,3 +295,46 @@ fn every_request_example_passes_the_validator() {
     // and the SDK runs cover the rest.
     assert_eq!(checked, 2);
 }
+
+/// Which parameters and fields each operation follows to a stored object, which it creates,
+/// lists and deletes: derived from the specs by rule (`convert::objects`), pinned here so that
+/// a new spec's change to them is seen in review. `UPDATE_SNAPSHOTS=1` rewrites the snapshot.
+#[test]
+fn the_stored_objects_each_operation_follows_are_pinned() {
+    let mut text = String::new();
+    for api in aoai_gateway::generated::API_VERSIONS {
+        for route in api.routes {
+            if let Some(line) = route.objects.describe() {
+                text.push_str(&format!(
+                    "{} {} {}{}\n    {line}\n",
+                    api.version,
+                    route.method.as_str(),
+                    api.mount,
+                    route.path
+                ));
+            }
+        }
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/objects.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &text).unwrap();
+    }
+    let pinned = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        pinned == text,
+        "the followed objects changed; review and run with UPDATE_SNAPSHOTS=1:\n{text}"
+    );
+    // The issue's own examples are among them.
+    for expected in [
+        "v1 GET /v1/responses/{response_id}\n    follows {response_id} (response)",
+        "previous_response_id (response)",
+        "tools[].vector_store_ids[] (vector_store)",
+        "training_file (file), validation_file (file)",
+        "v1 POST /v1/responses\n    creates response, records id (response)",
+        "v1 GET /v1/files\n    lists file",
+        "2024-09-01-preview POST /threads/runs\n    creates run, records thread_id (thread)",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+}

@@ -214,7 +214,60 @@ pub struct Operation {
     /// Changes an overlay made to this operation's part of the spec; see [`Api::mark_overlaid`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub overlaid: Vec<Overlaid>,
+    /// The stored objects it creates, names, lists or deletes; see `convert::objects`.
+    #[serde(default, skip_serializing_if = "Objects::is_empty")]
+    pub objects: Objects,
     pub pointer: String,
+}
+
+/// What an operation does with stored objects (responses, files, vector stores, threads, …):
+/// objects that live in the one Azure resource that created them. A kind is named by the path
+/// parameter that names one (`file` for `{file_id}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Objects {
+    /// It creates an object of this kind: its answer (or its stream's first event) is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creates: Option<String>,
+    /// What the directory learns from a creating answer: these top-level fields, each the id
+    /// of a top-level object of a kind, (field, kind); `id` first when the object created is
+    /// itself top-level.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<(String, String)>,
+    /// Path parameters that name an object, outermost first: (parameter, kind).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<(String, String)>,
+    /// Request body fields that name objects, wherever they are: (path, kind).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<(Vec<PathStep>, String)>,
+    /// It lists the top-level objects of this kind (`GET /files`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lists: Option<String>,
+    /// It deletes the top-level object its path names.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deletes: bool,
+}
+
+impl Objects {
+    pub fn is_empty(&self) -> bool {
+        *self == Objects::default()
+    }
+}
+
+/// One step of the way to a body field.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum PathStep {
+    /// The member of this name.
+    Member(String),
+    /// Every item of an array.
+    Items,
+}
+
+/// A field's path as people write it: `tools[].vector_store_ids[]`.
+pub fn path_text(steps: &[PathStep]) -> String {
+    aoai_runtime::catalog::path_text(steps.iter().map(|s| match s {
+        PathStep::Member(name) => Some(name.as_str()),
+        PathStep::Items => None,
+    }))
 }
 
 /// A node of a spec that requests are not validated against, and why.

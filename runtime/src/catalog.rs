@@ -157,6 +157,142 @@ pub struct Route {
     pub unchecked: &'static [Unchecked],
     /// What the overlays applied at build time changed in this operation's part of the spec.
     pub overlaid: &'static [Overlaid],
+    /// The stored objects it creates, names, lists or deletes.
+    pub objects: Objects,
+}
+
+/// What an operation does with stored objects; see the generator's `convert::objects`.
+#[derive(Debug, Serialize)]
+pub struct Objects {
+    /// It creates an object of this kind.
+    pub creates: Option<&'static str>,
+    /// What the directory learns from a creating answer: these top-level fields, each the id
+    /// of a top-level object of the kind given; `id` first when the object created is itself
+    /// top-level.
+    pub records: &'static [Recorded],
+    /// Path parameters that name an object, outermost first.
+    pub path: &'static [PathObject],
+    /// Request body fields that name objects.
+    pub fields: &'static [FieldObject],
+    /// It lists the top-level objects of this kind (`GET /files`).
+    pub lists: Option<&'static str>,
+    /// It deletes the top-level object its path names.
+    pub deletes: bool,
+}
+
+/// A field of a creating answer that the directory records.
+#[derive(Debug, Serialize)]
+pub struct Recorded {
+    pub field: &'static str,
+    pub kind: &'static str,
+}
+
+impl Objects {
+    pub const NONE: Objects = Objects {
+        creates: None,
+        records: &[],
+        path: &[],
+        fields: &[],
+        lists: None,
+        deletes: false,
+    };
+
+    /// Whether the operation touches stored objects at all.
+    pub fn any(&self) -> bool {
+        self.creates.is_some()
+            || !self.path.is_empty()
+            || !self.fields.is_empty()
+            || self.lists.is_some()
+    }
+
+    /// What the operation does with stored objects, in one line (`aoai-gateway routes`):
+    /// `creates response (records id); follows previous_response_id (response)`.
+    pub fn describe(&self) -> Option<String> {
+        let mut said = Vec::new();
+        if let Some(kind) = self.creates {
+            let records: Vec<String> = self
+                .records
+                .iter()
+                .map(|r| format!("{} ({})", r.field, r.kind))
+                .collect();
+            said.push(if records.is_empty() {
+                format!("creates {kind}")
+            } else {
+                format!("creates {kind}, records {}", records.join(", "))
+            });
+        }
+        let followed: Vec<String> = self
+            .path
+            .iter()
+            .map(|p| format!("{{{}}} ({})", p.param, p.kind))
+            .chain(
+                self.fields
+                    .iter()
+                    .map(|f| format!("{} ({})", f.path_text(), f.kind)),
+            )
+            .collect();
+        if !followed.is_empty() {
+            said.push(format!("follows {}", followed.join(", ")));
+        }
+        if let Some(kind) = self.lists {
+            said.push(format!("lists {kind}"));
+        }
+        if self.deletes {
+            said.push("deletes it".into());
+        }
+        (!said.is_empty()).then(|| said.join("; "))
+    }
+}
+
+/// A path parameter that names an object.
+#[derive(Debug, Serialize)]
+pub struct PathObject {
+    pub param: &'static str,
+    pub kind: &'static str,
+}
+
+/// A request body field that names objects (one id, or a list of them).
+#[derive(Debug, Serialize)]
+pub struct FieldObject {
+    pub path: &'static [Step],
+    pub kind: &'static str,
+}
+
+impl FieldObject {
+    /// Its path as people write it: `tools[].vector_store_ids[]`.
+    pub fn path_text(&self) -> String {
+        path_text(self.path.iter().map(|s| match s {
+            Step::Member(name) => Some(*name),
+            Step::Items => None,
+        }))
+    }
+}
+
+/// One step of the way to a body field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Step {
+    /// The member of this name.
+    Member(&'static str),
+    /// Every item of an array.
+    Items,
+}
+
+/// A path as people write it (`tools[].vector_store_ids[]`) from its steps: a member's name,
+/// or `None` for every item of an array.
+pub fn path_text<'a>(steps: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    let mut out = String::new();
+    for step in steps {
+        match step {
+            Some(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+            None => out.push_str("[]"),
+        }
+    }
+    out
 }
 
 /// A node of the spec that requests are not validated against, and why.

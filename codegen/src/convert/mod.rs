@@ -28,7 +28,7 @@
 //! resolver for every component a spec may give by reference); `shapes` classifies schemas and
 //! builds structs, enums and intersections; `unions` builds `oneOf`/`anyOf`; `checks` reads
 //! the validation keywords; `operations` reads paths, parameters and bodies; `cycles` boxes
-//! recursive types.
+//! recursive types; `objects` marks what operations do with stored objects.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -44,6 +44,7 @@ use crate::names::{self, Namespace, pointer_token};
 
 mod checks;
 mod cycles;
+mod objects;
 mod operations;
 mod refs;
 mod shapes;
@@ -63,8 +64,9 @@ pub fn convert(doc: &Document, options: Options) -> Result<(ir::Api, Vec<Warning
     for name in &schema_names {
         c.define_component(name);
     }
-    let operations = c.operations()?;
+    let mut operations = c.operations()?;
     c.box_cycles();
+    objects::mark(&mut operations, &c.types);
     let mut document = served(doc);
     unenforce(&mut document, &c.unenforced);
     let api = ir::Api {

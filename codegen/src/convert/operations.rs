@@ -140,6 +140,7 @@ impl Converter<'_> {
                     reports_usage,
                     unchecked: Vec::new(),
                     overlaid: Vec::new(),
+                    objects: Default::default(),
                     pointer,
                 });
             }

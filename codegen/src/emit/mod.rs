@@ -656,6 +656,7 @@ fn routes(api: &Api) -> TokenStream {
             let description = option_str(o.description.as_deref());
             quote!(#catalog::Overlaid { file: #file, action: #action, description: #description, pointer: #pointer })
         });
+        let objects = objects(&op.objects);
         quote! {
             #doc
             pub static #static_name: #catalog::Route = #catalog::Route {
@@ -673,6 +674,7 @@ fn routes(api: &Api) -> TokenStream {
                 reports_usage: #reports_usage,
                 unchecked: &[#(#unchecked),*],
                 overlaid: &[#(#overlaid),*],
+                objects: #objects,
             };
         }
     });
@@ -709,6 +711,40 @@ fn routes(api: &Api) -> TokenStream {
         };
         #(#items)*
     }
+}
+
+/// A route's `objects`, or `Objects::NONE` for one that touches none.
+fn objects(o: &crate::ir::Objects) -> TokenStream {
+    let catalog = quote!(catalog);
+    if o.is_empty() {
+        return quote!(#catalog::Objects::NONE);
+    }
+    let creates = option_str(o.creates.as_deref());
+    let records = o
+        .records
+        .iter()
+        .map(|(field, kind)| quote!(#catalog::Recorded { field: #field, kind: #kind }));
+    let lists = option_str(o.lists.as_deref());
+    let deletes = o.deletes;
+    let path = o
+        .path
+        .iter()
+        .map(|(param, kind)| quote!(#catalog::PathObject { param: #param, kind: #kind }));
+    let fields = o.fields.iter().map(|(steps, kind)| {
+        let steps = steps.iter().map(|s| match s {
+            crate::ir::PathStep::Member(name) => quote!(#catalog::Step::Member(#name)),
+            crate::ir::PathStep::Items => quote!(#catalog::Step::Items),
+        });
+        quote!(#catalog::FieldObject { path: &[#(#steps),*], kind: #kind })
+    });
+    quote!(#catalog::Objects {
+        creates: #creates,
+        records: &[#(#records),*],
+        path: &[#(#path),*],
+        fields: &[#(#fields),*],
+        lists: #lists,
+        deletes: #deletes,
+    })
 }
 
 fn option_str(s: Option<&str>) -> TokenStream {

@@ -98,5 +98,6 @@ pub mod routes {
         reports_usage: false,
         unchecked: &[],
         overlaid: &[],
+        objects: catalog::Objects::NONE,
     };
 }

@@ -393,6 +393,19 @@ pub mod routes {
         reports_usage: false,
         unchecked: &[],
         overlaid: &[],
+        objects: catalog::Objects {
+            creates: None,
+            records: &[],
+            path: &[
+                catalog::PathObject {
+                    param: "thing_id",
+                    kind: "thing",
+                },
+            ],
+            fields: &[],
+            lists: None,
+            deletes: false,
+        },
     };
 
     /// `POST /deployments/{deployment-id}/audio` (Audio_Upload)
@@ -460,5 +473,6 @@ pub mod routes {
         reports_usage: false,
         unchecked: &[],
         overlaid: &[],
+        objects: catalog::Objects::NONE,
     };
 }

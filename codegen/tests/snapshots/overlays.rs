@@ -355,6 +355,19 @@ pub mod routes {
                 pointer: "#/paths/~1files/post",
             },
         ],
+        objects: catalog::Objects {
+            creates: Some("file"),
+            records: &[
+                catalog::Recorded {
+                    field: "id",
+                    kind: "file",
+                },
+            ],
+            path: &[],
+            fields: &[],
+            lists: None,
+            deletes: false,
+        },
     };
 
     /// `GET /files/{file_id}` (retrieveFile)
@@ -403,6 +416,19 @@ pub mod routes {
                 pointer: "#/components/schemas/File/properties/status",
             },
         ],
+        objects: catalog::Objects {
+            creates: None,
+            records: &[],
+            path: &[
+                catalog::PathObject {
+                    param: "file_id",
+                    kind: "file",
+                },
+            ],
+            fields: &[],
+            lists: None,
+            deletes: false,
+        },
     };
 
     /// `DELETE /files/{file_id}` (deleteFile)
@@ -434,5 +460,18 @@ pub mod routes {
         reports_usage: false,
         unchecked: &[],
         overlaid: &[],
+        objects: catalog::Objects {
+            creates: None,
+            records: &[],
+            path: &[
+                catalog::PathObject {
+                    param: "file_id",
+                    kind: "file",
+                },
+            ],
+            fields: &[],
+            lists: None,
+            deletes: true,
+        },
     };
 }

@@ -144,5 +144,6 @@ pub mod routes {
         reports_usage: false,
         unchecked: &[],
         overlaid: &[],
+        objects: catalog::Objects::NONE,
     };
 }

@@ -298,6 +298,7 @@ pub mod routes {
         reports_usage: true,
         unchecked: &[],
         overlaid: &[],
+        objects: catalog::Objects::NONE,
     };
 
     /// `POST /fine_tuning/jobs` (postFineTuningJobs)
@@ -339,6 +340,7 @@ pub mod routes {
         reports_usage: false,
         unchecked: &[],
         overlaid: &[],
+        objects: catalog::Objects::NONE,
     };
 
     /// `GET /responses/{response_id}` (getResponsesResponseId)
@@ -370,5 +372,18 @@ pub mod routes {
         reports_usage: false,
         unchecked: &[],
         overlaid: &[],
+        objects: catalog::Objects {
+            creates: None,
+            records: &[],
+            path: &[
+                catalog::PathObject {
+                    param: "response_id",
+                    kind: "response",
+                },
+            ],
+            fields: &[],
+            lists: None,
+            deletes: false,
+        },
     };
 }
