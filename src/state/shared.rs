@@ -205,7 +205,7 @@ impl Shared {
 
     /// A subscription's windows (see `begin.lua`).
     fn limits_key(&self, subscription: &str) -> String {
-        format!("{}:lim:{}", self.tag, part(subscription))
+        self.key(&["lim", subscription])
     }
 
     /// Stands in for a window or rotation a call has not: a key of the prefix's slot, so that
@@ -284,31 +284,55 @@ impl Shared {
         now: u64,
         mode: Mode,
     ) -> Result<Admission, StateError> {
+        let keys = [
+            windows.map_or_else(|| self.placeholder(), |w| self.limits_key(w.subscription)),
+            rotation.map_or_else(
+                || self.placeholder(),
+                |r| self.key(&["rot", r.version, r.deployment]),
+            ),
+        ];
+        let invocation = begin::invocation(&self.begin, keys, now, windows, rotation, mode);
+        let values = self
+            .within(async |conn| invocation.invoke_async::<Vec<Value>>(conn).await)
+            .await?;
+        let read = begin::read(&values).ok_or(StateError::Unreadable);
+        if let Err(error) = &read {
+            self.mark_down(&error.to_string());
+        }
+        read
+    }
+
+    /// A key of this store's: the prefix's tag, then `parts`, each escaped.
+    pub fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.tag.clone();
+        for p in parts {
+            key.push(':');
+            key.push_str(&part(p));
+        }
+        key
+    }
+
+    /// Runs a pipeline for a call, on the worker's connection and within `state.timeout_ms`.
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StateError> {
+        self.within(async |conn| pipe.query_async::<T>(conn).await)
+            .await
+    }
+
+    /// Runs `command` on the worker's connection, within `state.timeout_ms`. An error (no
+    /// connection or answer in time, or a refusal) marks the store down.
+    async fn within<T>(
+        &self,
+        command: impl AsyncFnOnce(&mut MultiplexedConnection) -> redis::RedisResult<T>,
+    ) -> Result<T, StateError> {
         let result = async {
             let mut conn = self.worker_connection().await?;
-            let keys = [
-                windows.map_or_else(|| self.placeholder(), |w| self.limits_key(w.subscription)),
-                rotation.map_or_else(
-                    || self.placeholder(),
-                    |r| {
-                        format!(
-                            "{}:rot:{}:{}",
-                            self.tag,
-                            part(r.version),
-                            part(r.deployment)
-                        )
-                    },
-                ),
-            ];
-            let invocation = begin::invocation(&self.begin, keys, now, windows, rotation, mode);
-            let values = actix_web::rt::time::timeout(
-                self.timeout,
-                invocation.invoke_async::<Vec<Value>>(&mut conn),
-            )
-            .await
-            .map_err(|_| StateError::NoAnswer(self.timeout.as_millis()))?
-            .map_err(|e| StateError::Command(format!("{:?}", e.kind())))?;
-            begin::read(&values).ok_or(StateError::Unreadable)
+            actix_web::rt::time::timeout(self.timeout, command(&mut conn))
+                .await
+                .map_err(|_| StateError::NoAnswer(self.timeout.as_millis()))?
+                .map_err(|e| StateError::Command(format!("{:?}", e.kind())))
         }
         .await;
         if let Err(error) = &result {

@@ -1,7 +1,7 @@
 //! Server-sent events read as they pass: the framing of the `text/event-stream` format (lines
 //! end in LF, CRLF or CR; a line is `field: value`, or a comment after a `:`; a blank line ends
-//! an event), each event's `data` handed to a [`Scan`] as it arrives, in place: no event is
-//! held.
+//! an event), each event's `data` handed to a [`Document`] reader (the usage's [`Scan`], or
+//! another) as it arrives, in place: no event is held.
 
 use std::ops::Range;
 
@@ -19,15 +19,38 @@ enum Line {
     Value { data: bool },
 }
 
+/// Reads one JSON document after another, fed in pieces: an event's data.
+pub trait Document {
+    /// What it found in one document.
+    type Found;
+    /// Feeds the next piece, which starts at absolute offset `at`; `on_text` hears generated
+    /// text, for a reader that looks for it.
+    fn feed_at(&mut self, at: usize, piece: &[u8], on_text: &mut impl FnMut(&[u8]));
+    /// The document has ended: what it said; the reader is ready for the next one.
+    fn take(&mut self, on_text: &mut impl FnMut(&[u8])) -> Self::Found;
+}
+
+impl Document for Scan {
+    type Found = Found;
+
+    fn feed_at(&mut self, at: usize, piece: &[u8], on_text: &mut impl FnMut(&[u8])) {
+        Scan::feed_at(self, at, piece, on_text);
+    }
+
+    fn take(&mut self, on_text: &mut impl FnMut(&[u8])) -> Found {
+        Scan::take(self, on_text)
+    }
+}
+
 /// An event that ended: where its bytes are (from the end of the previous event to the end of
 /// its blank line) and what its data said.
 #[derive(Debug)]
-pub struct Dispatched {
+pub struct Dispatched<F = Found> {
     pub range: Range<usize>,
-    pub found: Found,
+    pub found: F,
 }
 
-pub struct Reader {
+pub struct Reader<D: Document = Scan> {
     /// The absolute offset of the next byte.
     at: usize,
     line: Line,
@@ -41,17 +64,24 @@ pub struct Reader {
     /// A blank line ended with a CR: the event is dispatched once the next byte shows whether
     /// an LF completes it.
     blank_after_cr: bool,
-    scan: Scan,
+    scan: D,
 }
 
-impl Default for Reader {
+impl<D: Document + Default> Default for Reader<D> {
     fn default() -> Self {
-        Reader::new()
+        Reader::with(D::default())
     }
 }
 
-impl Reader {
-    pub fn new() -> Reader {
+impl Reader<Scan> {
+    pub fn new() -> Reader<Scan> {
+        Reader::with(Scan::new())
+    }
+}
+
+impl<D: Document> Reader<D> {
+    /// A reader that hands each event's data to `scan`.
+    pub fn with(scan: D) -> Reader<D> {
         Reader {
             at: 0,
             line: Line::Start,
@@ -61,7 +91,7 @@ impl Reader {
             event_start: 0,
             after_cr: false,
             blank_after_cr: false,
-            scan: Scan::new(),
+            scan,
         }
     }
 
@@ -71,7 +101,7 @@ impl Reader {
         &mut self,
         piece: &[u8],
         on_text: &mut impl FnMut(&[u8]),
-        on_event: &mut impl FnMut(Dispatched),
+        on_event: &mut impl FnMut(Dispatched<D::Found>),
     ) {
         let base = self.at;
         let mut i = 0;
@@ -140,7 +170,7 @@ impl Reader {
     pub fn finish(
         &mut self,
         on_text: &mut impl FnMut(&[u8]),
-        on_event: &mut impl FnMut(Dispatched),
+        on_event: &mut impl FnMut(Dispatched<D::Found>),
     ) {
         if self.line != Line::Start {
             self.end_line(self.at, on_text);
@@ -179,7 +209,7 @@ impl Reader {
         &mut self,
         end: usize,
         on_text: &mut impl FnMut(&[u8]),
-        on_event: &mut impl FnMut(Dispatched),
+        on_event: &mut impl FnMut(Dispatched<D::Found>),
     ) {
         let found = self.scan.take(on_text);
         on_event(Dispatched {
