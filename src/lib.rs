@@ -5,9 +5,11 @@
 //! serves exactly those routes: it authenticates the caller, checks each request against its
 //! api-version's schemas, picks a regional backend ([`balance`]) and streams the call
 //! through, failing over when a backend refuses. [`limits`] keeps each subscription within its
-//! limits and [`state`] shares rotations, rests and limits with other replicas. [`config`]
-//! reads and checks its configuration, [`metrics`] counts what it does. [`sim`] is a simulated Azure OpenAI resource for the demo, the tests and the
-//! benchmarks; it is not on the request path.
+//! limits and [`state`] shares rotations, rests and limits with other replicas. [`objects`]
+//! follows stored objects to the backend that holds them, for the subscription that owns them.
+//! [`config`] reads and checks its configuration, [`metrics`] counts what it does. [`sim`] is a
+//! simulated Azure OpenAI resource for the demo, the tests and the benchmarks; it is not on the
+//! request path.
 //!
 //! `ARCHITECTURE.md` at the repository's root walks through the pipeline and a request's path.
 
@@ -17,6 +19,7 @@ pub mod identity;
 pub mod limits;
 pub mod logging;
 pub mod metrics;
+pub mod objects;
 pub mod proxy;
 pub mod sim;
 pub mod state;

@@ -127,6 +127,39 @@ pub struct Metrics {
     token_series: std::sync::atomic::AtomicUsize,
     /// `subscriptions.len()` rows of the three windows.
     refused: Box<[AtomicU64]>,
+    /// By [`ObjectOutcome`].
+    object_calls: [AtomicU64; ObjectOutcome::ALL.len()],
+}
+
+/// What the gateway did with a call that names a stored object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectOutcome {
+    /// Sent to the backend that holds the object.
+    Pinned,
+    /// Refused 404: another subscription's object, or one the directory never saw.
+    Refused,
+    /// Refused 400: the objects it names are on a backend that cannot take the call.
+    Elsewhere,
+    /// Answered 503: the backend that holds the object rests or could not be reached.
+    HolderUnavailable,
+}
+
+impl ObjectOutcome {
+    const ALL: [ObjectOutcome; 4] = [
+        ObjectOutcome::Pinned,
+        ObjectOutcome::Refused,
+        ObjectOutcome::Elsewhere,
+        ObjectOutcome::HolderUnavailable,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            ObjectOutcome::Pinned => "pinned",
+            ObjectOutcome::Refused => "refused",
+            ObjectOutcome::Elsewhere => "elsewhere",
+            ObjectOutcome::HolderUnavailable => "holder_unavailable",
+        }
+    }
 }
 
 fn zeros(n: usize) -> Box<[AtomicU64]> {
@@ -160,6 +193,7 @@ impl Metrics {
             refused: zeros(subscriptions.len() * WINDOWS.len()),
             tokens: Mutex::new(HashMap::new()),
             token_series: std::sync::atomic::AtomicUsize::new(0),
+            object_calls: std::array::from_fn(|_| AtomicU64::new(0)),
             subscriptions,
             backends: backends
                 .into_iter()
@@ -252,6 +286,15 @@ impl Metrics {
         }
     }
 
+    /// A call that named a stored object, and what became of it.
+    pub fn object_call(&self, outcome: ObjectOutcome) {
+        let i = ObjectOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(0);
+        self.object_calls[i].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A call that backend `index` refused or could not take, handed on to another backend.
     pub fn handed_on(&self, index: usize) {
         if let Some(backend) = self.backends.get(index) {
@@ -267,8 +310,12 @@ impl Metrics {
     }
 
     /// The metrics as Prometheus text; `shared`: whether shared state answers, when
-    /// configured.
-    pub fn render(&self, shared: Option<bool>) -> String {
+    /// configured; `objects`: the object directory's size by kind.
+    pub fn render(
+        &self,
+        shared: Option<bool>,
+        objects: impl Iterator<Item = (&'static str, u64)>,
+    ) -> String {
         let mut out = String::with_capacity(4096);
         let help = |out: &mut String, name: &str, kind: &str, text: &str| {
             let _ = writeln!(out, "# HELP {name} {text}\n# TYPE {name} {kind}");
@@ -396,6 +443,33 @@ impl Metrics {
             }
         }
 
+        let name = "aoai_gateway_stored_objects";
+        help(
+            &mut out,
+            name,
+            "gauge",
+            "Stored objects in the gateway's directory, by kind (counted every 30 s, and as this replica records them).",
+        );
+        for (kind, size) in objects {
+            let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {size}");
+        }
+
+        let name = "aoai_gateway_object_calls_total";
+        help(
+            &mut out,
+            name,
+            "counter",
+            "Calls that named a stored object the directory knows, by outcome: pinned to its backend, refused 404 (not the caller's), refused 400 (its backend cannot take the call), or 503 (its backend unavailable).",
+        );
+        for (outcome, count) in ObjectOutcome::ALL.iter().zip(&self.object_calls) {
+            let _ = writeln!(
+                out,
+                "{name}{{outcome=\"{}\"}} {}",
+                outcome.as_str(),
+                count.load(Ordering::Relaxed)
+            );
+        }
+
         let name = "aoai_gateway_log_lines_dropped_total";
         help(
             &mut out,
@@ -501,7 +575,7 @@ mod tests {
             },
         );
         m.refused(1, Which::TokensPerMinute);
-        let text = m.render(Some(false));
+        let text = m.render(Some(false), std::iter::empty());
         for line in [
             "aoai_gateway_requests_total{subscription=\"team-a\",code=\"200\"} 2",
             "aoai_gateway_requests_total{subscription=\"team \\\"b\\\"\",code=\"429\"} 1",

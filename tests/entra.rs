@@ -24,7 +24,7 @@ use aoai_gateway::config::{
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
-use common::{Backend, CHAT, CLIENT_KEY, Running, Setup, collect, metric, python, run, start};
+use common::{Backend, CHAT, CLIENT_KEY, Running, Setup, collect, metric, run, start};
 use futures_util::future::join_all;
 use ring::signature::{
     RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, RsaPublicKeyComponents,
@@ -657,6 +657,87 @@ fn callers_with_a_valid_token_are_served_as_their_subscription() {
     });
 }
 
+/// `method` on `path` with an Entra ID token (or, with `key`, the subscription key): status and
+/// body.
+async fn as_caller(
+    gw: &Running,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> (u16, Value) {
+    let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("a method");
+    let request = gw
+        .client
+        .request(method, gw.url(path))
+        .insert_header(("authorization", format!("Bearer {token}")));
+    let response = match body {
+        Some(body) => {
+            request
+                .insert_header(("content-type", "application/json"))
+                .send_body(body.to_string())
+                .await
+        }
+        None => request.send().await,
+    };
+    let (status, _, body) = collect(response.expect("gateway answers")).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[test]
+fn an_entra_caller_uses_the_objects_of_the_subscription_it_maps_to_and_no_others() {
+    run(async {
+        let Callers { gw, known, .. } = callers().await;
+        let rs256 = json!({"alg": "RS256", "typ": "JWT", "kid": "k1"});
+        // An application mapped to team-a, whose key also creates objects; a role mapped to
+        // team-b.
+        let team_a = known.sign(&rs256, &claims(json!({})));
+        let team_b = known.sign(
+            &rs256,
+            &claims(json!({"azp": "app-other", "roles": ["Gateway.Chat"]})),
+        );
+        let create = r#"{"model":"gpt-4o","input":"hi"}"#;
+        let (_, _, by_key) = gw.post_json("/openai/v1/responses", create).await;
+        let by_key: Value = serde_json::from_slice(&by_key).unwrap();
+        let (status, by_token) =
+            as_caller(&gw, "POST", "/openai/v1/responses", &team_b, Some(create)).await;
+        assert_eq!(status, 200, "{by_token}");
+        let read = |v: &Value| format!("/openai/v1/responses/{}", v["id"].as_str().unwrap());
+        // team-a's token reads what team-a's key made; team-b's token does not, and the
+        // other way round.
+        assert_eq!(
+            as_caller(&gw, "GET", &read(&by_key), &team_a, None).await.0,
+            200
+        );
+        assert_eq!(
+            as_caller(&gw, "GET", &read(&by_key), &team_b, None).await.0,
+            404
+        );
+        assert_eq!(
+            as_caller(&gw, "GET", &read(&by_token), &team_b, None)
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            as_caller(&gw, "GET", &read(&by_token), &team_a, None)
+                .await
+                .0,
+            404
+        );
+        let (status, _, _) = gw.get_with_key(&read(&by_token)).await;
+        assert_eq!(status, 404);
+        let turn = format!(
+            r#"{{"model":"gpt-4o","input":"and?","previous_response_id":"{}"}}"#,
+            by_key["id"].as_str().unwrap()
+        );
+        let (status, refused) =
+            as_caller(&gw, "POST", "/openai/v1/responses", &team_b, Some(&turn)).await;
+        assert_eq!(status, 404, "{refused}");
+        assert_eq!(refused["error"]["param"], "previous_response_id");
+    });
+}
+
 #[test]
 fn wrong_tokens_are_refused_alike_and_no_backend_is_called() {
     run(async {
@@ -795,7 +876,7 @@ fn an_issuer_whose_keys_cannot_be_fetched_stops_start_up_with_a_clear_error() {
             .check("gw.toml", &env, &["2024-10-21"])
             .expect("valid");
         let started = aoai_gateway::proxy::start(
-            Arc::new(aoai_gateway::proxy::Gateway::new(settings)),
+            Arc::new(aoai_gateway::proxy::Gateway::new(settings).expect("gateway")),
             TcpListener::bind("127.0.0.1:0").expect("bind"),
             false,
         );
@@ -814,19 +895,14 @@ fn the_openai_sdk_with_an_azure_ad_token_provider_works_through_the_gateway() {
         let rs256 = json!({"alg": "RS256", "typ": "JWT", "kid": "k1"});
         let good = known.sign(&rs256, &claims(json!({})));
         let bad = rotated.sign(&rs256, &claims(json!({})));
-        let mut command = std::process::Command::new(python());
-        command
-            .arg(format!(
-                "{}/tests/conformance/sdk_entra.py",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .env("GATEWAY_ENDPOINT", &gw.base)
-            .env("GATEWAY_TOKEN", good)
-            .env("GATEWAY_BAD_TOKEN", bad);
-        let output = actix_web::rt::task::spawn_blocking(move || command.output())
-            .await
-            .expect("runner")
-            .expect("python starts");
+        let output = common::script(
+            "sdk_entra.py",
+            &[],
+            &gw.base,
+            "",
+            &[("GATEWAY_TOKEN", &good), ("GATEWAY_BAD_TOKEN", &bad)],
+        )
+        .await;
         assert!(
             output.status.success(),
             "{}",

@@ -21,27 +21,13 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{Backend, CLIENT_KEY, Setup, python, run, start};
+use common::{Backend, CLIENT_KEY, Setup, run, start};
 
 /// Runs one of the conformance scripts against the gateway at `base`, with `env`.
 async fn script(name: &'static str, base: &str, env: &[(&'static str, &'static str)]) -> Output {
-    let mut command = Command::new(python());
-    command
-        .arg(format!(
-            "{}/tests/conformance/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .env("GATEWAY_ENDPOINT", base)
-        .env("GATEWAY_KEY", CLIENT_KEY);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    actix_web::rt::task::spawn_blocking(move || command.output())
-        .await
-        .expect("runner")
-        .expect("python starts")
+    common::script(name, &[], base, CLIENT_KEY, env).await
 }
 
 /// The script's summary line, after insisting it succeeded.

@@ -36,6 +36,7 @@ fn shared(url: &str, prefix: &str) -> StateConfig {
         key_prefix: prefix.into(),
         timeout_ms: 200,
         on_error: OnStateError::Local,
+        path: None,
     }
 }
 
@@ -471,6 +472,102 @@ fn set_to_reject_the_gateway_refuses_calls_without_redis_and_says_it_is_not_read
         until_shared(&gw, true, Duration::from_secs(10)).await;
         assert_eq!(call(&gw, 0, HELLO).await.0, 200);
         assert_eq!(gw.get("/readyz").await.0, 200);
+    });
+    let _ = redis.kill();
+    let _ = redis.wait();
+}
+
+/// `method` on `path` through replica `replica` with the client's key: status, the backend
+/// that answered, the body.
+async fn object_call(
+    gw: &Running,
+    replica: usize,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, String, Value) {
+    let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("a method");
+    let request = gw
+        .client
+        .request(method, format!("{}{path}", gw.bases[replica]))
+        .insert_header(("api-key", CLIENT_KEY));
+    let response = match body {
+        Some(body) => {
+            request
+                .insert_header(("content-type", "application/json"))
+                .send_body(body.to_string())
+                .await
+        }
+        None => request.send().await,
+    };
+    let (status, headers, body) = common::collect(response.expect("gateway answers")).await;
+    let backend = headers
+        .get("x-aoai-gateway-backend")
+        .cloned()
+        .unwrap_or_default();
+    (
+        status,
+        backend,
+        serde_json::from_slice(&body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+#[ignore = "needs redis-server: scripts/test.sh installs it and runs this"]
+fn objects_created_through_one_replica_are_followed_through_another() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let mut redis = own_redis(port);
+    run(async {
+        let gw = start(Setup {
+            replicas: 2,
+            state: shared(&url, &prefix("objects")),
+            ..Setup::default()
+        })
+        .await;
+        until_shared(&gw, true, Duration::from_secs(5)).await;
+        let create = r#"{"model":"gpt-4o","input":"hi"}"#;
+        let mut created = Vec::new();
+        for _ in 0..6 {
+            let (status, backend, body) =
+                object_call(&gw, 0, "POST", "/openai/v1/responses", Some(create)).await;
+            assert_eq!(status, 200, "{body}");
+            created.push((body["id"].as_str().unwrap().to_string(), backend));
+        }
+        assert!(created.iter().any(|(_, b)| b == "eastus"));
+        assert!(created.iter().any(|(_, b)| b == "westeurope"));
+        // Every follow-up, through the other replica, finds the holder.
+        for (id, holder) in &created {
+            let path = format!("/openai/v1/responses/{id}");
+            let (status, backend, _) = object_call(&gw, 1, "GET", &path, None).await;
+            assert_eq!((status, &backend), (200, holder));
+            let turn =
+                format!(r#"{{"model":"gpt-4o","input":"and?","previous_response_id":"{id}"}}"#);
+            let (status, backend, _) =
+                object_call(&gw, 1, "POST", "/openai/v1/responses", Some(&turn)).await;
+            assert_eq!((status, &backend), (200, holder));
+            let (status, _, _) = object_call(&gw, 1, "DELETE", &path, None).await;
+            assert_eq!(status, 200);
+            // Deleted through one replica, forgotten by both.
+            let (status, backend, _) = object_call(&gw, 0, "GET", &path, None).await;
+            assert_eq!((status, backend.as_str()), (404, ""));
+        }
+        // Redis goes away: calls that name an object cannot be checked, and are refused rather
+        // than risk another team's object; other calls go on.
+        let (status, _, body) =
+            object_call(&gw, 0, "POST", "/openai/v1/responses", Some(create)).await;
+        assert_eq!(status, 200, "{body}");
+        let id = body["id"].as_str().unwrap().to_string();
+        redis.kill().expect("kill redis");
+        let _ = redis.wait();
+        let path = format!("/openai/v1/responses/{id}");
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            statuses.push(object_call(&gw, 1, "GET", &path, None).await.0);
+        }
+        assert_eq!(statuses, [503, 503, 503]);
+        let (status, _) = call(&gw, 1, HELLO).await;
+        assert_eq!(status, 200);
     });
     let _ = redis.kill();
     let _ = redis.wait();

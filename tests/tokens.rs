@@ -335,6 +335,7 @@ fn a_stream_cut_half_way_records_what_was_seen_and_says_so() {
 
 #[test]
 fn responses_are_counted_once_and_runs_once_whoever_asks() {
+    let log = capture_log();
     run(async {
         let gw = one_backend().await;
         let (status, _, body) = gw
@@ -347,8 +348,17 @@ fn responses_are_counted_once_and_runs_once_whoever_asks() {
         let response: Value = serde_json::from_slice(&body).unwrap();
         let input = response["usage"]["input_tokens"].as_u64().unwrap();
         let id = response["id"].as_str().unwrap();
-        let (status, _, _) = gw.get_with_key(&format!("/openai/v1/responses/{id}")).await;
-        assert_eq!(status, 200);
+        let read = gw
+            .client
+            .get(gw.url(&format!("/openai/v1/responses/{id}")))
+            .insert_header(("api-key", common::CLIENT_KEY))
+            .insert_header(("x-ms-client-request-id", "read-1"))
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(read.status().as_u16(), 200);
+        // Its record names the object it followed.
+        assert_eq!(log.record("read-1")["object"], format!("response {id}"));
         let metrics = gw.metrics().await;
         assert_eq!(
             tokens(&metrics, "team-a", "gpt-4o", "prompt", "reported"),
@@ -364,9 +374,18 @@ fn responses_are_counted_once_and_runs_once_whoever_asks() {
             "/openai/threads/{}/runs?api-version={PREVIEW}",
             thread["id"].as_str().unwrap()
         );
-        // The published spec wants the thread's id in the body too.
+        // The published spec wants the thread's id in the body too; the assistant must be the
+        // caller's own.
+        let (_, _, assistant) = gw
+            .post_json(
+                &format!("/openai/assistants?api-version={PREVIEW}"),
+                r#"{"model":"gpt-4o"}"#,
+            )
+            .await;
+        let assistant: Value = serde_json::from_slice(&assistant).unwrap();
         let body = format!(
-            r#"{{"assistant_id":"asst_1","thread_id":"{}"}}"#,
+            r#"{{"assistant_id":"{}","thread_id":"{}"}}"#,
+            assistant["id"].as_str().unwrap(),
             thread["id"].as_str().unwrap()
         );
         let (status, _, run) = gw.post_json(&runs, &body).await;

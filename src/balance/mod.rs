@@ -38,7 +38,10 @@
 //! Operations on stored objects (assistants, threads, vector stores, files, batches) have no
 //! deployment in their path, and what they create lives in one Azure resource; rotating them
 //! would lose a thread created a moment ago. They go to the first backend, in config order, that
-//! serves the api-version and allows such operations.
+//! serves the api-version and allows such operations: their home. A call that names an object
+//! the directory knows (`objects/`) is pinned to the backend that holds it ([`Ask::pinned`]):
+//! it goes there or, while that backend rests, nowhere ([`Placement::HolderRests`]), and never
+//! fails over.
 //!
 //! A first attempt is picked in two steps, [`Balancer::place`] then [`Balancer::take`], because
 //! the rotation's turn between them may be taken in Redis (with the call's reservation, in one
@@ -72,6 +75,11 @@ pub enum Placement {
     Waking(usize),
     /// An operation on stored objects: their home backend.
     Home(usize),
+    /// A call that names a stored object: the backend that holds it, and no other.
+    Pinned(usize),
+    /// The same, while that backend rests (as a whole, or the call's deployment on it) for
+    /// `wait_ms` more: no other backend can have the object, so the call waits or is refused.
+    HolderRests { index: usize, wait_ms: u64 },
     /// No backend serves the deployment (or the stored objects) and version.
     Nowhere,
 }
@@ -97,6 +105,8 @@ pub struct Ask<'a> {
     /// An upper bound of the tokens the call may spend: a backend that reported less headroom
     /// is passed over.
     pub at_most: Option<u64>,
+    /// The backend holding a stored object the call names: it goes there, or nowhere.
+    pub pinned: Option<usize>,
 }
 
 pub struct Balancer {
@@ -212,6 +222,16 @@ impl Balancer {
     }
 
     fn place_at(&self, ask: Ask<'_>, now: u64) -> Placement {
+        if let Some(i) = ask.pinned {
+            return match self.health.get(i).map(|h| h.fitness(ask.deployment, now)) {
+                None => Placement::Nowhere,
+                Some(Fitness::Resting { until }) => Placement::HolderRests {
+                    index: i,
+                    wait_ms: until.saturating_sub(now),
+                },
+                Some(_) => Placement::Pinned(i),
+            };
+        }
         if ask.deployment.is_none() {
             return self
                 .home(ask.version)
@@ -247,8 +267,8 @@ impl Balancer {
         now: u64,
     ) -> Option<(usize, &Backend)> {
         let chosen = match placement {
-            Placement::Nowhere => return None,
-            Placement::Home(i) => return Some((i, self.backends.get(i)?)),
+            Placement::Nowhere | Placement::HolderRests { .. } => return None,
+            Placement::Home(i) | Placement::Pinned(i) => return Some((i, self.backends.get(i)?)),
             Placement::Waking(i) => i,
             Placement::Turn(set) => match chosen.filter(|&i| set.contains(i)) {
                 Some(i) => i,
@@ -285,12 +305,15 @@ impl Balancer {
 
     /// The backend a failover moves on to: the next fit one after the one that failed, in its
     /// tier while there is one, then in the next; none when every one rests or was tried, and
-    /// none for stored objects, which have one home.
+    /// none for stored objects, which have one home, or a call pinned to one's holder.
     pub fn next(&self, ask: Ask<'_>) -> Option<(usize, &Backend)> {
         self.next_at(ask, self.now_ms())
     }
 
     fn next_at(&self, ask: Ask<'_>, now: u64) -> Option<(usize, &Backend)> {
+        if ask.pinned.is_some() {
+            return None;
+        }
         ask.deployment?;
         let (mut pool, _) = self.pool(ask, now);
         let last = ask.tried.last().copied().unwrap_or(0);
@@ -405,6 +428,7 @@ mod tests {
             deployment: Some(deployment),
             tried,
             at_most: None,
+            pinned: None,
         }
     }
 

@@ -10,8 +10,8 @@ use actix_web::http::header::HeaderValue;
 use super::identity::{self, Sources};
 use super::{
     Backend, BackendAuth, BackendCredential, ConfigError, DocsConfig, Failover, FileConfig,
-    LimitsConfig, MetricsConfig, OnStateError, Settings, StateSettings, Subscription,
-    UnknownFields, UsageSettings, compat, sha256,
+    LimitsConfig, MetricsConfig, ObjectSettings, OnStateError, Settings, StateSettings,
+    Subscription, UnknownFields, UsageSettings, compat, sha256,
 };
 use crate::balance::MAX_BACKENDS;
 use crate::limits::{Limits, SubscriptionLimits};
@@ -104,6 +104,10 @@ impl FileConfig {
                 "at least one place for the subscription key must be allowed",
             );
         }
+        let objects = ObjectSettings {
+            isolation: self.stored_objects.isolation,
+            path: self.checked_state_path(&mut c, state.is_some()),
+        };
         let (Some(listen), Some(base_path), true) = (listen, base_path, c.errors.is_empty()) else {
             return Err(ConfigErrors(c.errors));
         };
@@ -142,6 +146,7 @@ impl FileConfig {
                 ..self.metrics.clone()
             },
             usage,
+            objects,
             state,
             log: self.log.clone(),
             backends,
@@ -179,6 +184,27 @@ impl FileConfig {
             timeout: Duration::from_millis(s.timeout_ms),
             reject: s.on_error == OnStateError::Reject,
         })
+    }
+
+    /// `state.path`, which only matters without Redis; its folder must exist.
+    fn checked_state_path(&self, c: &mut Checker, redis: bool) -> Option<std::path::PathBuf> {
+        let path = std::path::PathBuf::from(self.state.path.as_deref()?.trim());
+        if redis {
+            // Redis holds the directory; the file would be a second truth.
+            return None;
+        }
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+        if path.as_os_str().is_empty() || folder.is_some_and(|f| !f.is_dir()) {
+            c.fail(
+                "state.path",
+                format!(
+                    "`{}` must be a file in a folder that exists",
+                    path.display()
+                ),
+            );
+            return None;
+        }
+        Some(path)
     }
 
     fn checked_usage(&self, c: &mut Checker) -> UsageSettings {
@@ -464,6 +490,7 @@ impl FileConfig {
                     name: s.name.clone(),
                     key_sha256,
                     limits,
+                    objects_admin: s.stored_objects_admin,
                 });
             }
         }

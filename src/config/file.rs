@@ -37,6 +37,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub state: StateConfig,
     #[serde(default)]
+    pub stored_objects: StoredObjectsConfig,
+    #[serde(default)]
     pub backends: Vec<BackendConfig>,
     #[serde(default)]
     pub subscriptions: Vec<SubscriptionConfig>,
@@ -214,6 +216,10 @@ pub struct StateConfig {
     /// state; `"reject"` answers 503, for teams that prefer no over-spend.
     #[serde(default)]
     pub on_error: OnStateError,
+    /// Without `redis_url`: a file for the directory of stored objects (an embedded database),
+    /// so that follow-ups find their objects' backends after a restart. One replica only: the
+    /// file is locked while the gateway runs. Unset (and no Redis), the directory is in memory.
+    pub path: Option<String>,
 }
 
 fn default_key_prefix() -> String {
@@ -231,6 +237,7 @@ impl Default for StateConfig {
             key_prefix: default_key_prefix(),
             timeout_ms: default_state_timeout_ms(),
             on_error: OnStateError::Local,
+            path: None,
         }
     }
 }
@@ -241,6 +248,26 @@ pub enum OnStateError {
     #[default]
     Local,
     Reject,
+}
+
+/// Who may use the objects Azure stores (responses, files, vector stores, assistants, threads…).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredObjectsConfig {
+    #[serde(default)]
+    pub isolation: Isolation,
+}
+
+/// Whose objects a subscription may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Its own: an object belongs to the subscription that created it; another gets 404, and
+    /// lists show each only its own.
+    #[default]
+    Subscription,
+    /// Every subscription may use every object, as the backends' shared keys allow.
+    Shared,
 }
 
 /// Where the log goes, and in which shape.
@@ -658,6 +685,10 @@ pub struct SubscriptionConfig {
     /// `limits`.
     #[serde(default)]
     pub deployment_limits: BTreeMap<String, LimitsConfig>,
+    /// May use every stored object, whoever created it, and those the gateway never saw created
+    /// (before it ran, or through another tool): for a platform team's own tooling.
+    #[serde(default)]
+    pub stored_objects_admin: bool,
 }
 
 impl SubscriptionConfig {
@@ -669,6 +700,7 @@ impl SubscriptionConfig {
             key_sha256: None,
             limits: LimitsConfig::default(),
             deployment_limits: BTreeMap::new(),
+            stored_objects_admin: false,
         }
     }
 }

@@ -96,6 +96,8 @@ pub struct Subscription {
     /// `None` for a subscription only Entra ID callers map to.
     pub key_sha256: Option<[u8; 32]>,
     pub limits: SubscriptionLimits,
+    /// May use every stored object (`stored_objects_admin`).
+    pub objects_admin: bool,
 }
 
 /// [`StateConfig`](super::StateConfig) with a Redis, checked.
@@ -169,11 +171,20 @@ pub struct Settings {
     pub log: LogConfig,
     /// `None`: in-process state.
     pub state: Option<StateSettings>,
+    pub objects: ObjectSettings,
     pub backends: Vec<Backend>,
     pub subscriptions: Vec<Subscription>,
 }
 
-/// [`FailoverConfig`], checked.
+/// Where the directory of stored objects lives, and whose objects a subscription may use.
+#[derive(Debug, Clone)]
+pub struct ObjectSettings {
+    pub isolation: super::Isolation,
+    /// The embedded database's file (`state.path`), when there is no Redis.
+    pub path: Option<std::path::PathBuf>,
+}
+
+/// [`FailoverConfig`](super::FailoverConfig), checked.
 #[derive(Debug, Clone, Copy)]
 pub struct Failover {
     pub attempts: usize,

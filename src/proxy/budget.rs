@@ -16,6 +16,9 @@ use super::inbound::{Checked, Deployment, reserves_tokens};
 use crate::balance::{Ask, Placement};
 use crate::config::Backend;
 use crate::limits::Reservation;
+use crate::metrics::ObjectOutcome;
+use crate::objects::follow::Holder;
+use crate::objects::refusal::Refused;
 use crate::state;
 
 /// What a call holds itself to.
@@ -65,6 +68,7 @@ pub async fn begin<'g>(
     gw: &'g Gateway,
     version: &'static str,
     deployment: Option<&str>,
+    holder: Option<&Holder>,
     budget: Budget,
 ) -> Result<Begun<'g>, GatewayError> {
     let no_backend = || GatewayError::NoBackend {
@@ -76,10 +80,15 @@ pub async fn begin<'g>(
         deployment,
         tried: &[],
         at_most: budget.at_most,
+        pinned: holder.map(|h| h.index),
     };
     let placement = gw.balancer.place(ask);
-    if placement == Placement::Nowhere {
-        return Err(no_backend());
+    match (placement, holder) {
+        (Placement::Nowhere, _) => return Err(no_backend()),
+        (Placement::HolderRests { index, wait_ms }, Some(holder)) => {
+            return Err(holder_unavailable(gw, holder, index, wait_ms));
+        }
+        _ => {}
     }
     let reserve = budget.reserve.map(|(subscription, tokens)| state::Reserve {
         subscription,
@@ -103,4 +112,26 @@ pub async fn begin<'g>(
         first,
         reservation: begun.reservation,
     })
+}
+
+/// The refusal of a call pinned to `holder` (backend `index`), which cannot take it for
+/// `wait_ms` more: no other backend has the object.
+pub fn holder_unavailable(
+    gw: &Gateway,
+    holder: &Holder,
+    index: usize,
+    wait_ms: u64,
+) -> GatewayError {
+    gw.metrics.object_call(ObjectOutcome::HolderUnavailable);
+    Refused::HolderUnavailable {
+        object: holder.object.clone(),
+        backend: gw
+            .balancer
+            .backends()
+            .get(index)
+            .map(|b| b.name.clone())
+            .unwrap_or_default(),
+        retry_after_ms: wait_ms,
+    }
+    .into()
 }

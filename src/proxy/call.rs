@@ -85,6 +85,8 @@ pub struct Trace {
     pub backend: Option<usize>,
     pub route: Option<&'static Route>,
     pub deployment: Option<String>,
+    /// The stored object the call names first (`response resp_…`), when it names one.
+    pub object: Option<String>,
     /// Backends the call was sent to.
     pub attempts: u32,
     pub streaming: bool,
@@ -104,6 +106,7 @@ impl Trace {
             backend: None,
             route: None,
             deployment: None,
+            object: None,
             attempts: 0,
             streaming: false,
             prompt_tokens: None,

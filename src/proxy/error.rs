@@ -15,6 +15,7 @@ use aoai_runtime::schema::ValidationError;
 
 use super::upstream::{Failure, UpstreamError};
 use crate::limits::{Refusal, Remaining, Which};
+use crate::objects::refusal::Refused;
 
 pub const REMAINING_TOKENS: header::HeaderName =
     header::HeaderName::from_static("x-ratelimit-remaining-tokens");
@@ -82,6 +83,11 @@ pub enum GatewayError {
     LimitExceeded(Box<Refusal>),
     #[error("shared state does not answer, and the gateway refuses calls without it")]
     StateUnavailable,
+    /// A call refused for the stored objects it names.
+    #[error("{0}")]
+    Object(Box<Refused>),
+    #[error("the object directory does not answer")]
+    DirectoryUnavailable,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -114,7 +120,10 @@ impl GatewayError {
             GatewayError::Upstream(_) => "BadGateway",
             // Azure's own code for a rate limit, which clients match on.
             GatewayError::LimitExceeded(_) => "429",
-            GatewayError::StateUnavailable => "ServiceUnavailable",
+            GatewayError::StateUnavailable | GatewayError::DirectoryUnavailable => {
+                "ServiceUnavailable"
+            }
+            GatewayError::Object(refused) => refused.code(),
         }
     }
 
@@ -156,6 +165,8 @@ impl GatewayError {
             GatewayError::Internal(_) => "The gateway failed to handle the request. Try again.".into(),
             GatewayError::UpgradeRefused => "This gateway does not switch protocols: send the request without an Upgrade header (WebSocket APIs such as realtime are not served).".into(),
             GatewayError::StateUnavailable => "The gateway cannot reach the state its replicas share, and is set to refuse calls rather than risk over-spending. Try again shortly.".into(),
+            GatewayError::Object(refused) => refused.message(),
+            GatewayError::DirectoryUnavailable => "The gateway cannot reach its directory of stored objects, which says whose each object is. Try again shortly.".into(),
             GatewayError::LimitExceeded(refusal) => {
                 let what = match refusal.which {
                     Which::TokensPerMinute => "tokens per minute",
@@ -186,6 +197,7 @@ impl GatewayError {
             GatewayError::InvalidParameter { name, .. }
             | GatewayError::RepeatedParameter { name } => Some(name.clone()),
             GatewayError::InvalidBody { error, .. } => error.path().map(str::to_string),
+            GatewayError::Object(refused) => refused.param().map(str::to_string),
             _ => None,
         }
     }
@@ -197,7 +209,7 @@ impl GatewayError {
 }
 
 /// Echoes client input into a message only in a short, printable form.
-fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(80).collect()
 }
 
@@ -205,6 +217,8 @@ impl ResponseError for GatewayError {
     fn status_code(&self) -> StatusCode {
         match self {
             GatewayError::NotFound | GatewayError::NoBackend { .. } => StatusCode::NOT_FOUND,
+            GatewayError::Object(refused) => refused.status(),
+            GatewayError::DirectoryUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::MissingApiVersion { .. }
             | GatewayError::UnsupportedApiVersion { .. }
@@ -236,7 +250,7 @@ impl ResponseError for GatewayError {
 }
 
 /// Whole seconds to wait, rounded up, as `retry-after` says them.
-fn retry_after_s(ms: u64) -> u64 {
+pub fn retry_after_s(ms: u64) -> u64 {
     ms.div_ceil(1000).max(1)
 }
 
@@ -275,8 +289,18 @@ impl GatewayError {
             response.insert_header(("retry-after", retry_after_s(ms)));
             response.insert_header(("retry-after-ms", ms));
         }
-        if matches!(self, GatewayError::StateUnavailable) {
-            response.insert_header(("retry-after", 1));
+        match self {
+            GatewayError::StateUnavailable | GatewayError::DirectoryUnavailable => {
+                response.insert_header(("retry-after", 1));
+            }
+            GatewayError::Object(refused) => {
+                if let Some(ms) = refused.retry_after_ms() {
+                    let ms = ms.max(1);
+                    response.insert_header(("retry-after", retry_after_s(ms)));
+                    response.insert_header(("retry-after-ms", ms));
+                }
+            }
+            _ => {}
         }
         if let GatewayError::MethodNotAllowed { allowed } = self {
             let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();

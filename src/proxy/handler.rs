@@ -6,9 +6,12 @@
 //! 3. the caller: subscription key or Entra ID token ([`inbound::caller`]);
 //! 4. the checks: parameters and body against the version's spec, and what the gateway acts
 //!    on read from the body once, the deployment among it ([`inbound::check`]);
-//! 5. the budget: the call's limits, reserved with its first backend's turn ([`budget`]);
-//! 6. the call: the failover loop ([`dispatch`]);
-//! 7. the answer, streamed back and accounted for when it ends ([`answer`]).
+//! 5. the objects it names: whose they are, and the backend that holds them ([`follow`]);
+//! 6. the budget: the call's limits, reserved with its first backend's turn ([`budget`]);
+//! 7. the call: the failover loop ([`dispatch`]), or for a list of stored objects, the pages
+//!    of it that are the caller's ([`list`]);
+//! 8. the answer, streamed back and accounted for when it ends ([`answer`]), learning the
+//!    objects it creates.
 //!
 //! A phase that refuses the call returns a [`GatewayError`], answered in Azure's shape by
 //! [`refusal`]; either way the call is counted and gets one access record.
@@ -25,6 +28,8 @@ use super::inbound::{self, query};
 use super::pages;
 use super::upstream::dispatch::{Call, Sent, dispatch};
 use super::{Gateway, inbound::auth::QUERY_PARAM};
+use crate::objects::follow::follow;
+use crate::objects::list;
 
 pub(super) async fn handle(
     req: HttpRequest,
@@ -39,13 +44,15 @@ pub(super) async fn handle(
         None => {
             trace.api = true;
             match call(&req, payload, &gw, &client, &mut trace).await {
-                Ok(sent) => {
+                Ok(Reply::Relayed { sent, stores }) => {
                     let status = sent.answer.status.as_u16();
                     count_request(&gw, &trace, status);
-                    let mut response = answer::stream(req, gw.clone(), trace, started, sent);
+                    let mut response =
+                        answer::stream(req, gw.clone(), trace, started, sent, stores);
                     close_if_draining(&gw, &mut response);
                     return response;
                 }
+                Ok(Reply::Answered(response)) => Ok(response),
                 Err(error) => Err(error),
             }
         }
@@ -65,6 +72,14 @@ pub(super) async fn handle(
     response
 }
 
+/// What a call comes to.
+enum Reply {
+    /// The answer of the backend that took it, to relay; `stores`: what it creates is stored.
+    Relayed { sent: Sent, stores: bool },
+    /// The gateway's own answer, made of the backend's (a list of the caller's objects).
+    Answered(HttpResponse),
+}
+
 /// An API call, phase by phase, to the answer of the backend that took it.
 async fn call(
     req: &HttpRequest,
@@ -72,7 +87,7 @@ async fn call(
     gw: &web::Data<Gateway>,
     client: &awc::Client,
     trace: &mut Trace,
-) -> Result<Sent, GatewayError> {
+) -> Result<Reply, GatewayError> {
     let target = inbound::target(req, gw)?;
     trace.route = Some(target.route);
 
@@ -83,17 +98,27 @@ async fn call(
     trace.deployment = checked.deployment.as_ref().map(|d| d.name.clone());
     trace.streaming = checked.facts.as_ref().is_some_and(|f| f.stream);
 
+    let followed = follow(gw, &target, subscription, &checked).await?;
+    trace.object = followed.object.clone();
+
     let budget = budget::plan(gw, subscription, target.route, &mut checked);
     trace.prompt_tokens = checked.facts.as_ref().and_then(|f| f.prompt_tokens);
     let deployment = checked.deployment.as_ref();
+    let holder = followed.holder.as_ref();
     let begun = budget::begin(
         gw,
         target.api.version,
         deployment.map(|d| d.name.as_str()),
+        holder,
         budget,
     )
     .await?;
     trace.reservation = begun.reservation;
+    // A Responses call with `store: false` leaves nothing to follow up.
+    let stores = checked
+        .facts
+        .as_ref()
+        .is_none_or(|f| f.members.value(checked.meant(), "store") != Some(b"false".as_slice()));
 
     let call = Call {
         req,
@@ -108,8 +133,42 @@ async fn call(
         decoded: checked.decoded.clone(),
         facts: checked.facts.take(),
         at_most: budget.at_most,
+        holder: followed.holder.clone(),
     };
-    dispatch(&call, begun.first, gw, client, trace).await
+    if let Some(kind) = target.route.objects.lists
+        && gw.objects.isolated()
+        && !gw
+            .auth
+            .subscription(subscription)
+            .is_some_and(|s| s.objects_admin)
+    {
+        let owner = gw.auth.subscription_name(subscription).unwrap_or_default();
+        // Boxed, as the rare calls' futures below: they would otherwise weigh on every call's.
+        let answered = Box::pin(list::own(
+            &call,
+            begun.first,
+            gw,
+            client,
+            trace,
+            owner,
+            kind,
+        ))
+        .await?;
+        return Ok(Reply::Answered(answered));
+    }
+    let sent = dispatch(&call, begun.first, gw, client, trace).await?;
+    if target.route.objects.deletes
+        && sent.answer.status.is_success()
+        && let Some((kind, id)) = &followed.target
+        && let Err(error) = Box::pin(gw.objects.directory.forget(id, kind)).await
+    {
+        // Harmless: the entry points at an object that is gone, and expires in time.
+        tracing::warn!(
+            request_id = trace.id(),
+            "object directory: {id} not forgotten: {error}"
+        );
+    }
+    Ok(Reply::Relayed { sent, stores })
 }
 
 /// The gateway's own answer to a request it refuses, in Azure's error shape.

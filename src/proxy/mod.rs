@@ -35,6 +35,8 @@ use crate::balance::Balancer;
 use crate::config::{Failover, MetricsConfig, Settings, UsageSettings};
 use crate::limits::Limiter;
 use crate::metrics::Metrics;
+use crate::objects::StoredObjects;
+use crate::objects::directory::Kept;
 use crate::state::shared::Shared;
 use answer::access::CountedRuns;
 use docs::Docs;
@@ -62,6 +64,8 @@ pub struct Gateway {
     pub counted_runs: CountedRuns,
     /// State shared with other replicas through Redis, when configured.
     pub shared: Option<Arc<Shared>>,
+    /// The directory of stored objects, and whose each is.
+    pub objects: StoredObjects,
     pub metrics: Metrics,
     pub metrics_page: MetricsConfig,
     pub workers: Option<usize>,
@@ -72,7 +76,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(settings: Settings) -> Gateway {
+    /// A gateway for checked settings; it fails only if the object directory's file cannot be
+    /// opened (another process holds it).
+    pub fn new(settings: Settings) -> Result<Gateway, String> {
         let metrics = Metrics::new(
             settings.subscriptions.iter().map(|s| s.name.as_str()),
             settings.backends.iter().map(|b| b.name.as_str()),
@@ -88,8 +94,14 @@ impl Gateway {
                 .ok()
                 .map(Arc::new)
         });
-        Gateway {
+        let objects = StoredObjects::new(
+            &settings.objects,
+            shared.clone(),
+            crate::generated::API_VERSIONS,
+        )?;
+        Ok(Gateway {
             metrics,
+            objects,
             shared,
             limiter: Limiter::new(limits),
             counted_runs: CountedRuns::default(),
@@ -115,7 +127,7 @@ impl Gateway {
             shutdown_drain: settings.shutdown_drain,
             shutdown_grace: settings.shutdown_grace,
             draining: AtomicBool::new(false),
-        }
+        })
     }
 
     /// Whether the gateway is shutting down.
@@ -148,6 +160,12 @@ pub fn start(
     if let Some(shared) = &gateway.shared {
         shared.start(Arc::downgrade(&gateway))?;
     }
+    let kept = gateway.objects.describe();
+    match gateway.objects.directory.kept() {
+        Kept::Memory => tracing::warn!("{kept}"),
+        _ => tracing::info!("{kept}"),
+    }
+    crate::objects::sweep_every_while(Arc::downgrade(&gateway))?;
     crate::identity::start(
         gateway.balancer.token_sources(),
         gateway

@@ -43,7 +43,10 @@ pub async fn serve(req: &HttpRequest, gw: &Gateway) -> Option<Result<HttpRespons
         return Some(allowed.map(|()| {
             HttpResponse::Ok()
                 .content_type("text/plain; version=0.0.4; charset=utf-8")
-                .body(gw.metrics.render(crate::state::up(gw)))
+                .body(
+                    gw.metrics
+                        .render(crate::state::up(gw), gw.objects.directory.sizes()),
+                )
         }));
     }
     None

@@ -90,7 +90,7 @@ pub async fn run(listen: &str) -> Result<(), String> {
     let base = settings.base_path.clone();
     let docs = settings.docs.path.clone();
     let metrics = settings.metrics.path.clone();
-    let (gateway, addr) = proxy::start(Arc::new(Gateway::new(settings)), listener, true)
+    let (gateway, addr) = proxy::start(Arc::new(Gateway::new(settings)?), listener, true)
         .map_err(|e| e.to_string())?;
     // The newest dated version that is not a preview (dated versions are mounted at the base
     // path itself; the v1 API has its own mount).
@@ -117,7 +117,15 @@ as `model`:
 
   from openai import OpenAI
   client = OpenAI(base_url="http://{addr}{base}{mount}/", api_key="{DEMO_KEY}")
-  print(client.responses.create(model="gpt-4o", input="Hello!").output_text)
+  first = client.responses.create(model="gpt-4o", input="Hello!")
+  print(first.output_text)
+
+Responses are stored in the resource that answered; the gateway remembers which, so the
+conversation carries on there, and only team "demo" may read it (team "small-team" gets 404):
+
+  second = client.responses.create(model="gpt-4o", input="And then?", previous_response_id=first.id)
+  print(client.responses.retrieve(second.id).output_text)
+  OpenAI(base_url=client.base_url, api_key="{SMALL_KEY}").responses.retrieve(first.id)  # NotFoundError
 "#,
                 mount = v.mount
             )

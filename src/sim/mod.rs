@@ -105,11 +105,19 @@ impl Recorded {
     }
 }
 
+/// An object the resource keeps: where it lives (a kind, such as `file`, or a collection's
+/// path, such as `/threads/thread_…/runs`), the object, and its place in the order of
+/// creation.
+struct Kept {
+    value: Value,
+    seq: u64,
+}
+
 pub struct Simulator {
     config: SimulatorConfig,
     recorded: Mutex<Vec<Recorded>>,
-    /// id → (collection path, object)
-    objects: Mutex<HashMap<String, (String, Value)>>,
+    /// By place and id (a vector store's file has its file's id).
+    objects: Mutex<HashMap<(String, String), Kept>>,
     /// id → the bytes of an uploaded file.
     contents: Mutex<HashMap<String, Bytes>>,
     counter: AtomicU64,
@@ -140,11 +148,21 @@ impl Simulator {
         self.recorded.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
-    /// Keeps an object of `kind` under `id`, for reads to come.
-    fn keep(&self, id: &str, kind: &str, value: Value) {
+    /// Keeps an object under `id` at `place` (a kind, or a collection's path), for reads to
+    /// come.
+    fn keep(&self, id: &str, place: &str, value: Value) {
+        let seq = self.next_id();
         if let Ok(mut objects) = self.objects.lock() {
-            objects.insert(id.to_string(), (kind.to_string(), value));
+            objects.insert((place.to_string(), id.to_string()), Kept { value, seq });
         }
+    }
+
+    /// Changes the object kept under `id` at `place`; what `change` returns, if it is there.
+    fn change<T>(&self, id: &str, place: &str, change: impl FnOnce(&mut Value) -> T) -> Option<T> {
+        let mut objects = self.objects.lock().ok()?;
+        objects
+            .get_mut(&(place.to_string(), id.to_string()))
+            .map(|k| change(&mut k.value))
     }
 
     fn keep_content(&self, id: &str, bytes: Bytes) {
@@ -153,33 +171,52 @@ impl Simulator {
         }
     }
 
-    fn get(&self, kind: &str, id: &str) -> Option<Value> {
-        let objects = self.objects.lock().ok()?;
-        objects
-            .get(id)
-            .filter(|(k, _)| k == kind)
-            .map(|(_, v)| v.clone())
+    fn get(&self, place: &str, id: &str) -> Option<Value> {
+        self.change(id, place, |v| v.clone())
     }
 
-    /// Every kept object of `kind`, oldest first.
-    fn kept(&self, kind: &str) -> Vec<Value> {
-        let Ok(objects) = self.objects.lock() else {
-            return Vec::new();
+    /// Whether an object of `place` is kept under `id`.
+    fn holds(&self, place: &str, id: &str) -> bool {
+        self.change(id, place, |_| ()).is_some()
+    }
+
+    /// A page of the objects kept at `place`, as Azure lists them: newest first unless the
+    /// query asks `order=asc`, after the `after` cursor, at most `limit` (or `default_limit`).
+    fn list(&self, place: &str, raw_query: &str, default_limit: usize) -> Value {
+        let mut found: Vec<(u64, Value)> = match self.objects.lock() {
+            Ok(objects) => objects
+                .iter()
+                .filter(|((p, _), _)| p == place)
+                .map(|(_, k)| (k.seq, k.value.clone()))
+                .collect(),
+            Err(_) => Vec::new(),
         };
-        let mut found: Vec<Value> = objects
-            .values()
-            .filter(|(k, _)| k == kind)
-            .map(|(_, v)| v.clone())
-            .collect();
-        found.sort_by_key(|v| v["created_at"].as_u64());
-        found
+        found.sort_by_key(|(seq, _)| *seq);
+        if query::get(raw_query, "order").as_deref() != Some("asc") {
+            found.reverse();
+        }
+        if let Some(after) = query::get(raw_query, "after")
+            && let Some(at) = found.iter().position(|(_, v)| v["id"] == after.as_ref())
+        {
+            found.drain(..=at);
+        }
+        let limit = query::get(raw_query, "limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(default_limit);
+        let has_more = found.len() > limit;
+        let data: Vec<Value> = found.into_iter().take(limit).map(|(_, v)| v).collect();
+        let first = data.first().map(|v| v["id"].clone()).unwrap_or(Value::Null);
+        let last = data.last().map(|v| v["id"].clone()).unwrap_or(Value::Null);
+        json!({ "object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more })
     }
 
-    fn forget(&self, id: &str) {
+    fn forget(&self, place: &str, id: &str) {
         if let Ok(mut objects) = self.objects.lock() {
-            objects.remove(id);
+            objects.remove(&(place.to_string(), id.to_string()));
         }
-        if let Ok(mut contents) = self.contents.lock() {
+        if place == "file"
+            && let Ok(mut contents) = self.contents.lock()
+        {
             contents.remove(id);
         }
     }
@@ -190,6 +227,14 @@ impl Simulator {
 
     pub(super) fn next_id(&self) -> u64 {
         self.counter.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A new object's id: `prefix` and random hex digits, as Azure's are (random, so that no
+    /// two resources ever hold the same id).
+    pub(super) fn object_id(&self, prefix: &str) -> String {
+        let random = |n: u64| std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), n);
+        let n = self.next_id();
+        format!("{prefix}{:016x}{:016x}", random(n), random(!n))
     }
 
     /// A UUID-shaped id, unique per resource and request, like Azure's `apim-request-id`.
@@ -247,6 +292,47 @@ pub(super) fn azure_error(status: StatusCode, code: &str, message: &str) -> (Sta
     (
         status,
         json!({ "error": { "code": code, "message": message } }),
+    )
+}
+
+/// The ids a request names in members called one of `names` (a string, or a list of them),
+/// wherever they are.
+pub(super) fn collect_ids(value: &Value, names: &[&str], out: &mut Vec<String>) {
+    match value {
+        Value::Object(members) => {
+            for (name, member) in members {
+                if names.contains(&name.as_str()) {
+                    match member {
+                        Value::String(id) => out.push(id.clone()),
+                        Value::Array(ids) => {
+                            out.extend(ids.iter().filter_map(Value::as_str).map(str::to_string))
+                        }
+                        _ => {}
+                    }
+                } else {
+                    collect_ids(member, names, out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                collect_ids(item, names, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The error for a request that names an object this resource does not hold, as the service
+/// answers it: the field at fault, and a message that names the id.
+pub(super) fn invalid_reference(
+    param: &str,
+    message: &str,
+    status: StatusCode,
+) -> (StatusCode, Value) {
+    (
+        status,
+        json!({ "error": { "message": message, "type": "invalid_request_error", "param": param, "code": if status == StatusCode::NOT_FOUND { "not_found" } else { "invalid_value" } } }),
     )
 }
 

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::{MODEL, Simulator, azure_error, json_reply, now, openai_error};
-use crate::proxy::inbound::query;
 
 /// (object type, id prefix) of each collection.
 fn collection_kind(name: &str) -> Option<(&'static str, &'static str)> {
@@ -31,7 +30,11 @@ fn new_object(
     request: &Value,
 ) -> Value {
     let (object, prefix) = collection_kind(collection).unwrap_or(("object", "obj_"));
-    let id = format!("{prefix}{:024x}", sim.next_id());
+    // A vector store's file is its file, by the file's id.
+    let id = match (collection, request.get("file_id")) {
+        ("files", Some(Value::String(file))) => file.clone(),
+        _ => sim.object_id(prefix),
+    };
     let created_at = now();
     let mut value = match collection {
         "assistants" => json!({
@@ -111,14 +114,8 @@ fn thread_and_run(sim: &Simulator, reply: HttpResponseBuilder, body: &Bytes) -> 
     }
     let run = new_object(sim, "runs", &[("threads", &thread_id)], &run_request);
     let run_id = run["id"].as_str().unwrap_or_default().to_string();
-    let Ok(mut objects) = sim.objects.lock() else {
-        return json_reply(
-            reply,
-            azure_error(StatusCode::INTERNAL_SERVER_ERROR, "500", "Internal error"),
-        );
-    };
-    objects.insert(thread_id.clone(), ("/threads".into(), thread));
-    objects.insert(run_id, (format!("/threads/{thread_id}/runs"), run.clone()));
+    sim.keep(&thread_id, "/threads", thread);
+    sim.keep(&run_id, &format!("/threads/{thread_id}/runs"), run.clone());
     json_reply(reply, (StatusCode::OK, run))
 }
 
@@ -169,12 +166,6 @@ pub(super) fn resource_call(
         + "/"
         + collection;
     let request: Value = serde_json::from_slice(body).unwrap_or(Value::Object(Default::default()));
-    let Ok(mut objects) = sim.objects.lock() else {
-        return json_reply(
-            reply,
-            azure_error(StatusCode::INTERNAL_SERVER_ERROR, "500", "Internal error"),
-        );
-    };
     let (kind, _) = collection_kind(collection).unwrap_or(("object", ""));
     let method = req.method().as_str();
     let not_found = |id: &str| {
@@ -186,41 +177,38 @@ pub(super) fn resource_call(
             ),
         )
     };
+    // A parent that is not here: Azure answers 404 for it.
+    if let Some((parent, parent_id)) = parents.last() {
+        let above: String = parents
+            .iter()
+            .take_while(|(c, _)| c != parent)
+            .map(|(c, id)| format!("/{c}/{id}"))
+            .collect::<String>()
+            + "/"
+            + parent;
+        if !sim.holds(&above, parent_id) {
+            let (parent_kind, _) = collection_kind(parent).unwrap_or(("object", ""));
+            let message = format!("No {parent_kind} found with id '{parent_id}'.");
+            return json_reply(reply, openai_error(StatusCode::NOT_FOUND, &message));
+        }
+    }
+    if let Some(missing) = missing_files(sim, &request) {
+        return json_reply(reply, missing);
+    }
     let result = match (method, id, action) {
         ("POST", None, None) => {
-            // `POST /threads/runs` creates a thread and runs it.
             let value = new_object(sim, collection, &parents, &request);
             let id = value["id"].as_str().unwrap_or_default().to_string();
-            objects.insert(id, (path.clone(), value.clone()));
+            sim.keep(&id, &path, value.clone());
             (StatusCode::OK, value)
         }
-        ("GET", None, None) => {
-            let limit = query::get(req.query_string(), "limit")
-                .and_then(|l| l.parse::<usize>().ok())
-                .unwrap_or(20);
-            let mut data: Vec<&Value> = objects
-                .values()
-                .filter(|(p, _)| *p == path)
-                .map(|(_, v)| v)
-                .collect();
-            data.sort_by_key(|v| {
-                std::cmp::Reverse(v["id"].as_str().unwrap_or_default().to_string())
-            });
-            let has_more = data.len() > limit;
-            data.truncate(limit);
-            let first = data.first().map(|v| v["id"].clone()).unwrap_or(Value::Null);
-            let last = data.last().map(|v| v["id"].clone()).unwrap_or(Value::Null);
-            (
-                StatusCode::OK,
-                json!({ "object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more }),
-            )
-        }
-        ("GET", Some(id), None) => match objects.get(id) {
-            Some((p, value)) if *p == path => (StatusCode::OK, value.clone()),
-            _ => not_found(id),
+        ("GET", None, None) => (StatusCode::OK, sim.list(&path, req.query_string(), 20)),
+        ("GET", Some(id), None) => match sim.get(&path, id) {
+            Some(value) => (StatusCode::OK, value),
+            None => not_found(id),
         },
-        ("POST", Some(id), action) => match objects.get_mut(id) {
-            Some((p, value)) if *p == path => {
+        ("POST", Some(id), action) => {
+            let changed = sim.change(id, &path, |value| {
                 if let (Value::Object(fields), Value::Object(given)) = (&mut *value, &request) {
                     for (k, v) in given {
                         fields.insert(k.clone(), v.clone());
@@ -231,18 +219,35 @@ pub(super) fn resource_call(
                     Some("submit_tool_outputs") => value["status"] = json!("queued"),
                     _ => {}
                 }
-                (StatusCode::OK, value.clone())
+                value.clone()
+            });
+            match changed {
+                Some(value) => (StatusCode::OK, value),
+                None => not_found(id),
             }
-            _ => not_found(id),
-        },
-        ("DELETE", Some(id), None) => match objects.remove(id) {
-            Some((p, _)) if p == path => (
+        }
+        ("DELETE", Some(id), None) if sim.holds(&path, id) => {
+            sim.forget(&path, id);
+            (
                 StatusCode::OK,
                 json!({ "id": id, "object": format!("{kind}.deleted"), "deleted": true }),
-            ),
-            _ => not_found(id),
-        },
+            )
+        }
+        ("DELETE", Some(id), None) => not_found(id),
         _ => azure_error(StatusCode::METHOD_NOT_ALLOWED, "405", "Method not allowed"),
     };
     json_reply(reply, result)
+}
+
+/// The error for a request that names files this resource does not hold (`file_id`,
+/// `file_ids`, anywhere in it), as Azure answers it; `None` when it holds every one.
+pub(super) fn missing_files(sim: &Simulator, request: &Value) -> Option<(StatusCode, Value)> {
+    let mut named = Vec::new();
+    super::collect_ids(request, &["file_id", "file_ids"], &mut named);
+    let missing = named.iter().find(|id| !sim.holds("file", id))?;
+    Some(super::invalid_reference(
+        "file_id",
+        &format!("No file found with id '{missing}'."),
+        StatusCode::NOT_FOUND,
+    ))
 }

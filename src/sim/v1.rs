@@ -14,8 +14,9 @@ use super::text::{
     Generation, embeddings, event_stream, forced_tool, reasoning, structured_text, text_completion,
     words,
 };
-use super::{Simulator, json_reply, now, openai_error};
+use super::{Simulator, collect_ids, invalid_reference, json_reply, now, openai_error, stored};
 use crate::proxy::inbound::multipart;
+use crate::proxy::inbound::query;
 
 pub(super) async fn v1_call(
     sim: &Simulator,
@@ -30,11 +31,20 @@ pub(super) async fn v1_call(
         }
         ("POST", ["embeddings"]) => inference(sim, reply, req, body, "createEmbedding").await,
         ("POST", ["responses"]) => inference(sim, reply, req, body, "createResponse").await,
-        ("GET" | "DELETE", ["responses", id]) => stored(sim, reply, req, "response", id),
+        ("GET", ["responses", id]) => get_response(sim, reply, id),
+        ("GET", ["responses", id, "input_items"]) => input_items(sim, reply, req, id),
         ("POST", ["files"]) => create_file(sim, reply, req, body),
-        ("GET", ["files"]) => list_files(sim, reply),
-        ("GET" | "DELETE", ["files", id]) => stored(sim, reply, req, "file", id),
+        ("GET", ["files"]) => {
+            // Azure lists every file unless asked for fewer.
+            json_reply(
+                reply,
+                (StatusCode::OK, sim.list("file", req.query_string(), 10_000)),
+            )
+        }
+        ("GET", ["files", id]) => stored(sim, reply, "file", id),
+        ("DELETE", [kind @ ("files" | "responses"), id]) => delete(sim, reply, kind, id),
         ("GET", ["files", id, "content"]) => file_content(sim, reply, id),
+        (_, ["vector_stores", ..]) => stored::resource_call(sim, reply, req, segments, body),
         _ => json_reply(
             reply,
             openai_error(StatusCode::NOT_FOUND, "Unknown v1 operation"),
@@ -111,12 +121,15 @@ fn response(
         .get("max_output_tokens")
         .and_then(Value::as_u64)
         .unwrap_or(16);
+    if let Some(refused) = missing_references(sim, request) {
+        return json_reply(reply, refused);
+    }
     let mut reply = match sim.admit(reply, model, "createResponse", input_tokens + cap) {
         Ok(reply) => reply,
         Err(refused) => return *refused,
     };
     sim.spend(&mut reply, model, input_tokens + output_tokens);
-    let id = format!("resp_{:032x}", sim.next_id());
+    let id = sim.object_id("resp_");
     let mut output = Vec::new();
     if thinks {
         output.push(json!({ "type": "reasoning", "id": format!("rs_{:032x}", sim.next_id()), "summary": [] }));
@@ -152,13 +165,129 @@ fn response(
             "total_tokens": input_tokens + output_tokens,
         },
     });
-    if request.get("store").and_then(Value::as_bool) != Some(false) {
-        sim.keep(&id, "response", value.clone());
+    let streams = request.get("stream").and_then(Value::as_bool) == Some(true);
+    let background = request.get("background").and_then(Value::as_bool) == Some(true);
+    let mut answer = value.clone();
+    if background && !streams {
+        // Queued now; polls see it progress, then completed (see `get_response`).
+        answer["status"] = json!("queued");
+        answer["output"] = json!([]);
+        answer["usage"] = Value::Null;
+        sim.keep(&id, FINISHED, value.clone());
     }
-    if request.get("stream").and_then(Value::as_bool) == Some(true) {
+    if request.get("store").and_then(Value::as_bool) != Some(false) {
+        sim.keep(&id, "response", answer.clone());
+        sim.keep(&id, INPUT, json!(input_of(sim, request)));
+    }
+    if streams {
         return stream_response(sim, reply, value);
     }
-    json_reply(reply, (StatusCode::OK, value))
+    json_reply(reply, (StatusCode::OK, answer))
+}
+
+/// Where a background response's finished form waits, and a response's input items.
+const FINISHED: &str = "response.finished";
+const INPUT: &str = "response.input";
+
+/// The error for a responses call that names what this resource does not hold: a previous
+/// response (400, as Azure answers it), a vector store or a file (404).
+fn missing_references(sim: &Simulator, request: &Value) -> Option<(StatusCode, Value)> {
+    if let Some(previous) = request.get("previous_response_id").and_then(Value::as_str)
+        && !sim.holds("response", previous)
+    {
+        let message = format!("Previous response with id '{previous}' not found.");
+        return Some(invalid_reference(
+            "previous_response_id",
+            &message,
+            StatusCode::BAD_REQUEST,
+        ));
+    }
+    let mut stores = Vec::new();
+    if let Some(tools) = request.get("tools") {
+        collect_ids(tools, &["vector_store_ids"], &mut stores);
+    }
+    if let Some(missing) = stores.iter().find(|id| !sim.holds("/vector_stores", id)) {
+        let message = format!("Vector store with id '{missing}' not found.");
+        return Some(invalid_reference("tools", &message, StatusCode::NOT_FOUND));
+    }
+    stored::missing_files(sim, request)
+}
+
+/// A request's input as the response's input items: a text is one user message; each item
+/// gets an id.
+fn input_of(sim: &Simulator, request: &Value) -> Vec<Value> {
+    let items = match request.get("input") {
+        Some(Value::Array(items)) => items.clone(),
+        Some(Value::String(text)) => vec![json!({
+            "type": "message", "role": "user",
+            "content": [{ "type": "input_text", "text": text }],
+        })],
+        _ => Vec::new(),
+    };
+    items
+        .into_iter()
+        .map(|mut item| {
+            if item.get("id").is_none() {
+                item["id"] = json!(sim.object_id("msg_"));
+            }
+            item
+        })
+        .collect()
+}
+
+/// `GET /responses/{id}`: a background response progresses a step each time it is polled,
+/// from queued through in progress to its finished form.
+fn get_response(sim: &Simulator, reply: HttpResponseBuilder, id: &str) -> HttpResponse {
+    let finished = sim.get(FINISHED, id);
+    let polled = sim.change(id, "response", |value| {
+        match value["status"].as_str() {
+            Some("queued") => value["status"] = json!("in_progress"),
+            Some("in_progress") => {
+                if let Some(done) = &finished {
+                    *value = done.clone();
+                }
+            }
+            _ => {}
+        }
+        value.clone()
+    });
+    match polled {
+        Some(value) => json_reply(reply, (StatusCode::OK, value)),
+        None => not_held(reply, "response", id),
+    }
+}
+
+/// `GET /responses/{id}/input_items`: the input it was given, as a list.
+fn input_items(
+    sim: &Simulator,
+    reply: HttpResponseBuilder,
+    req: &HttpRequest,
+    id: &str,
+) -> HttpResponse {
+    let Some(Value::Array(items)) = sim.get(INPUT, id) else {
+        return not_held(reply, "response", id);
+    };
+    let limit = query::get(req.query_string(), "limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(20);
+    let has_more = items.len() > limit;
+    let data: Vec<Value> = items.into_iter().take(limit).collect();
+    let first = data.first().map(|v| v["id"].clone()).unwrap_or(Value::Null);
+    let last = data.last().map(|v| v["id"].clone()).unwrap_or(Value::Null);
+    json_reply(
+        reply,
+        (
+            StatusCode::OK,
+            json!({ "object": "list", "data": data, "first_id": first, "last_id": last, "has_more": has_more }),
+        ),
+    )
+}
+
+fn not_held(reply: HttpResponseBuilder, kind: &str, id: &str) -> HttpResponse {
+    json_reply(
+        reply,
+        openai_error(StatusCode::NOT_FOUND, &format!("No {kind} with id '{id}'.")),
+    )
 }
 
 /// A finished response told as the Responses API's server-sent events: created, in progress,
@@ -252,7 +381,7 @@ fn create_file(
         .and_then(|p| p.text())
         .unwrap_or("assistants")
         .to_string();
-    let id = format!("file-{:032x}", sim.next_id());
+    let id = sim.object_id("file-");
     let value = json!({
         "id": id, "object": "file", "bytes": file.data.len(), "created_at": now(),
         "filename": file.filename.clone().unwrap_or_else(|| "file".into()),
@@ -263,43 +392,30 @@ fn create_file(
     json_reply(reply, (StatusCode::OK, value))
 }
 
-fn list_files(sim: &Simulator, reply: HttpResponseBuilder) -> HttpResponse {
-    let data = sim.kept("file");
+/// Reads a kept object of `kind`.
+fn stored(sim: &Simulator, reply: HttpResponseBuilder, kind: &str, id: &str) -> HttpResponse {
+    match sim.get(kind, id) {
+        Some(value) => json_reply(reply, (StatusCode::OK, value)),
+        None => not_held(reply, kind, id),
+    }
+}
+
+/// Deletes a kept file or response (`collection`, as the path names it).
+fn delete(sim: &Simulator, reply: HttpResponseBuilder, collection: &str, id: &str) -> HttpResponse {
+    let kind = collection.trim_end_matches('s');
+    if !sim.holds(kind, id) {
+        return not_held(reply, kind, id);
+    }
+    for place in [kind, FINISHED, INPUT] {
+        sim.forget(place, id);
+    }
     json_reply(
         reply,
         (
             StatusCode::OK,
-            json!({ "object": "list", "data": data, "has_more": false }),
+            json!({ "id": id, "object": kind, "deleted": true }),
         ),
     )
-}
-
-/// Reads (GET) or deletes (DELETE) a kept object of `kind`.
-fn stored(
-    sim: &Simulator,
-    reply: HttpResponseBuilder,
-    req: &HttpRequest,
-    kind: &str,
-    id: &str,
-) -> HttpResponse {
-    let Some(value) = sim.get(kind, id) else {
-        return json_reply(
-            reply,
-            openai_error(StatusCode::NOT_FOUND, &format!("No {kind} with id '{id}'.")),
-        );
-    };
-    if req.method() == actix_web::http::Method::DELETE {
-        sim.forget(id);
-        let object = if kind == "file" { "file" } else { "response" };
-        return json_reply(
-            reply,
-            (
-                StatusCode::OK,
-                json!({ "id": id, "object": object, "deleted": true }),
-            ),
-        );
-    }
-    json_reply(reply, (StatusCode::OK, value))
 }
 
 fn file_content(sim: &Simulator, mut reply: HttpResponseBuilder, id: &str) -> HttpResponse {

@@ -102,9 +102,30 @@ pub struct Running {
     pub sim_urls: Vec<String>,
     pub keys: Vec<String>,
     pub client: awc::Client,
+    /// Each replica's server, to stop it.
+    pub servers: Vec<actix_web::dev::ServerHandle>,
+    /// Each live simulated resource's server, to take it down.
+    pub sim_servers: Vec<actix_web::dev::ServerHandle>,
+    /// What the replicas were started with, to start them again.
+    config: FileConfig,
+    env: HashMap<String, String>,
 }
 
 impl Running {
+    /// Stops every replica and starts them again with the same config, in front of the same
+    /// backends, as a restart does; `base` and `bases` change.
+    pub async fn restart(&mut self) {
+        for server in self.servers.drain(..) {
+            server.stop(true).await;
+        }
+        // The workers let go of the gateway once they have stopped.
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+        let (servers, bases) = replicas(&self.config, &self.env, self.bases.len());
+        self.servers = servers;
+        self.base = bases[0].clone();
+        self.bases = bases;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -144,6 +165,31 @@ impl Running {
         String::from_utf8_lossy(&body).into_owned()
     }
 
+    /// `method` on `path` with the subscription key `key` and a JSON body, if any.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        json: Option<&str>,
+    ) -> (u16, HashMap<String, String>, Bytes) {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("a method");
+        let request = self
+            .client
+            .request(method, self.url(path))
+            .insert_header(("api-key", key));
+        let response = match json {
+            Some(body) => {
+                request
+                    .insert_header(("content-type", "application/json"))
+                    .send_body(body.to_string())
+                    .await
+            }
+            None => request.send().await,
+        };
+        collect(response.expect("gateway answers")).await
+    }
+
     pub async fn post_json(&self, path: &str, body: &str) -> (u16, HashMap<String, String>, Bytes) {
         let response = self
             .client
@@ -180,6 +226,7 @@ pub async fn start(setup: Setup) -> Running {
     env.insert("CLIENT_KEY".to_string(), CLIENT_KEY.to_string());
     let mut sims = Vec::new();
     let mut sim_urls = Vec::new();
+    let mut sim_servers = Vec::new();
     let mut keys = Vec::new();
     let mut backends = Vec::new();
     for b in setup.backends {
@@ -202,6 +249,7 @@ pub async fn start(setup: Setup) -> Running {
             let (server, addr) =
                 sim::start(sim.clone(), TcpListener::bind("127.0.0.1:0").expect("bind"))
                     .expect("simulator starts");
+            sim_servers.push(server.handle());
             actix_web::rt::spawn(server);
             sims.push(sim);
             sim_urls.push(format!("http://{addr}"));
@@ -228,37 +276,54 @@ pub async fn start(setup: Setup) -> Running {
         configure(&mut config);
     }
     env.extend(setup.env);
-    let versions: Vec<&str> = aoai_gateway::generated::API_VERSIONS
-        .iter()
-        .map(|v| v.version)
-        .collect();
-    let mut bases = Vec::new();
-    let mut addrs = Vec::new();
-    for _ in 0..setup.replicas.max(1) {
-        let settings = config.check("test", &env, &versions).expect("valid config");
-        let (server, addr) = proxy::start(
-            Arc::new(Gateway::new(settings)),
-            TcpListener::bind("127.0.0.1:0").expect("bind"),
-            false,
-        )
-        .expect("gateway starts");
-        actix_web::rt::spawn(server);
-        bases.push(format!("http://{addr}"));
-        addrs.push(addr);
-    }
-    let addr = addrs[0];
+    let (servers, bases) = replicas(&config, &env, setup.replicas.max(1));
+    let addr = bases[0]
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
     let client = awc::Client::builder()
         .timeout(Duration::from_secs(30))
         .finish();
     Running {
-        base: format!("http://{addr}"),
+        base: bases[0].clone(),
         bases,
         addr,
         sims,
         sim_urls,
         keys,
         client,
+        servers,
+        sim_servers,
+        config,
+        env,
     }
+}
+
+/// Starts `n` gateways with `config`, as replicas of one another: their servers and URLs.
+fn replicas(
+    config: &FileConfig,
+    env: &HashMap<String, String>,
+    n: usize,
+) -> (Vec<actix_web::dev::ServerHandle>, Vec<String>) {
+    let versions: Vec<&str> = aoai_gateway::generated::API_VERSIONS
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    let mut servers = Vec::new();
+    let mut bases = Vec::new();
+    for _ in 0..n {
+        let settings = config.check("test", env, &versions).expect("valid config");
+        let (server, addr) = proxy::start(
+            Arc::new(Gateway::new(settings).expect("gateway")),
+            TcpListener::bind("127.0.0.1:0").expect("bind"),
+            false,
+        )
+        .expect("gateway starts");
+        servers.push(server.handle());
+        actix_web::rt::spawn(server);
+        bases.push(format!("http://{addr}"));
+    }
+    (servers, bases)
 }
 
 /// The interpreter of the virtualenv with the test's Python packages (the openai SDK,
@@ -278,6 +343,33 @@ pub fn python() -> std::path::PathBuf {
         path.display()
     );
     path
+}
+
+/// Runs `tests/conformance/<name>` with `args` against the gateway at `base` with the
+/// subscription key `key` (`GATEWAY_ENDPOINT`, `GATEWAY_KEY`) and `env`.
+pub async fn script(
+    name: &str,
+    args: &[&str],
+    base: &str,
+    key: &str,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut command = std::process::Command::new(python());
+    command
+        .arg(format!(
+            "{}/tests/conformance/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .args(args)
+        .env("GATEWAY_ENDPOINT", base)
+        .env("GATEWAY_KEY", key);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    actix_web::rt::task::spawn_blocking(move || command.output())
+        .await
+        .expect("runner")
+        .expect("python starts")
 }
 
 pub fn run<F: std::future::Future<Output = ()>>(test: F) {

@@ -174,6 +174,7 @@ pub fn record(
                 status,
                 subscription,
                 deployment = trace.deployment.as_deref(),
+                object = trace.object.as_deref(),
                 backend,
                 attempts = trace.attempts,
                 ttfb_ms,

@@ -16,17 +16,20 @@ use super::call::Trace;
 use super::error::remaining_headers;
 use super::upstream::dispatch::Sent;
 use super::upstream::forward::Answer;
+use crate::objects::learn::{Learner, Plan};
 use crate::tokens::meter::Meter;
-use relay::End;
+use relay::{End, Learn};
 
 /// The client's response for a backend's answer, streaming; the call is accounted for and
-/// recorded when the answer ends. `status` has been counted by the caller.
+/// recorded when the answer ends. `status` has been counted by the caller. `stores`: the call
+/// leaves what it creates stored (it did not ask `store: false`).
 pub fn stream(
     req: HttpRequest,
     gw: web::Data<Gateway>,
     mut trace: Trace,
     started: Instant,
     sent: Sent,
+    stores: bool,
 ) -> HttpResponse {
     let Sent {
         mut answer,
@@ -39,10 +42,11 @@ pub fn stream(
     }
     trace.stamp(&mut answer.headers);
     let meter = meter_for(&gw, &trace, &answer, asked_usage);
+    let learn = learn_for(&gw, &trace, &answer).filter(|_| stores);
     trace.streaming |= asked_usage;
     let gateway = gw.clone();
     let request = req.clone();
-    answer.into_response(req.version(), meter, move |ended| {
+    answer.into_response(req.version(), meter, learn, move |ended| {
         if let End::Cut { .. } = &ended.end {
             gateway.metrics.stream_cut(trace.backend);
         }
@@ -76,4 +80,44 @@ fn meter_for(gw: &Gateway, trace: &Trace, answer: &Answer, asked_usage: bool) ->
         ContentKind::Json => Some(Meter::json(encoding, answer.length())),
         _ => None,
     }
+}
+
+/// What reads a successful answer of an operation that creates stored objects, and records
+/// them in the directory as the owner's, on the backend that answered.
+fn learn_for(gw: &web::Data<Gateway>, trace: &Trace, answer: &Answer) -> Option<Learn> {
+    let route = trace.route?;
+    let creates = route.objects.creates?;
+    if route.objects.records.is_empty() || !answer.status.is_success() {
+        return None;
+    }
+    let backend = gw.balancer.backends().get(trace.backend?)?;
+    let owner = gw.auth.subscription_name(trace.subscription?)?;
+    let events = ContentKind::of(answer.media_type()) == ContentKind::EventStream;
+    let plan = Plan {
+        records: route.objects.records,
+        creates,
+        owner: owner.to_string(),
+        backend: backend.name.clone(),
+    };
+    let gw = gw.clone();
+    let request_id = trace.id().to_string();
+    Some(Learn {
+        learner: Learner::new(plan, events),
+        write: Box::new(move |records| {
+            let task = actix_web::rt::spawn(async move {
+                let ids: Vec<String> = records.iter().map(|(id, _, _)| id.clone()).collect();
+                if let Err(error) = gw.objects.directory.record(records).await {
+                    // The object exists, but the gateway cannot route its follow-ups.
+                    tracing::error!(
+                        request_id,
+                        "object directory: {} not recorded: {error}",
+                        ids.join(", ")
+                    );
+                }
+            });
+            Box::pin(async move {
+                let _ = task.await;
+            })
+        }),
+    })
 }

@@ -15,6 +15,12 @@
 //! the SDKs raise, exactly as they do talking to the backend directly. A body delimited by the
 //! connection closing (no length, not chunked) can only end that way, and passes as it is.
 //!
+//! An answer that creates a stored object is read by a [`Learner`] on the way: the chunk that
+//! completes what it learns (a JSON answer's last, a stream's first event that names the
+//! object) waits until the directory has recorded the object, so that a client never hears of
+//! an object the gateway cannot yet route a follow-up for. The write runs as a task of its own:
+//! a client going away does not cancel it.
+//!
 //! Whatever the ending, the relay reports it once ([`Ended`]), which is when the gateway settles
 //! the call's tokens and writes its access record: complete, cut by the backend, or abandoned
 //! by the client, with what its [`Meter`] read of the usage on the way and when the first byte
@@ -22,6 +28,7 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -33,6 +40,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::objects::learn::{Learner, Record};
 use crate::tokens::meter::{Meter, Reading};
 
 thread_local! {
@@ -130,6 +138,16 @@ pub struct Ended {
     pub first_byte: Option<Instant>,
 }
 
+/// A creating answer's [`Learner`], and what records what it learns.
+pub struct Learn {
+    pub learner: Learner,
+    /// Starts the directory's write of the records; the future ends when it has.
+    pub write: Box<dyn FnOnce(Vec<Record>) -> Gate>,
+}
+
+/// What the relay waits for before it passes on more of the answer.
+pub type Gate = Pin<Box<dyn Future<Output = ()>>>;
+
 /// The error the client's response fails with when the backend cut its body.
 #[derive(Debug, thiserror::Error)]
 #[error("the backend's answer was cut off: {0}")]
@@ -152,6 +170,9 @@ pub struct Relay<S, F: FnOnce(Ended)> {
     /// The error the client's response fails with, after the queue and one more turn.
     cut: Option<Cut>,
     cut_turn: bool,
+    learn: Option<Learn>,
+    /// Nothing more passes until this has ended.
+    gate: Option<Gate>,
 }
 
 impl<S, F: FnOnce(Ended)> Relay<S, F> {
@@ -168,12 +189,46 @@ impl<S, F: FnOnce(Ended)> Relay<S, F> {
             ended: None,
             cut: None,
             cut_turn: false,
+            learn: None,
+            gate: None,
+        }
+    }
+
+    /// Reads the answer for the records a creating call leaves in the directory.
+    pub fn learning(mut self, learn: Option<Learn>) -> Self {
+        self.learn = learn;
+        self
+    }
+
+    /// Reads a chunk for its records; whether the chunk must wait for their write.
+    fn learn_from(&mut self, chunk: &[u8]) -> bool {
+        let Some(learn) = self.learn.as_mut() else {
+            return false;
+        };
+        let records = learn.learner.feed(chunk);
+        self.hold_for(records)
+    }
+
+    fn hold_for(&mut self, records: Option<Vec<Record>>) -> bool {
+        match (records, self.learn.take()) {
+            (Some(records), Some(learn)) if !records.is_empty() => {
+                self.gate = Some((learn.write)(records));
+                true
+            }
+            (_, learn) => {
+                self.learn = learn;
+                false
+            }
         }
     }
 
     /// The backend's body has ended: what the meter still held joins the queue.
     fn body_ended(&mut self, end: End) {
         self.reading = self.meter.take().map(|m| m.finish(&mut self.queue));
+        if let Some(learn) = self.learn.as_mut() {
+            let records = learn.learner.finish();
+            self.hold_for(records);
+        }
         self.ended = Some(end);
     }
 
@@ -198,6 +253,10 @@ where
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
+            if let Some(gate) = this.gate.as_mut() {
+                ready!(gate.as_mut().poll(cx));
+                this.gate = None;
+            }
             if let Some(chunk) = this.queue.pop_front() {
                 this.bytes += chunk.len() as u64;
                 return Poll::Ready(Some(Ok(chunk)));
@@ -230,6 +289,7 @@ where
             let detail = match next {
                 Some(Ok(chunk)) => {
                     this.first_byte.get_or_insert_with(Instant::now);
+                    let hold = this.learn_from(&chunk);
                     match &mut this.meter {
                         Some(meter) if meter.edits() => {
                             meter.feed(chunk, &mut this.queue);
@@ -237,6 +297,10 @@ where
                         }
                         Some(meter) => meter.observe(&chunk),
                         None => {}
+                    }
+                    if hold {
+                        this.queue.push_back(chunk);
+                        continue;
                     }
                     // What the meter only reads passes as it came.
                     this.bytes += chunk.len() as u64;

@@ -126,7 +126,11 @@ impl Auth {
 
     /// The name of subscription `index`, for logs.
     pub fn subscription_name(&self, index: usize) -> Option<&str> {
-        self.subscriptions.get(index).map(|s| s.name.as_str())
+        self.subscription(index).map(|s| s.name.as_str())
+    }
+
+    pub fn subscription(&self, index: usize) -> Option<&Subscription> {
+        self.subscriptions.get(index)
     }
 
     /// Whether a page of the gateway's own (docs, metrics) may be read: with no key required,
@@ -167,11 +171,13 @@ mod tests {
                     name: "a".into(),
                     key_sha256: Some(sha256("k1")),
                     limits: Default::default(),
+                    objects_admin: false,
                 },
                 Subscription {
                     name: "b".into(),
                     key_sha256: Some(sha256("k2")),
                     limits: Default::default(),
+                    objects_admin: false,
                 },
             ],
             Vec::new(),

@@ -43,6 +43,13 @@ pub struct Target<'r> {
     pub path_deployment: Option<(String, usize)>,
 }
 
+impl Target<'_> {
+    /// A path parameter's value, decoded.
+    pub fn param(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.matched.param(name).map(query::decode_path)
+    }
+}
+
 /// The route a request calls. Refused before routing: an `Upgrade` (the body would never
 /// end), a path with dot segments or encoded slashes, a repeated `api-version`.
 pub fn target<'r>(req: &'r HttpRequest, gw: &Gateway) -> Result<Target<'r>, GatewayError> {

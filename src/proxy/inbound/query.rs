@@ -13,6 +13,23 @@ pub fn decode_path(raw: &str) -> Cow<'_, str> {
     percent_decode(raw, false)
 }
 
+/// Encodes a value for a query string: everything but RFC 3986's unreserved characters.
+pub fn encode(value: &str) -> Cow<'_, str> {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    if value.bytes().all(unreserved) {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len() * 3);
+    for b in value.bytes() {
+        if unreserved(b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Cow::Owned(out)
+}
+
 fn percent_decode(raw: &str, plus_is_space: bool) -> Cow<'_, str> {
     let escaped = raw.contains('%') || (plus_is_space && raw.contains('+'));
     if !escaped {

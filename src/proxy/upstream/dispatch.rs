@@ -19,11 +19,14 @@ use super::failover;
 use super::forward::{self, Answer, Outgoing};
 use crate::balance::Ask;
 use crate::config::Backend;
+use crate::limits::millis;
 use crate::metrics::Headroom;
+use crate::objects::follow::Holder;
 use crate::proxy::Gateway;
 use crate::proxy::body::deployment::{self, Place};
 use crate::proxy::body::request::Facts;
 use crate::proxy::body::{compat, edit};
+use crate::proxy::budget;
 use crate::proxy::call::Trace;
 use crate::proxy::error::{GatewayError, REMAINING_REQUESTS, REMAINING_TOKENS};
 use crate::state;
@@ -51,6 +54,8 @@ pub struct Call<'r> {
     pub facts: Option<Facts>,
     /// At most what the call may spend, for the balancer's headroom check.
     pub at_most: Option<u64>,
+    /// The backend holding a stored object the call names: the only one it may go to.
+    pub holder: Option<Holder>,
 }
 
 /// A backend's answer, and whether the body it was sent asked for the stream's usage on the
@@ -70,7 +75,7 @@ struct Body {
 
 impl Call<'_> {
     /// The path below the base path for `backend`, with its own name for the deployment.
-    fn path_for(&self, backend: &Backend) -> Cow<'_, str> {
+    pub(crate) fn path_for(&self, backend: &Backend) -> Cow<'_, str> {
         let path = match (&self.place, self.deployment) {
             (Some(Place::Path { index }), Some(name)) if backend.deployment_name(name) != name => {
                 Cow::Owned(deployment::replace_segment(
@@ -187,6 +192,7 @@ pub async fn dispatch(
                 deployment: call.deployment,
                 tried: &tried,
                 at_most: call.at_most,
+                pinned: call.holder.as_ref().map(|h| h.index),
             })
         } else {
             None
@@ -197,7 +203,17 @@ pub async fn dispatch(
                     answer,
                     asked_usage: body.asked_usage,
                 }),
-                Err(failed) => Err(failed.into()),
+                Err(failed) => match &call.holder {
+                    // The holder never had the call: it may be sent again once the holder is
+                    // back, and to no other backend.
+                    Some(holder) if failed.kind.may_retry() => Err(budget::holder_unavailable(
+                        gw,
+                        holder,
+                        index,
+                        millis(gw.failover.unreachable_rest),
+                    )),
+                    _ => Err(failed.into()),
+                },
             };
         };
         gw.metrics.handed_on(index);

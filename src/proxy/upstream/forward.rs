@@ -23,7 +23,7 @@ use bytes::Bytes;
 
 use super::{Failure, UpstreamError};
 use crate::config::{Backend, BackendCredential};
-use crate::proxy::answer::relay::{End, Ended, Framing, Relay, WatchedStream};
+use crate::proxy::answer::relay::{End, Ended, Framing, Learn, Relay, WatchedStream};
 use crate::proxy::call::CLIENT_REQUEST_ID;
 use crate::proxy::inbound::auth::{API_KEY_HEADER, AUTHORIZATION, OCP_APIM_HEADER};
 use crate::tokens::meter::Meter;
@@ -153,7 +153,24 @@ impl Answer {
             .map_or("", str::trim)
     }
 
-    /// The client's response, streaming the body as it arrives, read by `meter` on the way;
+    /// The whole body, up to `limit` bytes, for an answer the gateway rewrites (a list of
+    /// stored objects); `backend` names the backend for the error.
+    pub async fn read_whole(
+        mut self,
+        backend: &str,
+        limit: usize,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), UpstreamError> {
+        let body = self
+            .body
+            .body()
+            .limit(limit)
+            .await
+            .map_err(|e| UpstreamError::new(backend, Failure::Broken, e.to_string()))?;
+        Ok((self.status, self.headers, body))
+    }
+
+    /// The client's response, streaming the body as it arrives, read by `meter` (and, for an
+    /// answer that creates a stored object, `learn`) on the way;
     /// `on_end` hears how the body ended (see [`relay`](crate::proxy::answer::relay)). `client` is the
     /// client's HTTP version: an HTTP/1.0 client knows no chunked encoding, so a body of
     /// unknown length is delimited by closing its connection.
@@ -161,6 +178,7 @@ impl Answer {
         self,
         client: Version,
         meter: Option<Meter>,
+        learn: Option<Learn>,
         on_end: impl FnOnce(Ended) + Unpin + 'static,
     ) -> HttpResponse {
         // actix never reads a body it knows to be empty, so such an answer ends here.
@@ -183,7 +201,7 @@ impl Answer {
         let length = self
             .length
             .filter(|_| meter.as_ref().is_none_or(|m| !m.edits()));
-        let relay = Relay::new(self.body, self.framing, meter, on_end);
+        let relay = Relay::new(self.body, self.framing, meter, on_end).learning(learn);
         // A known length is kept so the client sees it.
         let mut reply = match length {
             Some(length) => HttpResponse::build(self.status).body(SizedStream::new(length, relay)),
