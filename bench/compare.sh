@@ -11,6 +11,9 @@
 #   bench/compare.sh before=/path/to/aoai-gateway    # or uses that binary
 #   STREAM=1 bench/compare.sh before=...             # chat bodies that ask for a stream (whose
 #                                                    # prompt the gateway counts)
+#   V1=1 bench/compare.sh before=...                 # the v1 API's chat completions (the body's
+#                                                    # `model` names the deployment; the route
+#                                                    # has fields that may name stored objects)
 #   ROUNDS=7 DURATION=5 bench/compare.sh before=...
 #
 # Installs wrk and nginx with apt-get where missing. Everything binds 127.0.0.1 and stops at exit.
@@ -20,6 +23,7 @@ DURATION="${DURATION:-4}"
 CONNECTIONS="${CONNECTIONS:-32}"
 ROUNDS="${ROUNDS:-5}"
 STREAM="${STREAM:-0}"
+V1="${V1:-0}"
 BEFORE=""
 for arg in "$@"; do
   case $arg in
@@ -83,9 +87,14 @@ for p in "$UPSTREAM_PORT" "${PORT[@]}"; do wait_port "$p"; done
 
 chat_lua "$WORK/chat.lua"
 if [ "$STREAM" = 1 ]; then sed -i 's/"max_tokens":50}/"max_tokens":50,"stream":true}/' "$WORK/chat.lua"; fi
+if [ "$V1" = 1 ]; then
+  sed -i 's/{"messages"/{"model":"gpt-4o","messages"/' "$WORK/chat.lua"
+  PATH_Q="/openai/v1/chat/completions"
+  export CHECK_BODY='{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}'
+fi
 for name in before after; do check "${PORT[$name]}" "$BENCH_CLIENT_KEY"; done
 
-echo "CPU per proxied call: POST chat/completions$([ "$STREAM" = 1 ] && echo ' (stream: true)'), $ROUNDS rounds x ${DURATION}s, $CONNECTIONS connections, one worker each, $(nproc) cores"
+echo "CPU per proxied call: POST ${PATH_Q%%\?*}$([ "$STREAM" = 1 ] && echo ' (stream: true)'), $ROUNDS rounds x ${DURATION}s, $CONNECTIONS connections, one worker each, $(nproc) cores"
 measure_rounds before after
 python3 - "$WORK/results" <<'PY'
 import statistics, sys

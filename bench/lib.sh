@@ -37,10 +37,12 @@ LUA
 }
 PATH_Q="/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 
-# Fails unless the server on port $1 answers a chat call with key $2 with 200.
+# Fails unless the server on port $1 answers a chat call with key $2 with 200 (the body
+# $CHECK_BODY, when set).
 check() {
-  local code
-  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$1$PATH_Q" -H "api-key: $2" -H 'content-type: application/json' -d '{"messages":[{"role":"user","content":"hi"}]}')
+  local code body='{"messages":[{"role":"user","content":"hi"}]}'
+  [ -n "${CHECK_BODY:-}" ] && body="$CHECK_BODY"
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$1$PATH_Q" -H "api-key: $2" -H 'content-type: application/json' -d "$body")
   [ "$code" = 200 ] || { echo "server on port $1 answered $code" >&2; exit 1; }
 }
 
