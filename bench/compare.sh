@@ -39,20 +39,13 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
 WORK="$(mktemp -d)"
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -d "$WORK/before-src" ]; then git worktree remove --force "$WORK/before-src" >/dev/null 2>&1 || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap stop_all EXIT
 
 cargo build --release --quiet
 AFTER=target/release/aoai-gateway
 if [ ! -x "$BEFORE" ]; then
-  echo "building $BEFORE in a scratch worktree..."
-  git worktree add --detach "$WORK/before-src" "$BEFORE" >/dev/null 2>&1
-  (cd "$WORK/before-src" && cargo build --release --quiet --locked)
-  BEFORE="$WORK/before-src/target/release/aoai-gateway"
+  build_revision "$BEFORE"
+  BEFORE="$BUILT"
 fi
 
 export BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"

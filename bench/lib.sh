@@ -109,3 +109,19 @@ measure_rounds() {
     done
   done
 }
+
+# Stops what a bench started ($pids) and removes its scratch folder ($WORK), and the worktree a
+# revision was built in there, if any: `trap stop_all EXIT`.
+stop_all() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -d "$WORK/before-src" ]; then git worktree remove --force "$WORK/before-src" >/dev/null 2>&1 || true; fi
+  rm -rf "$WORK"
+}
+
+# Builds git revision $1 in a scratch worktree below $WORK; BUILT is its binary.
+build_revision() {
+  echo "building $1 in a scratch worktree..."
+  git worktree add --detach "$WORK/before-src" "$1" >/dev/null 2>&1
+  (cd "$WORK/before-src" && cargo build --release --quiet --locked)
+  BUILT="$WORK/before-src/target/release/aoai-gateway"
+}

@@ -34,20 +34,13 @@ need wrk
 
 WORK="$(mktemp -d)"
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -d "$WORK/before-src" ]; then git worktree remove --force "$WORK/before-src" >/dev/null 2>&1 || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap stop_all EXIT
 
 cargo build --release --quiet
 NOW=target/release/aoai-gateway
 if [ -z "$BEFORE" ]; then
-  echo "building $BEFORE_REV (the gateway before usage and limits) in a scratch worktree..."
-  git worktree add --detach "$WORK/before-src" "$BEFORE_REV" >/dev/null 2>&1
-  (cd "$WORK/before-src" && cargo build --release --quiet --locked)
-  BEFORE="$WORK/before-src/target/release/aoai-gateway"
+  build_revision "$BEFORE_REV" # the gateway before usage and limits
+  BEFORE="$BUILT"
 fi
 
 

@@ -401,6 +401,18 @@ async fn alternates(gw: &Running) -> bool {
     seen.windows(2).all(|w| w[0] != w[1])
 }
 
+/// Two replicas sharing `state`, once both see it answer.
+async fn two_replicas(state: StateConfig) -> Running {
+    let gw = start(Setup {
+        replicas: 2,
+        state,
+        ..Setup::default()
+    })
+    .await;
+    until_shared(&gw, true, Duration::from_secs(5)).await;
+    gw
+}
+
 #[test]
 #[ignore = "needs redis-server: scripts/test.sh installs it and runs this"]
 fn redis_going_away_fails_no_call_and_sharing_resumes() {
@@ -408,13 +420,7 @@ fn redis_going_away_fails_no_call_and_sharing_resumes() {
     let url = format!("redis://127.0.0.1:{port}");
     let mut redis = own_redis(port);
     run(async {
-        let gw = start(Setup {
-            replicas: 2,
-            state: shared(&url, &prefix("outage")),
-            ..Setup::default()
-        })
-        .await;
-        until_shared(&gw, true, Duration::from_secs(5)).await;
+        let gw = two_replicas(shared(&url, &prefix("outage"))).await;
         assert!(
             alternates(&gw).await,
             "shared rotation alternates across replicas"
@@ -449,13 +455,7 @@ fn set_to_reject_the_gateway_refuses_calls_without_redis_and_says_it_is_not_read
     run(async {
         let mut state = shared(&url, &prefix("reject"));
         state.on_error = OnStateError::Reject;
-        let gw = start(Setup {
-            replicas: 2,
-            state,
-            ..Setup::default()
-        })
-        .await;
-        until_shared(&gw, true, Duration::from_secs(5)).await;
+        let gw = two_replicas(state).await;
         assert_eq!(call(&gw, 0, HELLO).await.0, 200);
         assert_eq!(gw.get("/readyz").await.0, 200);
         redis.kill().expect("kill redis");
@@ -519,13 +519,7 @@ fn objects_created_through_one_replica_are_followed_through_another() {
     let url = format!("redis://127.0.0.1:{port}");
     let mut redis = own_redis(port);
     run(async {
-        let gw = start(Setup {
-            replicas: 2,
-            state: shared(&url, &prefix("objects")),
-            ..Setup::default()
-        })
-        .await;
-        until_shared(&gw, true, Duration::from_secs(5)).await;
+        let gw = two_replicas(shared(&url, &prefix("objects"))).await;
         let create = r#"{"model":"gpt-4o","input":"hi"}"#;
         let mut created = Vec::new();
         for _ in 0..6 {

@@ -64,18 +64,7 @@ async fn upload(gw: &Running, key: &str) -> String {
          --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nhello\r\n\
          --{boundary}--\r\n"
     );
-    let response = gw
-        .client
-        .post(gw.url("/openai/v1/files"))
-        .insert_header(("api-key", key))
-        .insert_header((
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        ))
-        .send_body(form)
-        .await
-        .expect("answer");
-    let (status, _, body) = collect(response).await;
+    let (status, body) = gw.upload(key, boundary, form).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     json_of(&body)["id"].as_str().expect("an id").to_string()
 }
@@ -377,6 +366,12 @@ fn the_sdks_auto_pagination_yields_exactly_the_callers_objects() {
     });
 }
 
+/// `POST /openai/v1/responses` with the client's key.
+async fn respond(gw: &Running, body: &str) -> (u16, HashMap<String, String>, Bytes) {
+    gw.send("POST", "/openai/v1/responses", CLIENT_KEY, Some(body))
+        .await
+}
+
 /// A response created by `key` and held by `backend` (created until the rotation lands there).
 async fn response_on(gw: &Running, backend: &str) -> String {
     for _ in 0..4 {
@@ -406,25 +401,11 @@ fn a_follow_up_waits_for_its_holder_and_is_never_sent_elsewhere() {
 
         // The holder's deployment answers 429: the client gets Azure's answer, and the call is
         // not handed to the other backend, which cannot have the response.
-        let (status, headers, _) = gw
-            .send(
-                "POST",
-                "/openai/v1/responses",
-                CLIENT_KEY,
-                Some(&follow_up("rate-limited")),
-            )
-            .await;
+        let (status, headers, _) = respond(&gw, &follow_up("rate-limited")).await;
         assert_eq!(status, 429);
         assert_eq!(headers["x-aoai-gateway-backend"], "westeurope");
         // It rests now: the gateway answers for it, saying who and for how long.
-        let (status, headers, body) = gw
-            .send(
-                "POST",
-                "/openai/v1/responses",
-                CLIENT_KEY,
-                Some(&follow_up("rate-limited")),
-            )
-            .await;
+        let (status, headers, body) = respond(&gw, &follow_up("rate-limited")).await;
         assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
         assert!(headers["retry-after"].parse::<u64>().unwrap() >= 1);
         let message = json_of(&body)["error"]["message"]
@@ -448,14 +429,7 @@ fn a_follow_up_waits_for_its_holder_and_is_never_sent_elsewhere() {
             assert_eq!(headers["retry-after"], "5");
             assert_eq!(error_code(&body), "ServiceUnavailable");
         }
-        let (status, _, _) = gw
-            .send(
-                "POST",
-                "/openai/v1/responses",
-                CLIENT_KEY,
-                Some(&follow_up("gpt-4o")),
-            )
-            .await;
+        let (status, _, _) = respond(&gw, &follow_up("gpt-4o")).await;
         assert_eq!(status, 503);
         assert_eq!(
             gw.sims[0].recorded().len(),
@@ -487,9 +461,7 @@ fn a_follow_up_to_a_deployment_its_holder_lacks_is_refused_before_any_call() {
         let held = response_on(&gw, "westeurope").await;
         let before = calls_to_backends(&gw);
         let body = format!(r#"{{"model":"mini","input":"next","previous_response_id":"{held}"}}"#);
-        let (status, _, answer) = gw
-            .send("POST", "/openai/v1/responses", CLIENT_KEY, Some(&body))
-            .await;
+        let (status, _, answer) = respond(&gw, &body).await;
         assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
         let error = &json_of(&answer)["error"];
         assert_eq!(error["param"], "previous_response_id");
@@ -503,9 +475,7 @@ fn a_follow_up_to_a_deployment_its_holder_lacks_is_refused_before_any_call() {
         let body =
             format!(r#"{{"model":"gpt-4o","input":"next","previous_response_id":"{held}"}}"#);
         for _ in 0..2 {
-            let (status, headers, _) = gw
-                .send("POST", "/openai/v1/responses", CLIENT_KEY, Some(&body))
-                .await;
+            let (status, headers, _) = respond(&gw, &body).await;
             assert_eq!(status, 200);
             assert_eq!(headers["x-aoai-gateway-backend"], "westeurope");
         }

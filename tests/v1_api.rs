@@ -248,18 +248,7 @@ fn form(parts: &[Part], boundary: &str) -> String {
 
 /// Uploads `body` as a file (`POST /openai/v1/files`) with the client's key: status and body.
 async fn upload_to(gw: &Running, boundary: &str, body: String) -> (u16, String) {
-    let response = gw
-        .client
-        .post(gw.url("/openai/v1/files"))
-        .insert_header(("api-key", CLIENT_KEY))
-        .insert_header((
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        ))
-        .send_body(body)
-        .await
-        .expect("answer");
-    let (status, _, body) = collect(response).await;
+    let (status, body) = gw.upload(CLIENT_KEY, boundary, body).await;
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 

@@ -30,8 +30,7 @@ pub struct Followed {
     pub holder: Option<Holder>,
     /// The first object the call names, for its access record: `kind id`.
     pub object: Option<String>,
-    /// The object its path names last (the one a delete deletes), and what the directory knows
-    /// of it.
+    /// The object its path names last, the one a delete deletes: (kind, id).
     pub target: Option<(&'static str, String)>,
 }
 
@@ -71,7 +70,8 @@ pub async fn follow(
     let entries = match Box::pin(stored.directory.look_up(&ids)).await {
         Ok(entries) => entries,
         Err(error) => {
-            tracing::warn!("object directory: {error}");
+            // The store logs its going down once; this is every call's.
+            tracing::debug!("object directory: {error}");
             if isolated {
                 return Err(GatewayError::DirectoryUnavailable);
             }

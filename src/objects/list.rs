@@ -98,7 +98,7 @@ pub async fn own(
             .map(|item| item.get("id").and_then(Value::as_str).unwrap_or(""))
             .collect();
         let entries = gw.objects.directory.look_up(&ids).await.map_err(|error| {
-            tracing::warn!("object directory: {error}");
+            tracing::debug!("object directory: {error}");
             GatewayError::DirectoryUnavailable
         })?;
         let page_last = ids.last().map(|id| id.to_string());

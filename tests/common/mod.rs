@@ -190,6 +190,24 @@ impl Running {
         collect(response.expect("gateway answers")).await
     }
 
+    /// Uploads `form` (multipart, with `boundary`) to `POST /openai/v1/files` with the
+    /// subscription key `key`: status and body.
+    pub async fn upload(&self, key: &str, boundary: &str, form: String) -> (u16, Bytes) {
+        let response = self
+            .client
+            .post(self.url("/openai/v1/files"))
+            .insert_header(("api-key", key))
+            .insert_header((
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            ))
+            .send_body(form)
+            .await
+            .expect("gateway answers");
+        let (status, _, body) = collect(response).await;
+        (status, body)
+    }
+
     pub async fn post_json(&self, path: &str, body: &str) -> (u16, HashMap<String, String>, Bytes) {
         let response = self
             .client

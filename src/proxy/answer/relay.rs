@@ -418,4 +418,64 @@ mod tests {
         drop(relay);
         assert_eq!(*ends.borrow(), [End::Abandoned { bytes: 1 }]);
     }
+
+    #[test]
+    fn the_chunk_that_completes_a_record_waits_for_its_write() {
+        use crate::objects::learn::Plan;
+        use aoai_runtime::catalog::Recorded;
+        static FILE: [Recorded; 1] = [Recorded {
+            field: "id",
+            kind: "file",
+        }];
+        let order = Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+        let written = order.clone();
+        let learn = Learn {
+            learner: Learner::new(
+                Plan {
+                    records: &FILE,
+                    creates: "file",
+                    owner: "team-a".into(),
+                    backend: "eastus".into(),
+                },
+                false,
+            ),
+            write: Box::new(move |records| {
+                written.borrow_mut().push(format!("write {}", records[0].0));
+                // Pending once, as a write to Redis is.
+                let mut polled = false;
+                Box::pin(futures_util::future::poll_fn(move |cx| {
+                    if polled {
+                        written.borrow_mut().push("written".into());
+                        return Poll::Ready(());
+                    }
+                    polled = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }))
+            }),
+        };
+        let relay = Relay::new(
+            body(&[r#"{"object":"file","#, r#""id":"file-1"}"#], false),
+            Framing::Delimited,
+            None,
+            |_: Ended| {},
+        )
+        .learning(Some(learn));
+        let seen = order.clone();
+        actix_web::rt::System::new().block_on(relay.for_each(move |chunk| {
+            let chunk = chunk.expect("a chunk");
+            seen.borrow_mut()
+                .push(format!("chunk {}", String::from_utf8_lossy(&chunk)));
+            async {}
+        }));
+        assert_eq!(
+            *order.borrow(),
+            [
+                r#"chunk {"object":"file","#,
+                "write file-1",
+                "written",
+                r#"chunk "id":"file-1"}"#
+            ]
+        );
+    }
 }
