@@ -52,11 +52,7 @@ pub async fn follow(
             stored.keeps(k)
         }));
     }
-    let isolated = stored.isolated()
-        && !gw
-            .auth
-            .subscription(subscription)
-            .is_some_and(|s| s.objects_admin);
+    let isolated = stored.isolates(gw.auth.subscription(subscription));
     // What a call creates must be recorded for its owner to use it again.
     let records = !route.objects.records.is_empty();
     if named.is_empty() {

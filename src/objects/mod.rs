@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use aoai_runtime::catalog::ApiVersion;
 
-use crate::config::{Isolation, ObjectSettings};
+use crate::config::{Isolation, ObjectSettings, Subscription};
 use crate::proxy::Gateway;
 use crate::state::shared::Shared;
 use directory::{Directory, Kept};
@@ -84,9 +84,10 @@ impl StoredObjects {
         &self.kinds
     }
 
-    /// Whether each subscription sees only its own objects.
-    pub fn isolated(&self) -> bool {
-        self.isolation == Isolation::Subscription
+    /// Whether `subscription` may use only its own objects: under isolation, unless it is an
+    /// admin of stored objects.
+    pub fn isolates(&self, subscription: Option<&Subscription>) -> bool {
+        self.isolation == Isolation::Subscription && !subscription.is_some_and(|s| s.objects_admin)
     }
 
     /// Whether the directory can be written now (Redis answers, when it is in Redis).

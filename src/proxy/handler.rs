@@ -136,11 +136,7 @@ async fn call(
         holder: followed.holder.clone(),
     };
     if let Some(kind) = target.route.objects.lists
-        && gw.objects.isolated()
-        && !gw
-            .auth
-            .subscription(subscription)
-            .is_some_and(|s| s.objects_admin)
+        && gw.objects.isolates(gw.auth.subscription(subscription))
     {
         let owner = gw.auth.subscription_name(subscription).unwrap_or_default();
         // Boxed, as the rare calls' futures below: they would otherwise weigh on every call's.
