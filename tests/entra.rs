@@ -657,8 +657,7 @@ fn callers_with_a_valid_token_are_served_as_their_subscription() {
     });
 }
 
-/// `method` on `path` with an Entra ID token (or, with `key`, the subscription key): status and
-/// body.
+/// `method` on `path` with an Entra ID token: status and body.
 async fn as_caller(
     gw: &Running,
     method: &str,
@@ -666,21 +665,8 @@ async fn as_caller(
     token: &str,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("a method");
-    let request = gw
-        .client
-        .request(method, gw.url(path))
-        .insert_header(("authorization", format!("Bearer {token}")));
-    let response = match body {
-        Some(body) => {
-            request
-                .insert_header(("content-type", "application/json"))
-                .send_body(body.to_string())
-                .await
-        }
-        None => request.send().await,
-    };
-    let (status, _, body) = collect(response.expect("gateway answers")).await;
+    let bearer = ("authorization", format!("Bearer {token}"));
+    let (status, _, body) = gw.send_as(&gw.base, method, path, bearer, body).await;
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 

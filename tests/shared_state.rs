@@ -486,21 +486,10 @@ async fn object_call(
     path: &str,
     body: Option<&str>,
 ) -> (u16, String, Value) {
-    let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("a method");
-    let request = gw
-        .client
-        .request(method, format!("{}{path}", gw.bases[replica]))
-        .insert_header(("api-key", CLIENT_KEY));
-    let response = match body {
-        Some(body) => {
-            request
-                .insert_header(("content-type", "application/json"))
-                .send_body(body.to_string())
-                .await
-        }
-        None => request.send().await,
-    };
-    let (status, headers, body) = common::collect(response.expect("gateway answers")).await;
+    let key = ("api-key", CLIENT_KEY.to_string());
+    let (status, headers, body) = gw
+        .send_as(&gw.bases[replica], method, path, key, body)
+        .await;
     let backend = headers
         .get("x-aoai-gateway-backend")
         .cloned()

@@ -13,9 +13,7 @@ use std::time::Duration;
 
 use aoai_gateway::config::FileConfig;
 use bytes::Bytes;
-use common::{
-    Backend, CLIENT_KEY, Running, Setup, collect, error_code, metric, run, script, start,
-};
+use common::{Backend, CLIENT_KEY, Running, Setup, collect, error_code, metric, run, start};
 use serde_json::{Value, json};
 
 const TEAM_B_KEY: &str = "team-b-secret-key-0123456789";
@@ -78,14 +76,9 @@ fn calls_to_backends(gw: &Running) -> usize {
 fn the_sdk_follows_every_object_to_the_backend_that_holds_it() {
     run(async {
         let gw = start(Setup::default()).await;
-        let output = script("sdk_objects.py", &[], &gw.base, CLIENT_KEY, &[]).await;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{}\n{stdout}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let seen: Value = serde_json::from_str(stdout.trim()).expect("a summary line");
+        let seen = gw
+            .script_summary("sdk_objects.py", &[], CLIENT_KEY, &[])
+            .await;
         let created: Vec<&str> = seen["created_on"]
             .as_array()
             .unwrap()
@@ -334,21 +327,9 @@ fn the_sdks_auto_pagination_yields_exactly_the_callers_objects() {
             }
         }
         assert_eq!((mine.len(), my_files.len()), (100, 10));
-        let output = script(
-            "sdk_objects.py",
-            &["list"],
-            &gw.base,
-            CLIENT_KEY,
-            &[("PAGE", "7")],
-        )
-        .await;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{}\n{stdout}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let seen: Value = serde_json::from_str(stdout.trim()).expect("a summary line");
+        let seen = gw
+            .script_summary("sdk_objects.py", &["list"], CLIENT_KEY, &[("PAGE", "7")])
+            .await;
         let ids = |key: &str| -> Vec<String> {
             let mut ids: Vec<String> = seen[key]
                 .as_array()

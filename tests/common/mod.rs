@@ -173,11 +173,25 @@ impl Running {
         key: &str,
         json: Option<&str>,
     ) -> (u16, HashMap<String, String>, Bytes) {
+        self.send_as(&self.base, method, path, ("api-key", key.into()), json)
+            .await
+    }
+
+    /// `method` on `path` of the replica at `base`, with the credential header `credential`
+    /// (`api-key`, or `authorization` with a token) and a JSON body, if any.
+    pub async fn send_as(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        credential: (&'static str, String),
+        json: Option<&str>,
+    ) -> (u16, HashMap<String, String>, Bytes) {
         let method = actix_web::http::Method::from_bytes(method.as_bytes()).expect("a method");
         let request = self
             .client
-            .request(method, self.url(path))
-            .insert_header(("api-key", key));
+            .request(method, format!("{base}{path}"))
+            .insert_header(credential);
         let response = match json {
             Some(body) => {
                 request
@@ -188,6 +202,24 @@ impl Running {
             None => request.send().await,
         };
         collect(response.expect("gateway answers")).await
+    }
+
+    /// Runs a conformance script (see [`script`]) and insists it succeeded: its summary line.
+    pub async fn script_summary(
+        &self,
+        name: &str,
+        args: &[&str],
+        key: &str,
+        env: &[(&str, &str)],
+    ) -> serde_json::Value {
+        let output = script(name, args, &self.base, key, env).await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{name} failed:\n{}\n{stdout}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(stdout.trim()).expect("a summary line")
     }
 
     /// Uploads `form` (multipart, with `boundary`) to `POST /openai/v1/files` with the
