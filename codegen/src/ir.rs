@@ -26,6 +26,9 @@ pub struct Api {
     pub module: String,
     /// The spec file, relative to the spec folder, with `/` separators.
     pub source: String,
+    /// The SHA-256 of the spec file as published (before overlays), in hex.
+    #[serde(default)]
+    pub source_sha256: String,
     /// Where its routes live below the gateway's base path (`/v1`), or empty; see
     /// [`crate::load::Document::mount`].
     #[serde(default)]

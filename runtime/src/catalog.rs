@@ -17,6 +17,8 @@ pub struct ApiVersion {
     pub title: &'static str,
     /// The spec file, relative to `spec/`.
     pub source: &'static str,
+    /// The spec file's SHA-256 as published (before overlays), in hex.
+    pub source_sha256: &'static str,
     /// Where its routes live below the gateway's base path (`/v1`), or empty: the path of the
     /// spec's `servers` URL after `/openai`.
     pub mount: &'static str,

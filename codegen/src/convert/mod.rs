@@ -73,6 +73,7 @@ pub fn convert(doc: &Document, options: Options) -> Result<(ir::Api, Vec<Warning
         version: doc.version.clone(),
         module: names::version_module(&doc.version),
         source: doc.source.clone(),
+        source_sha256: sha256_hex(doc.text.as_bytes()),
         mount: doc.mount.clone(),
         title: doc.api.info.title.clone(),
         description: doc.api.info.description.clone(),
@@ -417,4 +418,13 @@ impl<'d> Converter<'d> {
         };
         TypeRef::Map(Box::new(t))
     }
+}
+
+/// `bytes`' SHA-256 in lower-case hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -681,6 +681,7 @@ fn routes(api: &Api) -> TokenStream {
     let version = &api.version;
     let title = &api.title;
     let source = &api.source;
+    let source_sha256 = &api.source_sha256;
     let mount = &api.mount;
     let overlays = api.overlays.iter().map(|o| {
         let (file, title, version) = (&o.file, &o.title, &o.version);
@@ -705,6 +706,7 @@ fn routes(api: &Api) -> TokenStream {
             version: #version,
             title: #title,
             source: #source,
+            source_sha256: #source_sha256,
             mount: #mount,
             routes: ROUTES,
             overlays: &[#(#overlays),*],

@@ -354,6 +354,7 @@ pub mod routes {
         version: "2000-01-04",
         title: "allOf rules",
         source: "all_of.yaml",
+        source_sha256: "03640870bdc4f2ddb15f69379869a3bf3210c6379f35dae893ee63743415f1e9",
         mount: "",
         routes: ROUTES,
         overlays: &[],

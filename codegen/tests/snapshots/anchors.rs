@@ -153,6 +153,7 @@ pub mod routes {
         version: "2000-01-08",
         title: "Anchor rules",
         source: "anchors.yaml",
+        source_sha256: "e51a1fb76715671b47a5bc71ec3d7ac601ff63687bb16d457d94377add7d031f",
         mount: "",
         routes: ROUTES,
         overlays: &[],

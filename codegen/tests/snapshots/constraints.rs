@@ -487,6 +487,7 @@ pub mod routes {
         version: "2024-01-01",
         title: "Constraints",
         source: "constraints.yaml",
+        source_sha256: "5d962ce1b86f0f7c183eed579e66d6413cb244c64bbd6865b14470e326dac11c",
         mount: "",
         routes: ROUTES,
         overlays: &[],

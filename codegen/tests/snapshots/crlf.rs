@@ -153,6 +153,7 @@ pub mod routes {
         version: "2000-01-10",
         title: "CRLF line endings",
         source: "crlf.yaml",
+        source_sha256: "7d944707798f452057f4e382f03dc63aa47061df257a801fb6441566b4dab632",
         mount: "",
         routes: ROUTES,
         overlays: &[],

@@ -260,6 +260,7 @@ pub mod routes {
         version: "2000-01-02",
         title: "Enum rules",
         source: "enums.yaml",
+        source_sha256: "c9fb663d2e88fad400d5ebb93b88b6b68fdce98b0e7c5d34d6ca0ddac163dede",
         mount: "",
         routes: ROUTES,
         overlays: &[],

@@ -149,6 +149,7 @@ pub mod routes {
         version: "2000-01-05",
         title: "Map rules",
         source: "maps.yaml",
+        source_sha256: "4fb58545f398a0aa861dba7e0d9091c34e089f919271838a7fa4a2373063876e",
         mount: "",
         routes: ROUTES,
         overlays: &[],

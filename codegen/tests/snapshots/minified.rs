@@ -71,6 +71,7 @@ pub mod routes {
         version: "2000-01-09",
         title: "Minified",
         source: "minified.json",
+        source_sha256: "387271a79bdbfddc3b74cee3d650d402207587741653e210f3bc6b8efc1939a2",
         mount: "",
         routes: ROUTES,
         overlays: &[],

@@ -269,6 +269,7 @@ pub mod routes {
         version: "2000-01-07",
         title: "Naming rules",
         source: "names.yaml",
+        source_sha256: "e1d5b4a3ac1b93d7c8e63ec77ac0228848a8b2446df71a860abf725dc33cf2f2",
         mount: "",
         routes: ROUTES,
         overlays: &[],

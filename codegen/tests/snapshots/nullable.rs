@@ -165,6 +165,7 @@ pub mod routes {
         version: "2000-01-01",
         title: "Nullable rules",
         source: "nullable.yaml",
+        source_sha256: "6db4f7f3a2f47f422e4cefed0dfa1d429f482d8f87984909ee2ef42fb31e597b",
         mount: "",
         routes: ROUTES,
         overlays: &[],

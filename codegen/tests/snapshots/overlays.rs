@@ -219,6 +219,7 @@ pub mod routes {
         version: "2000-01-18",
         title: "overlay rules",
         source: "overlays.yaml",
+        source_sha256: "7b8c9795fb9d8a09f2463f61bf35d91c062114979f26ab6cf50ac6d2dad29735",
         mount: "/v1",
         routes: ROUTES,
         overlays: &[

@@ -203,6 +203,7 @@ pub mod routes {
         version: "2000-01-06",
         title: "Recursion rules",
         source: "recursion.yaml",
+        source_sha256: "a218b8c00f6cfeeb5ef5629d36b623e86e68936400e936b5c6ae163e64981c41",
         mount: "",
         routes: ROUTES,
         overlays: &[],

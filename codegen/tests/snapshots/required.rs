@@ -201,6 +201,7 @@ pub mod routes {
         version: "2000-01-17",
         title: "required rules",
         source: "required.yaml",
+        source_sha256: "a80a1ff59d7aa5068014e8a6801ba86663c26086b5db85ef3bd68edc97993f46",
         mount: "",
         routes: ROUTES,
         overlays: &[],

@@ -983,6 +983,7 @@ pub mod routes {
         version: "2000-01-03",
         title: "Union rules",
         source: "unions.yaml",
+        source_sha256: "aa5ea4bca2510f8e887257bd2ab08e001f1f7033c9cafd434fa37f54abbb68cf",
         mount: "",
         routes: ROUTES,
         overlays: &[],

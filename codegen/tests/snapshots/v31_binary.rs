@@ -85,6 +85,7 @@ pub mod routes {
         version: "2000-04-30",
         title: "Binary parts in 3.1",
         source: "v31_binary.yaml",
+        source_sha256: "d75c73f1438a88ebc323c52dc927c33e29871900b3aaeda0bfb0fba2568850b7",
         mount: "",
         routes: ROUTES,
         overlays: &[],

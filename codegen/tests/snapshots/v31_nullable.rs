@@ -186,6 +186,7 @@ pub mod routes {
         version: "2000-01-31",
         title: "Nullable in 3.1",
         source: "v31_nullable.yaml",
+        source_sha256: "e9566eeec3f67cd4d9424a70122be1241b4f2e460cc8386f64b6e52b0719a0ec",
         mount: "",
         routes: ROUTES,
         overlays: &[],

@@ -118,6 +118,7 @@ pub mod routes {
         version: "2000-03-31",
         title: "References in 3.1",
         source: "v31_refs.yaml",
+        source_sha256: "298426a0004a013b3d4b126205229b742f54cba61d93713ebb959b644181caad",
         mount: "",
         routes: ROUTES,
         overlays: &[],

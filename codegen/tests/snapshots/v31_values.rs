@@ -152,6 +152,7 @@ pub mod routes {
         version: "2000-02-28",
         title: "Values in 3.1",
         source: "v31_values.yaml",
+        source_sha256: "3592a262572e7b9e3c369ca2ebb225812d3795f5d9ad69ee2faf4926d1c63d14",
         mount: "",
         routes: ROUTES,
         overlays: &[],

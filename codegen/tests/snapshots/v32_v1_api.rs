@@ -230,6 +230,7 @@ pub mod routes {
         version: "v1",
         title: "A v1 API",
         source: "v32_v1_api.yaml",
+        source_sha256: "a74fb4f44200bcc6c4844376093cdee96d756cc9c6f3ce2b71f5e786f26e9694",
         mount: "/v1",
         routes: ROUTES,
         overlays: &[],

@@ -352,6 +352,7 @@ mod tests {
             version: "preview",
             title: "v1 preview",
             source: "v1-preview/spec.yaml",
+            source_sha256: "",
             mount: "/v1",
             routes: &[],
             overlays: &[],
