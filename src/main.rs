@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aoai_gateway::generated::{API_VERSIONS, SOURCES};
+use aoai_gateway::live::Live;
 use aoai_gateway::proxy::{self, Gateway};
 use aoai_gateway::sim::{self, Simulator, SimulatorConfig, demo};
 use aoai_gateway::{config, logging};
@@ -160,8 +161,9 @@ fn serve(path: &str) -> Result<(), String> {
         );
     }
     actix_web::rt::System::new().block_on(async move {
-        let (server, addr) = proxy::start(Arc::new(Gateway::new(settings)?), listener, true)
-            .map_err(|e| e.to_string())?;
+        let live = Live::new(Gateway::new(settings)?, Some(path.to_string()));
+        let (server, addr) =
+            proxy::start(Arc::new(live), listener, true).map_err(|e| e.to_string())?;
         tracing::info!(
             "serving on http://{addr}; api-versions {}",
             versions().join(", ")

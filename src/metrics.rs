@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::limits::Which;
@@ -40,8 +40,8 @@ pub struct Headroom {
 /// Tokens by kind, reported then estimated.
 type TokenCounts = [[u64; 4]; 2];
 
-/// By (subscription row, backend row), rows as in `Metrics::requests`, then by deployment.
-type TokenSeries = HashMap<(usize, usize), HashMap<Box<str>, TokenCounts>>;
+/// By (subscription, backend) name ("-": none), then by deployment.
+type TokenSeries = HashMap<(Arc<str>, Arc<str>), HashMap<Box<str>, TokenCounts>>;
 
 /// Status codes 100..=599, plus slot 0 for "no answer" (unreachable, timed out).
 const CODES: usize = 501;
@@ -104,7 +104,10 @@ impl Histogram {
     }
 }
 
-struct BackendCounters {
+/// One backend's counters. They outlive a reload that keeps the backend (the new
+/// configuration's [`Metrics`] shares them), so counters never go back.
+pub struct BackendCounters {
+    name: Arc<str>,
     label: String,
     calls: Box<[AtomicU64]>,
     response_time: Histogram,
@@ -114,21 +117,73 @@ struct BackendCounters {
     /// Last reported headroom; -1 until a backend reports it.
     remaining_tokens: AtomicI64,
     remaining_requests: AtomicI64,
+    /// The last minute's calls, for the status page.
+    pub recent: crate::status::recent::Recent,
+    /// Calls sent and not yet answered to their end.
+    in_flight: AtomicI64,
 }
 
-pub struct Metrics {
-    started: Instant,
-    subscriptions: Vec<String>,
-    /// `subscriptions.len() + 1` rows of `CODES`; the last row is "no subscription".
+/// One subscription's counters, shared across reloads as a backend's are.
+struct SubscriptionCounters {
+    name: Arc<str>,
+    /// By status code slot.
     requests: Box<[AtomicU64]>,
-    backends: Vec<BackendCounters>,
+    /// By window, as in [`WINDOWS`].
+    refused: [AtomicU64; WINDOWS.len()],
+}
+
+impl SubscriptionCounters {
+    fn new(name: &str) -> SubscriptionCounters {
+        SubscriptionCounters {
+            name: name.into(),
+            requests: zeros(CODES),
+            refused: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+/// What is counted for the gateway as a whole, whatever its configuration.
+struct Totals {
+    started: Instant,
+    /// Requests of no identified subscription.
+    anonymous: SubscriptionCounters,
     tokens: Mutex<TokenSeries>,
     /// Deployments in `tokens`, all told.
     token_series: std::sync::atomic::AtomicUsize,
-    /// `subscriptions.len()` rows of the three windows.
-    refused: Box<[AtomicU64]>,
     /// By [`ObjectOutcome`].
     object_calls: [AtomicU64; ObjectOutcome::ALL.len()],
+    /// Reloads of the configuration, applied and refused.
+    reloads: [AtomicU64; 2],
+}
+
+/// The counters of one configuration: its subscriptions' and backends', by the indexes the
+/// gateway gives them, and the totals.
+pub struct Metrics {
+    subscriptions: Vec<Arc<SubscriptionCounters>>,
+    backends: Vec<Arc<BackendCounters>>,
+    totals: Arc<Totals>,
+}
+
+/// Holds one call's place among a backend's calls in flight until dropped.
+pub struct InFlight(Arc<BackendCounters>);
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InFlight({})", self.0.name)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What became of a reload of the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    Applied,
+    Refused,
 }
 
 /// What the gateway did with a call that names a stored object.
@@ -180,43 +235,122 @@ const WINDOWS: [Which; 3] = [
     Which::TokensPerDay,
 ];
 
+fn backend_counters(name: &str) -> BackendCounters {
+    BackendCounters {
+        name: name.into(),
+        label: escape(name),
+        calls: zeros(CODES),
+        response_time: Histogram::new(),
+        handed_on: AtomicU64::new(0),
+        streams_cut: AtomicU64::new(0),
+        remaining_tokens: AtomicI64::new(-1),
+        remaining_requests: AtomicI64::new(-1),
+        recent: crate::status::recent::Recent::default(),
+        in_flight: AtomicI64::new(0),
+    }
+}
+
+impl BackendCounters {
+    /// Calls sent and not yet answered to their end.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed).max(0)
+    }
+
+    /// The last `x-ratelimit-remaining-tokens` and `-requests` it reported.
+    pub fn remaining(&self) -> Headroom {
+        let read = |n: &AtomicI64| Some(n.load(Ordering::Relaxed)).filter(|n| *n >= 0);
+        Headroom {
+            tokens: read(&self.remaining_tokens),
+            requests: read(&self.remaining_requests),
+        }
+    }
+}
+
 impl Metrics {
     /// `subscriptions` and `backends` are names, in the order the gateway indexes them.
     pub fn new<'a>(
         subscriptions: impl IntoIterator<Item = &'a str>,
         backends: impl IntoIterator<Item = &'a str>,
     ) -> Metrics {
-        let subscriptions: Vec<String> = subscriptions.into_iter().map(str::to_string).collect();
-        Metrics {
+        let totals = Arc::new(Totals {
             started: Instant::now(),
-            requests: zeros((subscriptions.len() + 1) * CODES),
-            refused: zeros(subscriptions.len() * WINDOWS.len()),
+            anonymous: SubscriptionCounters::new("-"),
             tokens: Mutex::new(HashMap::new()),
             token_series: std::sync::atomic::AtomicUsize::new(0),
             object_calls: std::array::from_fn(|_| AtomicU64::new(0)),
+            reloads: std::array::from_fn(|_| AtomicU64::new(0)),
+        });
+        Metrics::with_totals(totals, subscriptions, backends, |_| None, |_| None)
+    }
+
+    /// The metrics of a reloaded configuration: the subscriptions and backends it keeps, by
+    /// name, go on with their counters; those it adds start at zero.
+    pub fn renewed<'a>(
+        &self,
+        subscriptions: impl IntoIterator<Item = &'a str>,
+        backends: impl IntoIterator<Item = &'a str>,
+    ) -> Metrics {
+        Metrics::with_totals(
+            self.totals.clone(),
             subscriptions,
-            backends: backends
+            backends,
+            |name| {
+                self.subscriptions
+                    .iter()
+                    .find(|s| &*s.name == name)
+                    .cloned()
+            },
+            |name| self.backends.iter().find(|b| &*b.name == name).cloned(),
+        )
+    }
+
+    fn with_totals<'a>(
+        totals: Arc<Totals>,
+        subscriptions: impl IntoIterator<Item = &'a str>,
+        backends: impl IntoIterator<Item = &'a str>,
+        kept_subscription: impl Fn(&str) -> Option<Arc<SubscriptionCounters>>,
+        kept_backend: impl Fn(&str) -> Option<Arc<BackendCounters>>,
+    ) -> Metrics {
+        Metrics {
+            subscriptions: subscriptions
                 .into_iter()
-                .map(|name| BackendCounters {
-                    label: escape(name),
-                    calls: zeros(CODES),
-                    response_time: Histogram::new(),
-                    handed_on: AtomicU64::new(0),
-                    streams_cut: AtomicU64::new(0),
-                    remaining_tokens: AtomicI64::new(-1),
-                    remaining_requests: AtomicI64::new(-1),
+                .map(|name| {
+                    kept_subscription(name)
+                        .unwrap_or_else(|| Arc::new(SubscriptionCounters::new(name)))
                 })
                 .collect(),
+            backends: backends
+                .into_iter()
+                .map(|name| kept_backend(name).unwrap_or_else(|| Arc::new(backend_counters(name))))
+                .collect(),
+            totals,
         }
+    }
+
+    fn subscription(&self, subscription: Option<usize>) -> &SubscriptionCounters {
+        subscription
+            .and_then(|i| self.subscriptions.get(i))
+            .map_or(&self.totals.anonymous, |s| s)
+    }
+
+    /// Backend `index`'s counters.
+    pub fn backend(&self, index: usize) -> Option<&BackendCounters> {
+        self.backends.get(index).map(|b| &**b)
     }
 
     /// A request answered with `status`; `subscription` is the index of the one that
     /// authenticated it.
     pub fn request(&self, subscription: Option<usize>, status: u16) {
-        let row = subscription
-            .filter(|&i| i < self.subscriptions.len())
-            .unwrap_or(self.subscriptions.len());
-        self.requests[row * CODES + slot(Some(status))].fetch_add(1, Ordering::Relaxed);
+        self.subscription(subscription).requests[slot(Some(status))]
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call is sent to backend `index`: it counts among the backend's calls in flight until
+    /// the guard is dropped.
+    pub fn sending(&self, index: usize) -> Option<InFlight> {
+        let backend = self.backends.get(index)?;
+        backend.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some(InFlight(backend.clone()))
     }
 
     /// A call to backend `index` that answered `status` (`None`: no answer) after `took`,
@@ -233,12 +367,24 @@ impl Metrics {
         };
         backend.calls[slot(status)].fetch_add(1, Ordering::Relaxed);
         backend.response_time.observe(took);
+        let failed = status.is_none_or(|s| s == 429 || s >= 500);
+        backend.recent.record(took, failed);
         if let Some(n) = headroom.tokens {
             backend.remaining_tokens.store(n, Ordering::Relaxed);
         }
         if let Some(n) = headroom.requests {
             backend.remaining_requests.store(n, Ordering::Relaxed);
         }
+    }
+
+    /// Time since the gateway started.
+    pub fn uptime(&self) -> Duration {
+        self.totals.started.elapsed()
+    }
+
+    /// A reload of the configuration, and what became of it.
+    pub fn reload(&self, outcome: ReloadOutcome) {
+        self.totals.reloads[outcome as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A call of `subscription` to `deployment` on `backend` spent this.
@@ -249,22 +395,26 @@ impl Metrics {
         backend: Option<usize>,
         spent: &Spent,
     ) {
-        let row = subscription
-            .filter(|&i| i < self.subscriptions.len())
-            .unwrap_or(self.subscriptions.len());
-        let column = backend
-            .filter(|&i| i < self.backends.len())
-            .unwrap_or(self.backends.len());
+        let key = (
+            self.subscription(subscription).name.clone(),
+            backend
+                .and_then(|i| self.backends.get(i))
+                .map_or_else(|| self.totals.anonymous.name.clone(), |b| b.name.clone()),
+        );
         let source = match spent.source {
             Source::Reported => 0,
             Source::Estimated => 1,
         };
-        let mut tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
-        let by_deployment = tokens.entry((row, column)).or_default();
+        let mut tokens = self
+            .totals
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let by_deployment = tokens.entry(key).or_default();
         let counts = match by_deployment.get_mut(deployment) {
             Some(counts) => counts,
             None => {
-                let series = self.token_series.fetch_add(1, Ordering::Relaxed);
+                let series = self.totals.token_series.fetch_add(1, Ordering::Relaxed);
                 let name = if series < MAX_TOKEN_SERIES {
                     deployment
                 } else {
@@ -281,8 +431,8 @@ impl Metrics {
     /// A call of `subscription` refused by its limit `which`.
     pub fn refused(&self, subscription: usize, which: Which) {
         let column = WINDOWS.iter().position(|w| *w == which).unwrap_or(0);
-        if let Some(count) = self.refused.get(subscription * WINDOWS.len() + column) {
-            count.fetch_add(1, Ordering::Relaxed);
+        if let Some(s) = self.subscriptions.get(subscription) {
+            s.refused[column].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -292,7 +442,7 @@ impl Metrics {
             .iter()
             .position(|o| *o == outcome)
             .unwrap_or(0);
-        self.object_calls[i].fetch_add(1, Ordering::Relaxed);
+        self.totals.object_calls[i].fetch_add(1, Ordering::Relaxed);
     }
 
     /// A call that backend `index` refused or could not take, handed on to another backend.
@@ -328,9 +478,10 @@ impl Metrics {
             "counter",
             "Requests answered, by subscription (\"-\": none identified) and status code.",
         );
-        for (row, counts) in self.requests.chunks(CODES).enumerate() {
-            let subscription = self.subscriptions.get(row).map_or("-", String::as_str);
-            for (slot, count) in counts.iter().enumerate() {
+        let rows = self.subscriptions.iter().map(|s| &**s);
+        for row in rows.chain([&self.totals.anonymous]) {
+            let subscription = &*row.name;
+            for (slot, count) in row.requests.iter().enumerate() {
                 let count = count.load(Ordering::Relaxed);
                 if count > 0 {
                     let _ = writeln!(
@@ -430,16 +581,17 @@ impl Metrics {
             "counter",
             "Calls refused with 429 by a subscription's own limit, by subscription and limit.",
         );
-        for (i, count) in self.refused.iter().enumerate() {
-            let count = count.load(Ordering::Relaxed);
-            if count > 0 {
-                let subscription = &self.subscriptions[i / WINDOWS.len()];
-                let _ = writeln!(
-                    out,
-                    "{name}{{subscription=\"{}\",limit=\"{}\"}} {count}",
-                    escape(subscription),
-                    WINDOWS[i % WINDOWS.len()].as_str()
-                );
+        for s in &self.subscriptions {
+            for (which, count) in WINDOWS.iter().zip(&s.refused) {
+                let count = count.load(Ordering::Relaxed);
+                if count > 0 {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{subscription=\"{}\",limit=\"{}\"}} {count}",
+                        escape(&s.name),
+                        which.as_str()
+                    );
+                }
             }
         }
 
@@ -461,7 +613,7 @@ impl Metrics {
             "counter",
             "Calls that named a stored object the directory knows, by outcome: pinned to its backend, refused 404 (not the caller's), refused 400 (its backend cannot take the call), or 503 (its backend unavailable).",
         );
-        for (outcome, count) in ObjectOutcome::ALL.iter().zip(&self.object_calls) {
+        for (outcome, count) in ObjectOutcome::ALL.iter().zip(&self.totals.object_calls) {
             let _ = writeln!(
                 out,
                 "{name}{{outcome=\"{}\"}} {}",
@@ -497,7 +649,22 @@ impl Metrics {
             "gauge",
             "Seconds since the gateway started.",
         );
-        let _ = writeln!(out, "{name} {}", self.started.elapsed().as_secs());
+        let _ = writeln!(out, "{name} {}", self.totals.started.elapsed().as_secs());
+
+        let name = "aoai_gateway_config_reloads_total";
+        help(
+            &mut out,
+            name,
+            "counter",
+            "Reloads of the configuration (SIGHUP, or a change of its files), by outcome: applied, or refused (the configuration in use stays).",
+        );
+        for (outcome, count) in ["applied", "refused"].iter().zip(&self.totals.reloads) {
+            let _ = writeln!(
+                out,
+                "{name}{{outcome=\"{outcome}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
         out
     }
 }
@@ -511,16 +678,18 @@ impl Metrics {
             "counter",
             "Tokens spent, by subscription, deployment, backend, kind (prompt, completion, and of those reasoning and cached) and source (reported by the backend, or estimated).",
         );
-        let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+        let tokens = self
+            .totals
+            .tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut series: Vec<_> = tokens
             .iter()
-            .flat_map(|((row, column), by)| by.iter().map(move |(d, c)| ((*row, *column, d), c)))
+            .flat_map(|((s, b), by)| by.iter().map(move |(d, c)| ((&**s, &**b, d), c)))
             .collect();
         series.sort_by(|a, b| a.0.cmp(&b.0));
-        for ((row, column, deployment), counts) in series {
-            let (row, column) = (&row, &column);
-            let subscription = self.subscriptions.get(*row).map_or("-", String::as_str);
-            let backend = self.backends.get(*column).map_or("-", |b| b.label.as_str());
+        for ((subscription, backend, deployment), counts) in series {
+            let backend = escape(backend);
             for (source, by_kind) in [Source::Reported, Source::Estimated].iter().zip(counts) {
                 for (kind, count) in Kind::ALL.iter().zip(by_kind) {
                     if *count > 0 {
@@ -605,5 +774,29 @@ mod tests {
             !text.contains("kind=\"cached\""),
             "zero counts are left out"
         );
+    }
+
+    #[test]
+    fn a_reload_keeps_the_counters_of_what_it_keeps() {
+        let old = Metrics::new(["team-a", "team-b"], ["eastus", "westus"]);
+        old.request(Some(1), 200);
+        old.backend_call(0, Some(200), Duration::from_millis(5), Headroom::default());
+        let in_flight = old.sending(0);
+        old.reload(ReloadOutcome::Refused);
+        // team-b and eastus are kept, in other places; westus goes, centralus comes.
+        let new = old.renewed(["team-b"], ["centralus", "eastus"]);
+        assert_eq!(new.backend(1).map(BackendCounters::in_flight), Some(1));
+        drop(in_flight);
+        assert_eq!(new.backend(1).map(BackendCounters::in_flight), Some(0));
+        new.request(Some(0), 200);
+        let text = new.render(None, std::iter::empty());
+        for line in [
+            "aoai_gateway_requests_total{subscription=\"team-b\",code=\"200\"} 2",
+            "aoai_gateway_backend_calls_total{backend=\"eastus\",code=\"200\"} 1",
+            "aoai_gateway_config_reloads_total{outcome=\"refused\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
+        }
+        assert!(!text.contains("westus") && !text.contains("team-a"));
     }
 }

@@ -4,8 +4,7 @@
 //! DevTools protocol, the "Try it" panels call the gateway as a person would: fill, send, read
 //! what the page shows.
 //!
-//! Chromium is Debian's `chromium` package, which the README's test command installs;
-//! `AOAI_TEST_CHROMIUM` names the binary, defaulting to `chromium` on the PATH.
+//! Chromium is found as `common::browser` says.
 
 mod common;
 
@@ -13,50 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aoai_gateway::generated::API_VERSIONS;
+use common::browser::{chromium, headless};
 use common::{Setup, run, start};
-
-fn chromium() -> PathBuf {
-    let configured = std::env::var_os("AOAI_TEST_CHROMIUM")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let found = configured.or_else(|| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|p| p.join("chromium"))
-                .find(|p| p.exists())
-        })
-    });
-    found.unwrap_or_else(|| panic!("Chromium not found: run scripts/test.sh, or apt-get install chromium, or set AOAI_TEST_CHROMIUM"))
-}
-
-/// Runs headless Chromium with a fresh profile and no background traffic.
-fn headless(args: &[String]) -> std::process::Output {
-    let profile = std::env::temp_dir().join(format!(
-        "aoai-docs-chromium-{}-{}",
-        std::process::id(),
-        args.len()
-    ));
-    let _ = std::fs::remove_dir_all(&profile);
-    let output = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-quic",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--virtual-time-budget=3000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .output()
-        .expect("chromium starts");
-    let _ = std::fs::remove_dir_all(&profile);
-    output
-}
 
 #[test]
 #[ignore = "needs Chromium: scripts/test.sh installs it and runs this"]

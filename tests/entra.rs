@@ -297,6 +297,7 @@ fn credential(kind: CredentialKind) -> EntraCredentialConfig {
         tenant_id: None,
         client_id: None,
         client_secret_env: None,
+        client_secret_file: None,
         certificate_file: None,
         authority_host: None,
         identity_endpoint: None,
@@ -862,7 +863,10 @@ fn an_issuer_whose_keys_cannot_be_fetched_stops_start_up_with_a_clear_error() {
             .check("gw.toml", &env, &["2024-10-21"])
             .expect("valid");
         let started = aoai_gateway::proxy::start(
-            Arc::new(aoai_gateway::proxy::Gateway::new(settings).expect("gateway")),
+            Arc::new(aoai_gateway::live::Live::new(
+                aoai_gateway::proxy::Gateway::new(settings).expect("gateway"),
+                None,
+            )),
             TcpListener::bind("127.0.0.1:0").expect("bind"),
             false,
         );

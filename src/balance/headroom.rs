@@ -34,6 +34,20 @@ impl Readings {
         self.any.store(true, Ordering::Release);
     }
 
+    /// Each deployment's last reading: (deployment, tokens left, milliseconds since), newest
+    /// first.
+    pub(super) fn readings(&self, now: u64) -> Vec<(String, u64, u64)> {
+        if !self.any.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        let mut all: Vec<_> = lock(&self.readings)
+            .iter()
+            .map(|(d, &(left, at))| (d.to_string(), left, now.saturating_sub(at)))
+            .collect();
+        all.sort_by_key(|r| r.2);
+        all
+    }
+
     /// Whether `deployment` said, less than `ttl` ago, that it has less room than `tokens`.
     pub(super) fn short(&self, deployment: &str, tokens: u64, now: u64, ttl: u64) -> bool {
         if !self.any.load(Ordering::Acquire) {

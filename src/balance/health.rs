@@ -164,7 +164,63 @@ impl HealthState {
     }
 }
 
+/// A backend's condition, for people: what rests and for how long.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    /// The backend as a whole.
+    pub backend: Condition,
+    /// Deployments whose condition is not `fit`, by the client's name.
+    pub deployments: Vec<(String, Condition)>,
+    /// (deployment, `x-ratelimit-remaining-tokens`, milliseconds since it was read).
+    pub headroom: Vec<(String, u64, u64)>,
+}
+
+/// A circuit's condition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Condition {
+    #[default]
+    Fit,
+    /// Out of the rotation for `ms` more; `circuit_open` when its breaker, not a
+    /// `retry-after`, put it there.
+    Resting { ms: u64, circuit_open: bool },
+    /// Its circuit is open and its rest over: the next call is a trial.
+    Trial,
+}
+
+impl Circuit {
+    fn condition(&self, now: u64) -> Condition {
+        match self.fitness(now) {
+            Fitness::Fit => Condition::Fit,
+            Fitness::Trial => Condition::Trial,
+            Fitness::Resting { until } => Condition::Resting {
+                ms: until.saturating_sub(now),
+                circuit_open: self.open,
+            },
+        }
+    }
+}
+
 impl Health {
+    pub(super) fn report(&self, now: u64) -> Report {
+        if !self.troubled.load(Ordering::Acquire) {
+            return Report::default();
+        }
+        let state = self.state();
+        let mut deployments: Vec<_> = state
+            .deployments
+            .iter()
+            .map(|(d, c)| (d.clone(), c.condition(now)))
+            .filter(|(_, c)| *c != Condition::Fit)
+            .collect();
+        deployments.sort_by(|a, b| a.0.cmp(&b.0));
+        Report {
+            backend: state.backend.condition(now),
+            deployments,
+            headroom: Vec::new(),
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, HealthState> {
         lock(&self.state)
     }

@@ -112,8 +112,9 @@ pub struct Ask<'a> {
 pub struct Balancer {
     backends: Vec<Backend>,
     rotations: Rotations,
-    health: Vec<Health>,
-    headroom: Vec<Readings>,
+    /// Shared with the balancer of a reloaded configuration that keeps the backend.
+    health: Vec<Arc<Health>>,
+    headroom: Vec<Arc<Readings>>,
     breaker: Breaker,
     skip_low_headroom: bool,
     headroom_ttl: u64,
@@ -125,8 +126,8 @@ impl Balancer {
     /// longest a call can wait for its answer's headers is a good value.
     pub fn new(backends: Vec<Backend>, failover: &Failover, trial_timeout: Duration) -> Balancer {
         Balancer {
-            health: backends.iter().map(|_| Health::default()).collect(),
-            headroom: backends.iter().map(|_| Readings::default()).collect(),
+            health: backends.iter().map(|_| Arc::default()).collect(),
+            headroom: backends.iter().map(|_| Arc::default()).collect(),
             backends,
             rotations: Rotations::default(),
             skip_low_headroom: failover.skip_low_headroom,
@@ -143,6 +144,29 @@ impl Balancer {
 
     pub fn backends(&self) -> &[Backend] {
         &self.backends
+    }
+
+    /// Takes over what `old` knows of the backends this balancer keeps, by name: their rests,
+    /// circuits and headroom readings, on `old`'s clock, and shared with it, so that what the
+    /// calls still in flight on `old` teach is not lost. A backend of another name starts fresh;
+    /// rotations start afresh (a turn or two off, once).
+    pub fn keep_state_of(&mut self, old: &Balancer) {
+        self.epoch = old.epoch;
+        for (i, backend) in self.backends.iter().enumerate() {
+            if let Some(o) = old.index_of(&backend.name) {
+                self.health[i] = old.health[o].clone();
+                self.headroom[i] = old.headroom[o].clone();
+            }
+        }
+    }
+
+    /// What is wrong with backend `index` now, as a whole and per deployment, and what its
+    /// deployments last said of their room: for the status page.
+    pub fn report(&self, index: usize) -> Option<health::Report> {
+        let now = self.now_ms();
+        let mut report = self.health.get(index)?.report(now);
+        report.headroom = self.headroom.get(index)?.readings(now);
+        Some(report)
     }
 
     /// The Entra ID token sources of the backends, each once (backends may share one).
@@ -542,6 +566,33 @@ mod tests {
         let mut after = names(&b, 2, "busy", 7_001);
         after.sort();
         assert_eq!(after, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_reload_keeps_the_rests_of_the_backends_it_keeps() {
+        let old = balancer(vec![backend("a", None, false), backend("b", None, false)]);
+        let over_quota = Outcome::DeploymentFailed {
+            rest: Some(Duration::from_secs(7)),
+        };
+        old.learn_at(0, Some("busy"), over_quota, 0);
+        old.learn_at(1, Some("busy"), over_quota, 0);
+        // "a" is kept (now second), "b" removed, "c" added.
+        let mut new = balancer(vec![backend("c", None, false), backend("a", None, false)]);
+        new.keep_state_of(&old);
+        assert_eq!(names(&new, 3, "busy", 0), ["c", "c", "c"], "a still rests");
+        // Shared: what a call still in flight on the old configuration teaches reaches the new.
+        old.learn_at(
+            0,
+            Some("gpt"),
+            Outcome::Unreachable {
+                rest: Duration::from_secs(5),
+            },
+            10,
+        );
+        assert_eq!(names(&new, 2, "gpt", 10), ["c", "c"]);
+        let mut after = names(&new, 2, "busy", 7_001);
+        after.sort();
+        assert_eq!(after, ["a", "c"], "and wakes when its rest ends");
     }
 
     #[test]

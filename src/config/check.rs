@@ -8,10 +8,11 @@ use std::time::Duration;
 use actix_web::http::header::HeaderValue;
 
 use super::identity::{self, Sources};
+use super::secrets;
 use super::{
     Backend, BackendAuth, BackendCredential, ConfigError, DocsConfig, Failover, FileConfig,
     LimitsConfig, MetricsConfig, ObjectSettings, OnStateError, Settings, StateSettings,
-    Subscription, UnknownFields, UsageSettings, compat, sha256,
+    StatusConfig, Subscription, UnknownFields, UsageSettings, compat, sha256,
 };
 use crate::balance::MAX_BACKENDS;
 use crate::limits::{Limits, SubscriptionLimits};
@@ -46,6 +47,8 @@ impl From<ConfigError> for ConfigErrors {
 pub(super) struct Checker<'f> {
     file: &'f str,
     errors: Vec<ConfigError>,
+    /// The secret files read, which a change of reloads the config (`reload.watch`).
+    pub(super) files: Vec<std::path::PathBuf>,
 }
 
 impl Checker<'_> {
@@ -75,6 +78,7 @@ impl FileConfig {
         let mut c = Checker {
             file,
             errors: Vec::new(),
+            files: vec![std::path::PathBuf::from(file)],
         };
         let listen = c.ok(
             "listen",
@@ -145,6 +149,12 @@ impl FileConfig {
                 path: self.metrics.path.trim_end_matches('/').to_string(),
                 ..self.metrics.clone()
             },
+            status: StatusConfig {
+                path: self.status.path.trim_end_matches('/').to_string(),
+                ..self.status.clone()
+            },
+            reload: self.reload.clone(),
+            watched: c.files,
             usage,
             objects,
             state,
@@ -296,6 +306,12 @@ impl FileConfig {
                 &self.metrics.path,
                 "/metrics",
             ),
+            (
+                "status.path",
+                self.status.enabled,
+                &self.status.path,
+                "/status",
+            ),
         ];
         for (key, enabled, path, example) in pages {
             if enabled && let Some(path) = c.ok(key, check_page_path(path, example, &taken)) {
@@ -353,18 +369,27 @@ impl FileConfig {
                 Duration::from_millis(self.timeouts.connect_ms),
                 &mut sources,
             );
-            let api_key = match (b.auth, &b.api_key_env) {
-                (BackendAuth::ApiKey, Some(var)) => {
-                    c.ok(at("api_key_env"), header_secret(env, var))
-                }
-                (BackendAuth::ApiKey, None) => {
-                    c.fail(
-                        at("api_key_env"),
-                        "must name the variable holding its api-key (or set `auth = \"entra\"`)",
+            let api_key = match b.auth {
+                BackendAuth::ApiKey => {
+                    let key = secrets::read(
+                        env,
+                        b.api_key_env.as_deref(),
+                        b.api_key_file.as_deref(),
+                        &mut c.files,
                     );
-                    None
+                    match c.ok(at("api_key_env"), key) {
+                        Some(Some(key)) => c.ok(at("api_key_env"), header_secret(&key)),
+                        Some(None) => {
+                            c.fail(
+                                at("api_key_env"),
+                                "must name the variable holding its api-key, or `api_key_file` the file (or set `auth = \"entra\"`)",
+                            );
+                            None
+                        }
+                        None => None,
+                    }
                 }
-                (BackendAuth::Entra, _) => None,
+                BackendAuth::Entra => None,
             };
             let credential = match source {
                 Some(Some(source)) => Some(BackendCredential::Entra(source)),
@@ -449,17 +474,27 @@ impl FileConfig {
                     format!("`{}` must be non-empty and unique", s.name),
                 );
             }
-            let key_sha256 = match (&s.key_env, &s.key_sha256) {
-                (Some(var), None) => c
-                    .ok(
-                        at("key_env"),
-                        env.get(var)
-                            .filter(|k| !k.is_empty())
-                            .map(|k| sha256(k))
-                            .ok_or_else(|| format!("environment variable `{var}` is not set")),
-                    )
-                    .map(Some),
-                (None, Some(hex)) => c
+            let given = secrets::read(
+                env,
+                s.key_env.as_deref(),
+                s.key_file.as_deref(),
+                &mut c.files,
+            );
+            let given = c.ok(at("key_env"), given);
+            let key_sha256 = match (given, &s.key_sha256) {
+                (Some(Some(_)), Some(_)) => {
+                    c.fail(
+                        at("key_sha256"),
+                        "give one of `key_env`, `key_file` and `key_sha256`",
+                    );
+                    None
+                }
+                // A file may hold the key's SHA-256 rather than the key.
+                (Some(Some(key)), None) if s.key_file.is_some() => {
+                    Some(Some(parse_hex_digest(&key).unwrap_or_else(|| sha256(&key))))
+                }
+                (Some(Some(key)), None) => Some(Some(sha256(&key))),
+                (Some(None), Some(hex)) => c
                     .ok(
                         at("key_sha256"),
                         parse_hex_digest(hex)
@@ -467,14 +502,15 @@ impl FileConfig {
                     )
                     .map(Some),
                 // A subscription only callers with tokens map to needs no key.
-                (None, None) if mapped.contains(s.name.as_str()) => Some(None),
-                _ => {
+                (Some(None), None) if mapped.contains(s.name.as_str()) => Some(None),
+                (Some(None), None) => {
                     c.fail(
                         at("key_env"),
-                        "give exactly one of `key_env` and `key_sha256` (or map Entra ID callers to it in `auth.entra`)",
+                        "give one of `key_env`, `key_file` and `key_sha256` (or map Entra ID callers to it in `auth.entra`)",
                     );
                     None
                 }
+                (None, _) => None,
             };
             let mut limits = SubscriptionLimits {
                 own: checked_limits(c, &at("limits"), &s.limits),
@@ -521,13 +557,9 @@ fn checked_limits(c: &mut Checker, at: &str, given: &LimitsConfig) -> Limits {
 
 /// The secret an environment variable holds, as a header value marked sensitive (so it never
 /// shows in debug output).
-fn header_secret(env: &HashMap<String, String>, var: &str) -> Result<HeaderValue, String> {
-    let value = env
-        .get(var)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| format!("environment variable `{var}` is not set"))?;
+fn header_secret(value: &str) -> Result<HeaderValue, String> {
     let mut header = HeaderValue::from_str(value)
-        .map_err(|_| format!("`{var}` holds characters a header cannot carry"))?;
+        .map_err(|_| "holds characters a header cannot carry".to_string())?;
     header.set_sensitive(true);
     Ok(header)
 }

@@ -31,6 +31,10 @@ pub struct FileConfig {
     #[serde(default)]
     pub metrics: MetricsConfig,
     #[serde(default)]
+    pub status: StatusConfig,
+    #[serde(default)]
+    pub reload: ReloadConfig,
+    #[serde(default)]
     pub usage: UsageConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -164,6 +168,45 @@ impl Default for MetricsConfig {
             require_key: false,
         }
     }
+}
+
+/// `/status` (a page for people) and `/status.json`: each backend, subscription and the
+/// gateway's own health at a glance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The page's path; the JSON is at the same path with `.json` appended.
+    #[serde(default = "default_status_path")]
+    pub path: String,
+    /// Ask for a subscription key to read it, as `/metrics` can.
+    #[serde(default)]
+    pub require_key: bool,
+}
+
+fn default_status_path() -> String {
+    "/status".into()
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            enabled: true,
+            path: default_status_path(),
+            require_key: false,
+        }
+    }
+}
+
+/// When the configuration is read again while the gateway runs (SIGHUP always reloads it).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Reload when the configuration file, or a secret file it names, changes (checked every
+    /// second; a Kubernetes mount's swap of its files is a change).
+    #[serde(default)]
+    pub watch: bool,
 }
 
 /// How the gateway learns what calls spend.
@@ -487,6 +530,9 @@ pub struct BackendConfig {
     pub auth: BackendAuth,
     /// The environment variable holding this resource's `api-key` (`auth = "api_key"`).
     pub api_key_env: Option<String>,
+    /// Or a file holding it, as Kubernetes mounts a secret: read again on every reload, so that
+    /// rotating the key (key1 to key2) needs no restart.
+    pub api_key_file: Option<String>,
     /// The credential its Entra ID tokens are got with (`auth = "entra"`).
     pub entra: Option<EntraCredentialConfig>,
     /// Client deployment names this backend serves; empty means every one.
@@ -533,6 +579,7 @@ impl BackendConfig {
             region: String::new(),
             auth: BackendAuth::ApiKey,
             api_key_env: Some(api_key_env.into()),
+            api_key_file: None,
             entra: None,
             deployments: Vec::new(),
             deployment_map: BTreeMap::new(),
@@ -579,6 +626,8 @@ pub struct EntraCredentialConfig {
     pub client_id: Option<String>,
     /// The environment variable holding the client secret.
     pub client_secret_env: Option<String>,
+    /// Or a file holding it, read again on every reload.
+    pub client_secret_file: Option<String>,
     /// A PEM file holding the certificate and its private key.
     pub certificate_file: Option<String>,
     /// Where tokens are got, for sovereign clouds: default `https://login.microsoftonline.com`
@@ -678,6 +727,9 @@ pub struct SubscriptionConfig {
     pub key_env: Option<String>,
     /// Or the key's SHA-256, as 64 hex digits (`printf %s KEY | sha256sum`).
     pub key_sha256: Option<String>,
+    /// Or a file holding the key, or its SHA-256 as 64 hex digits; read again on every reload,
+    /// so that a team's key can be rotated without a restart.
+    pub key_file: Option<String>,
     /// What this subscription may spend, over all its deployments.
     #[serde(default)]
     pub limits: LimitsConfig,
@@ -698,6 +750,7 @@ impl SubscriptionConfig {
             name: name.into(),
             key_env: Some(key_env.into()),
             key_sha256: None,
+            key_file: None,
             limits: LimitsConfig::default(),
             deployment_limits: BTreeMap::new(),
             stored_objects_admin: false,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::check::Checker;
+use super::secrets;
 use super::{BackendAuth, BackendConfig, CredentialKind, EntraCallerConfig, EntraCredentialConfig};
 use crate::identity::callers::Issuer;
 use crate::identity::credential::{Credential, Secret, SigningKey};
@@ -126,21 +127,21 @@ fn credential(
         CredentialKind::ClientSecret => {
             let tenant = given_or_env(c, &at("tenant_id"), &e.tenant_id, env, None);
             let client_id = given_or_env(c, &at("client_id"), &e.client_id, env, None);
-            let secret = match &e.client_secret_env {
-                Some(var) => c.ok(
-                    at("client_secret_env"),
-                    env.get(var)
-                        .filter(|s| !s.is_empty())
-                        .cloned()
-                        .ok_or_else(|| format!("environment variable `{var}` is not set")),
-                ),
-                None => {
+            let secret = secrets::read(
+                env,
+                e.client_secret_env.as_deref(),
+                e.client_secret_file.as_deref(),
+                &mut c.files,
+            );
+            let secret = match c.ok(at("client_secret_env"), secret) {
+                Some(None) => {
                     c.fail(
                         at("client_secret_env"),
-                        "must name the variable holding the secret",
+                        "must name the variable holding the secret, or `client_secret_file` the file",
                     );
                     None
                 }
+                found => found.flatten(),
             };
             let token_url = token_url(c, tenant.as_deref()?)?;
             let (client_id, secret) = (client_id?, secret?);
@@ -157,6 +158,9 @@ fn credential(
         CredentialKind::ClientCertificate => {
             let tenant = given_or_env(c, &at("tenant_id"), &e.tenant_id, env, None);
             let client_id = given_or_env(c, &at("client_id"), &e.client_id, env, None);
+            if let Some(path) = &e.certificate_file {
+                c.files.push(path.into());
+            }
             let key = match &e.certificate_file {
                 Some(path) => c.ok(
                     at("certificate_file"),

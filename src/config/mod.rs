@@ -7,8 +7,9 @@
 //! `AOAI_GATEWAY__BACKENDS__EASTUS__ENDPOINT=https://…`; a name not in the file adds an entry.
 //! Values are read as TOML (`8080`, `true`, `["a", "b"]`) and otherwise taken as strings.
 //!
-//! Secrets never sit in the file: a backend names the environment variable holding its key, and
-//! a subscription either names one or stores the key's SHA-256.
+//! Secrets never sit in the file: a backend names the environment variable or the file holding
+//! its key, and a subscription names one or stores the key's SHA-256. Files are read again on
+//! every reload (SIGHUP, or a change when `reload.watch` is set).
 
 //!
 //! The keys of the file are `file`'s types; `env` applies the overrides; `check` turns the
@@ -20,6 +21,7 @@ pub mod compat;
 mod env;
 mod file;
 mod identity;
+mod secrets;
 mod settings;
 
 use std::collections::HashMap;

@@ -167,6 +167,11 @@ pub struct Settings {
     pub callers: Vec<crate::identity::callers::Issuer>,
     pub docs: DocsConfig,
     pub metrics: MetricsConfig,
+    pub status: super::StatusConfig,
+    pub reload: super::ReloadConfig,
+    /// The config file and every secret file it names: a change of any reloads the config when
+    /// `reload.watch` is set.
+    pub watched: Vec<std::path::PathBuf>,
     pub usage: UsageSettings,
     pub log: LogConfig,
     /// `None`: in-process state.

@@ -46,6 +46,18 @@ pub struct KeySet {
 }
 
 impl KeySet {
+    /// How many keys the set holds now.
+    pub fn len(&self) -> usize {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn new(url: String, refresh_every: Duration, refetch_min: Duration) -> KeySet {
         KeySet {
             url,

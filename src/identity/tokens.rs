@@ -59,6 +59,37 @@ impl TokenSource {
         }
     }
 
+    /// Starts with the token of the source this one replaces on a reload (the same identity and
+    /// scope, perhaps a new secret), so that no call waits for this one's first exchange: a
+    /// token got with a secret since rotated stays valid until it expires.
+    pub fn seed_from(&self, old: &TokenSource) {
+        // The debug form names the identity (endpoint, tenant, client, thumbprint), never a
+        // secret.
+        let identity = |s: &TokenSource| format!("{:?}", s.credential);
+        if self.scope != old.scope || identity(self) != identity(old) {
+            return;
+        }
+        let current = old.current.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(c) = current.as_ref() {
+            *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Current {
+                header: c.header.clone(),
+                usable_until: c.usable_until,
+            });
+        }
+    }
+
+    /// For the status page: how long the current token is usable, and why the latest exchange
+    /// failed, if it did. Never the token.
+    pub fn condition(&self) -> (Option<Duration>, Option<String>) {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        let usable = current
+            .as_ref()
+            .map(|c| c.usable_until.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero());
+        let failure = self.failure.read().unwrap_or_else(PoisonError::into_inner);
+        (usable, failure.clone())
+    }
+
     fn usable(&self) -> Option<HeaderValue> {
         let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
         current

@@ -14,7 +14,7 @@
 pub mod window;
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use window::{Day, Minute};
@@ -172,6 +172,22 @@ impl Windows {
         }
     }
 
+    /// Keeps each window the new limits keep, with its new limit.
+    fn relimit(&mut self, limits: &Limits) {
+        fn minute(w: &mut Option<Minute>, limit: Option<u64>) {
+            match (w.as_mut(), limit) {
+                (Some(w), Some(limit)) => w.limit = limit,
+                (_, limit) => *w = limit.map(Minute::new),
+            }
+        }
+        minute(&mut self.tokens, limits.tokens_per_minute);
+        minute(&mut self.requests, limits.requests_per_minute);
+        match (self.day.as_mut(), limits.tokens_per_day) {
+            (Some(d), Some(limit)) => d.limit = limit,
+            (_, limit) => self.day = limit.map(Day::new),
+        }
+    }
+
     /// The first window `tokens` (and one request) would overflow, and how long to wait.
     fn refuses(&mut self, now: u64, tokens: u64) -> Option<(Which, u64, u64)> {
         let mut worst: Option<(Which, u64, u64)> = None;
@@ -235,16 +251,50 @@ impl Windows {
     }
 }
 
+/// One subscription's windows.
 #[derive(Debug)]
-struct State {
+pub struct State {
     own: Windows,
     deployments: HashMap<String, Windows>,
 }
 
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl State {
+    fn new(limits: &SubscriptionLimits) -> State {
+        State {
+            own: Windows::new(&limits.own),
+            deployments: limits
+                .deployments
+                .iter()
+                .map(|(d, limits)| (d.clone(), Windows::new(limits)))
+                .collect(),
+        }
+    }
+
+    /// New limits for the same windows: what they counted stays.
+    fn relimit(&mut self, limits: &SubscriptionLimits) {
+        self.own.relimit(&limits.own);
+        self.deployments
+            .retain(|d, _| limits.deployments.contains_key(d));
+        for (d, l) in &limits.deployments {
+            match self.deployments.get_mut(d) {
+                Some(w) => w.relimit(l),
+                None => {
+                    self.deployments.insert(d.clone(), Windows::new(l));
+                }
+            }
+        }
+    }
+}
+
 /// The windows of every subscription that has limits, in process memory.
 pub struct Limiter {
-    /// By subscription index; `None` for a subscription without limits.
-    subscriptions: Vec<Option<(SubscriptionLimits, Mutex<State>)>>,
+    /// By subscription index; `None` for a subscription without limits. The windows are shared
+    /// with the limiter of a reloaded configuration that keeps the subscription.
+    subscriptions: Vec<Option<(SubscriptionLimits, Arc<Mutex<State>>)>>,
 }
 
 /// Milliseconds since the Unix epoch: the clock of every window, and of shared state.
@@ -262,24 +312,40 @@ pub fn millis(d: std::time::Duration) -> u64 {
 impl Limiter {
     /// `limits` by subscription index.
     pub fn new(limits: Vec<SubscriptionLimits>) -> Limiter {
-        Limiter {
-            subscriptions: limits
-                .into_iter()
-                .map(|l| {
-                    (!l.is_empty()).then(|| {
-                        let state = State {
-                            own: Windows::new(&l.own),
-                            deployments: l
-                                .deployments
-                                .iter()
-                                .map(|(d, limits)| (d.clone(), Windows::new(limits)))
-                                .collect(),
-                        };
-                        (l, Mutex::new(state))
-                    })
-                })
-                .collect(),
-        }
+        Limiter::renewed(limits, |_| None)
+    }
+
+    /// The limiter of a reloaded configuration: `kept(i)` is the windows subscription `i` had
+    /// (the same name's, in the limiter in use), which go on with what they counted, under the
+    /// new limits; a window the new limits add starts empty.
+    pub fn renewed(
+        limits: Vec<SubscriptionLimits>,
+        kept: impl Fn(usize) -> Option<Arc<Mutex<State>>>,
+    ) -> Limiter {
+        let subscriptions = limits
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                if l.is_empty() {
+                    return None;
+                }
+                let state = match kept(i) {
+                    Some(state) => {
+                        lock(&state).relimit(&l);
+                        state
+                    }
+                    None => Arc::new(Mutex::new(State::new(&l))),
+                };
+                Some((l, state))
+            })
+            .collect();
+        Limiter { subscriptions }
+    }
+
+    /// Subscription `index`'s windows, to carry into a reloaded configuration's limiter.
+    pub fn windows_of(&self, index: usize) -> Option<Arc<Mutex<State>>> {
+        let (_, state) = self.subscriptions.get(index)?.as_ref()?;
+        Some(state.clone())
     }
 
     /// The limits of subscription `index`, when it has any.
@@ -292,7 +358,7 @@ impl Limiter {
 
     fn state(&self, subscription: usize) -> Option<MutexGuard<'_, State>> {
         let (_, state) = self.subscriptions.get(subscription)?.as_ref()?;
-        Some(state.lock().unwrap_or_else(PoisonError::into_inner))
+        Some(lock(state))
     }
 
     /// Reserves `tokens` and one request for a call of `subscription` to `deployment`, or
@@ -362,7 +428,15 @@ impl Limiter {
     /// What is left for a call of `subscription` to `deployment`, without reserving anything;
     /// `None` when the subscription has no limits.
     pub fn remaining(&self, subscription: usize, deployment: Option<&str>) -> Option<Remaining> {
-        let now = now_ms();
+        self.remaining_at(subscription, deployment, now_ms())
+    }
+
+    fn remaining_at(
+        &self,
+        subscription: usize,
+        deployment: Option<&str>,
+        now: u64,
+    ) -> Option<Remaining> {
         let mut state = self.state(subscription)?;
         let State { own, deployments } = &mut *state;
         let mut remaining = Remaining::default();
@@ -406,25 +480,58 @@ mod tests {
 
     const T0: u64 = 1_800_000_000_000;
 
-    fn limiter() -> Limiter {
-        Limiter::new(vec![
-            SubscriptionLimits {
-                own: Limits {
-                    tokens_per_minute: Some(1000),
-                    requests_per_minute: Some(3),
-                    tokens_per_day: None,
-                },
-                deployments: [(
-                    "gpt-4o".to_string(),
-                    Limits {
-                        tokens_per_minute: Some(300),
-                        ..Limits::default()
-                    },
-                )]
-                .into(),
+    fn limiter_limits() -> SubscriptionLimits {
+        SubscriptionLimits {
+            own: Limits {
+                tokens_per_minute: Some(1000),
+                requests_per_minute: Some(3),
+                tokens_per_day: None,
             },
-            SubscriptionLimits::default(),
-        ])
+            deployments: [(
+                "gpt-4o".to_string(),
+                Limits {
+                    tokens_per_minute: Some(300),
+                    ..Limits::default()
+                },
+            )]
+            .into(),
+        }
+    }
+
+    fn limiter() -> Limiter {
+        Limiter::new(vec![limiter_limits(), SubscriptionLimits::default()])
+    }
+
+    #[test]
+    fn a_reload_keeps_the_windows_under_the_new_limits() {
+        let old = limiter();
+        let first = old.reserve_at(0, Some("gpt-4o"), 100, T0).unwrap().unwrap();
+        assert!(old.reserve_at(0, Some("gpt-4o"), 100, T0).is_ok());
+        // Subscription 0 is now the second, with 3 requests a minute become 2, and its
+        // deployment's limit dropped.
+        let mut lowered = limiter_limits();
+        lowered.own.requests_per_minute = Some(2);
+        lowered.deployments.clear();
+        let new = Limiter::renewed(vec![SubscriptionLimits::default(), lowered], |i| {
+            (i == 1).then(|| old.windows_of(0)).flatten()
+        });
+        let refused = new.reserve_at(1, Some("gpt-4o"), 100, T0).unwrap_err();
+        assert_eq!(
+            refused.which,
+            Which::RequestsPerMinute,
+            "the two calls counted"
+        );
+        assert_eq!(
+            new.remaining_at(1, None, T0).and_then(|r| r.tokens),
+            Some(800),
+            "the tokens counted"
+        );
+        // A call made under the old configuration settles into the same windows.
+        old.settle_at(&first, 0, T0);
+        assert_eq!(
+            new.remaining_at(1, None, T0).and_then(|r| r.tokens),
+            Some(900)
+        );
     }
 
     #[test]

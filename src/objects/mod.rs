@@ -23,7 +23,7 @@ use std::time::Duration;
 use aoai_runtime::catalog::ApiVersion;
 
 use crate::config::{Isolation, ObjectSettings, Subscription};
-use crate::proxy::Gateway;
+use crate::live::Live;
 use crate::state::shared::Shared;
 use directory::{Directory, Kept};
 
@@ -45,7 +45,8 @@ pub fn kept_for(kind: &str) -> Duration {
 
 /// The gateway's stored objects: the directory and whose objects a subscription may use.
 pub struct StoredObjects {
-    pub directory: Directory,
+    /// Shared with the gateway of a reloaded configuration.
+    pub directory: Arc<Directory>,
     pub isolation: Isolation,
     /// The kinds the directory keeps: those created outside any other object (a response, a
     /// file), as every route's `objects.records` lists them. Objects inside another (a thread's
@@ -68,11 +69,22 @@ impl StoredObjects {
         let kinds: Vec<&'static str> = kinds.into_iter().collect();
         let directory = Directory::open(shared.clone(), settings.path.as_deref(), &kinds)?;
         Ok(StoredObjects {
-            directory,
+            directory: Arc::new(directory),
             isolation: settings.isolation,
             kinds,
             shared,
         })
+    }
+
+    /// The same directory under a reloaded configuration's settings (where the directory is
+    /// kept, `state.*`, changes only with a restart).
+    pub fn renewed(&self, settings: &ObjectSettings) -> StoredObjects {
+        StoredObjects {
+            directory: self.directory.clone(),
+            isolation: settings.isolation,
+            kinds: self.kinds.clone(),
+            shared: self.shared.clone(),
+        }
     }
 
     /// Whether the directory keeps objects of `kind`.
@@ -112,7 +124,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 
 /// Starts the thread that sweeps the directory (see [`Directory::sweep`]) every
 /// 30 s (`SWEEP_EVERY`), first at once; it ends when the gateway is gone.
-pub fn sweep_every_while(gateway: Weak<Gateway>) -> std::io::Result<()> {
+pub fn sweep_every_while(gateway: Weak<Live>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("object-directory".into())
         .spawn(move || {
@@ -127,7 +139,9 @@ pub fn sweep_every_while(gateway: Weak<Gateway>) -> std::io::Result<()> {
                 let tick = Duration::from_secs(1);
                 let mut waited = SWEEP_EVERY;
                 loop {
-                    let Some(gw) = gateway.upgrade() else { return };
+                    let Some(gw) = gateway.upgrade().map(|live| live.current()) else {
+                        return;
+                    };
                     if waited >= SWEEP_EVERY {
                         waited = Duration::ZERO;
                         if let Err(error) = gw.objects.directory.sweep().await {

@@ -93,6 +93,8 @@ pub struct Trace {
     /// Prompt tokens estimated before the call, when counted.
     pub prompt_tokens: Option<u64>,
     pub reservation: Option<Reservation>,
+    /// Holds the call's place among its backend's calls in flight until its answer ends.
+    pub in_flight: Option<crate::metrics::InFlight>,
 }
 
 impl Trace {
@@ -111,6 +113,7 @@ impl Trace {
             streaming: false,
             prompt_tokens: None,
             reservation: None,
+            in_flight: None,
         }
     }
 

@@ -28,18 +28,21 @@ use super::inbound::{self, query};
 use super::pages;
 use super::upstream::dispatch::{Call, Sent, dispatch};
 use super::{Gateway, inbound::auth::QUERY_PARAM};
+use crate::live::Live;
 use crate::objects::follow::follow;
 use crate::objects::list;
 
 pub(super) async fn handle(
     req: HttpRequest,
     payload: web::Payload,
-    gw: web::Data<Gateway>,
+    live: web::Data<Live>,
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
     let started = Instant::now();
+    // The configuration this call runs with to its end, whatever a reload does meanwhile.
+    let gw = web::Data::from(live.current());
     let mut trace = Trace::new(req.headers());
-    let outcome = match pages::serve(&req, &gw).await {
+    let outcome = match pages::serve(&req, &gw, &live).await {
         Some(page) => page,
         None => {
             trace.api = true;

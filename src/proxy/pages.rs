@@ -1,15 +1,22 @@
 //! The gateway's own pages, answered before any API route is looked at: `/healthz` (the
 //! process runs), `/readyz` (it takes calls: not while stopping, nor while it refuses calls for
-//! want of its shared state), `/metrics` (Prometheus, see `metrics.*`) and the route docs and
-//! served specs ([`docs`](super::docs)).
+//! want of its shared state), `/metrics` (Prometheus, see `metrics.*`), `/status` and
+//! `/status.json` ([`status`](crate::status), see `status.*`) and the route docs and served
+//! specs ([`docs`](super::docs)).
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::Gateway;
 use super::error::GatewayError;
+use crate::live::Live;
 
 /// The page `req` asks for, if it is one of the gateway's own; `None` for an API call.
-pub async fn serve(req: &HttpRequest, gw: &Gateway) -> Option<Result<HttpResponse, GatewayError>> {
+pub async fn serve(
+    req: &HttpRequest,
+    gw: &Gateway,
+    live: &Live,
+) -> Option<Result<HttpResponse, GatewayError>> {
     let path = req.path();
     if path == "/healthz" {
         return Some(Ok(
@@ -49,5 +56,36 @@ pub async fn serve(req: &HttpRequest, gw: &Gateway) -> Option<Result<HttpRespons
                 )
         }));
     }
+    let status = &gw.status_page;
+    if status.enabled {
+        let json = path
+            .strip_prefix(status.path.as_str())
+            .is_some_and(|rest| rest == ".json");
+        if json || path == status.path {
+            let allowed = gw
+                .auth
+                .allows_page(status.require_key, req.headers(), req.query_string())
+                .await;
+            if let Err(refused) = allowed {
+                return Some(Err(refused));
+            }
+            let now = crate::status::gather(gw, live).await;
+            let page = if json {
+                HttpResponse::Ok()
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .json(now)
+            } else {
+                HttpResponse::Ok()
+                    .content_type("text/html; charset=utf-8")
+                    .insert_header((header::CACHE_CONTROL, "no-store"))
+                    .insert_header((header::CONTENT_SECURITY_POLICY, STATUS_CSP))
+                    .body(crate::status::page::render(&now))
+            };
+            return Some(Ok(page));
+        }
+    }
     None
 }
+
+/// The status page loads nothing and runs nothing: its style is inline.
+const STATUS_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'";

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{BackendConfig, FileConfig, SubscriptionConfig};
+use crate::live::Live;
 use crate::proxy::{self, Gateway};
 use crate::sim::{self, Simulator, SimulatorConfig};
 
@@ -90,8 +91,13 @@ pub async fn run(listen: &str) -> Result<(), String> {
     let base = settings.base_path.clone();
     let docs = settings.docs.path.clone();
     let metrics = settings.metrics.path.clone();
-    let (gateway, addr) = proxy::start(Arc::new(Gateway::new(settings)?), listener, true)
-        .map_err(|e| e.to_string())?;
+    let status = settings.status.path.clone();
+    let (gateway, addr) = proxy::start(
+        Arc::new(Live::new(Gateway::new(settings)?, None)),
+        listener,
+        true,
+    )
+    .map_err(|e| e.to_string())?;
     // The newest dated version that is not a preview (dated versions are mounted at the base
     // path itself; the v1 API has its own mount).
     let dated: Vec<&str> = crate::generated::API_VERSIONS
@@ -182,7 +188,7 @@ Or with the openai SDK (pip install openai):
           messages=[{{"role": "user", "content": "Hello!"}}]):
       print(chunk.choices[0].delta.content or "" if chunk.choices else "", end="", flush=True)
 {v1}
-Route docs: http://{addr}{docs}    Metrics: http://{addr}{metrics}
+Route docs: http://{addr}{docs}    Metrics: http://{addr}{metrics}    Status: http://{addr}{status}
 Compiled api-versions: {versions}
 Ctrl-C stops the demo."#,
         ptu = simulators[0],

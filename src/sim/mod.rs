@@ -124,19 +124,39 @@ pub struct Simulator {
     quota: quota::Windows,
     /// Hashes of long prompts seen, which the next time are served from the cache.
     prompts: Mutex<HashSet<u64>>,
+    /// The resource's two keys (`config.api_key` is the first); either opens it, as on Azure.
+    keys: std::sync::RwLock<[String; 2]>,
 }
 
 impl Simulator {
     pub fn new(config: SimulatorConfig) -> Arc<Simulator> {
         Arc::new(Simulator {
-            config,
             recorded: Mutex::new(Vec::new()),
             objects: Mutex::new(HashMap::new()),
             contents: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(1),
             quota: quota::Windows::default(),
             prompts: Mutex::new(HashSet::new()),
+            keys: std::sync::RwLock::new([config.api_key.clone(), String::new()]),
+            config,
         })
+    }
+
+    /// Sets the resource's two keys, as regenerating one in the portal does: a key not among
+    /// them opens it no more. An empty key opens nothing.
+    pub fn set_keys(&self, key1: &str, key2: &str) {
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = [key1.into(), key2.into()];
+    }
+
+    fn opens(&self, presented: &[u8]) -> bool {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|k| !k.is_empty() && k.as_bytes() == presented)
     }
 
     pub fn config(&self) -> &SimulatorConfig {
@@ -146,6 +166,11 @@ impl Simulator {
     /// Every request received so far (with `record` on).
     pub fn recorded(&self) -> Vec<Recorded> {
         self.recorded.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// How many requests it has received (with `record` on), without copying them.
+    pub fn received(&self) -> usize {
+        self.recorded.lock().map(|r| r.len()).unwrap_or_default()
     }
 
     /// Keeps an object under `id` at `place` (a kind, or a collection's path), for reads to
@@ -381,7 +406,7 @@ async fn handle(req: HttpRequest, body: Bytes, sim: web::Data<Simulator>) -> Htt
     let key_ok = req
         .headers()
         .get("api-key")
-        .is_some_and(|k| k.as_bytes() == sim.config.api_key.as_bytes());
+        .is_some_and(|k| sim.opens(k.as_bytes()));
     let token_ok = || {
         let presented = req
             .headers()

@@ -31,6 +31,7 @@ use super::begin::{self, Admission, Mode, Rotation, Windows};
 use super::events::{Event, Told};
 use crate::config::StateSettings;
 use crate::limits::Remaining;
+use crate::live::Live;
 use crate::proxy::Gateway;
 
 /// Settlements sent in one script call, at most.
@@ -358,7 +359,7 @@ impl Shared {
 
     /// Starts the thread that keeps the connections, sends what is queued and listens to the
     /// other replicas. It ends when the gateway is gone.
-    pub fn start(self: &Arc<Self>, gateway: Weak<Gateway>) -> std::io::Result<()> {
+    pub fn start(self: &Arc<Self>, gateway: Weak<Live>) -> std::io::Result<()> {
         let shared = self.clone();
         std::thread::Builder::new()
             .name("shared-state".into())
@@ -374,7 +375,7 @@ impl Shared {
             .map(|_| ())
     }
 
-    async fn keep(self: Arc<Self>, gateway: Weak<Gateway>) {
+    async fn keep(self: Arc<Self>, gateway: Weak<Live>) {
         // rediss:// connects with the same crypto as the upstream client.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let queue = self
@@ -434,14 +435,14 @@ impl Shared {
 
     /// Applies the other replicas' events until the connection fails (or the gateway is
     /// gone); checks the connection each second.
-    async fn listen(&self, mut pubsub: redis::aio::PubSub, gateway: &Weak<Gateway>) {
+    async fn listen(&self, mut pubsub: redis::aio::PubSub, gateway: &Weak<Live>) {
         let mut messages = pubsub.on_message();
         loop {
             tokio::select! {
                 message = messages.next() => {
                     let Some(message) = message else { return };
                     let Ok(text) = message.get_payload::<String>() else { continue };
-                    if let (Ok(event), Some(gw)) = (serde_json::from_str::<Event>(&text), gateway.upgrade())
+                    if let (Ok(event), Some(gw)) = (serde_json::from_str::<Event>(&text), gateway.upgrade().map(|live| live.current()))
                         && event.replica != self.replica
                     {
                         apply(&gw, &event);
@@ -465,8 +466,11 @@ impl Shared {
     }
 
     /// Rests other replicas recorded before this one listened.
-    async fn restore_rests(&self, gateway: &Weak<Gateway>) {
-        let (Some(mut conn), Some(gw)) = (self.connection(), gateway.upgrade()) else {
+    async fn restore_rests(&self, gateway: &Weak<Live>) {
+        let (Some(mut conn), Some(gw)) = (
+            self.connection(),
+            gateway.upgrade().map(|live| live.current()),
+        ) else {
             return;
         };
         let mut read = redis::cmd("HGETALL");
@@ -508,7 +512,7 @@ impl Shared {
     async fn send_queued(
         self: Arc<Self>,
         mut queue: mpsc::UnboundedReceiver<Job>,
-        gateway: Weak<Gateway>,
+        gateway: Weak<Live>,
     ) {
         while let Some(first) = queue.recv().await {
             if gateway.strong_count() == 0 {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use actix_web::rt::System;
 use aoai_gateway::config::{
     BackendConfig, DocsConfig, FileConfig, StateConfig, SubscriptionConfig,
 };
+use aoai_gateway::live::Live;
 use aoai_gateway::proxy::{self, Gateway};
 use aoai_gateway::sim::{self, Simulator, SimulatorConfig};
 use bytes::Bytes;
@@ -364,7 +367,7 @@ fn replicas(
     for _ in 0..n {
         let settings = config.check("test", env, &versions).expect("valid config");
         let (server, addr) = proxy::start(
-            Arc::new(Gateway::new(settings).expect("gateway")),
+            Arc::new(Live::new(Gateway::new(settings).expect("gateway"), None)),
             TcpListener::bind("127.0.0.1:0").expect("bind"),
             false,
         )

@@ -45,6 +45,16 @@ impl Auth {
         }
     }
 
+    /// The index of the subscription named `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.subscriptions.iter().position(|s| s.name == name)
+    }
+
+    /// The subscriptions, by index.
+    pub fn subscriptions(&self) -> &[Subscription] {
+        &self.subscriptions
+    }
+
     /// The issuers whose tokens callers may present.
     pub fn issuers(&self) -> &[Issuer] {
         &self.issuers

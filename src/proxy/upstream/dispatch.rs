@@ -155,6 +155,7 @@ pub async fn dispatch(
         trace.attempts += 1;
         let sent = Instant::now();
         let body = call.body_for(backend)?;
+        let in_flight = gw.metrics.sending(index);
         let result = forward::forward(
             client,
             backend,
@@ -199,10 +200,13 @@ pub async fn dispatch(
         };
         let Some(next) = next else {
             return match result {
-                Ok(answer) => Ok(Sent {
-                    answer,
-                    asked_usage: body.asked_usage,
-                }),
+                Ok(answer) => {
+                    trace.in_flight = in_flight;
+                    Ok(Sent {
+                        answer,
+                        asked_usage: body.asked_usage,
+                    })
+                }
                 Err(failed) => match &call.holder {
                     // The holder never had the call: it may be sent again once the holder is
                     // back, and to no other backend.
