@@ -15,6 +15,9 @@
 #                                                    # `model` names the deployment; the route
 #                                                    # has fields that may name stored objects)
 #   ROUNDS=7 DURATION=5 bench/compare.sh before=...
+#   TRACES=1 bench/compare.sh                        # this build without and with OpenTelemetry
+#                                                    # traces (ratio 1.0, every call exported
+#                                                    # over OTLP/HTTP to a sink on the upstream)
 #
 # Installs wrk and nginx with apt-get where missing. Everything binds 127.0.0.1 and stops at exit.
 set -euo pipefail
@@ -24,6 +27,7 @@ CONNECTIONS="${CONNECTIONS:-32}"
 ROUNDS="${ROUNDS:-5}"
 STREAM="${STREAM:-0}"
 V1="${V1:-0}"
+TRACES="${TRACES:-0}"
 BEFORE=""
 for arg in "$@"; do
   case $arg in
@@ -31,6 +35,7 @@ for arg in "$@"; do
     *) echo "unknown argument $arg" >&2; exit 2 ;;
   esac
 done
+[ "$TRACES" = 1 ] && BEFORE=target/release/aoai-gateway
 [ -n "$BEFORE" ] || { echo "usage: bench/compare.sh before=<git revision or binary>" >&2; exit 2; }
 
 source bench/lib.sh
@@ -43,7 +48,9 @@ trap stop_all EXIT
 
 cargo build --release --quiet
 AFTER=target/release/aoai-gateway
-if [ ! -x "$BEFORE" ]; then
+if [ "$TRACES" = 1 ]; then
+  echo "before: traces off; after: traces on (otel.sample_ratio 1.0), the same build"
+elif [ ! -x "$BEFORE" ]; then
   build_revision "$BEFORE"
   BEFORE="$BUILT"
 fi
@@ -63,6 +70,11 @@ http {
   server {
     listen 127.0.0.1:$UPSTREAM_PORT;
     keepalive_requests 1000000;
+    # The trace sink: an OTLP collector that takes every batch.
+    location = /v1/traces {
+      default_type application/x-protobuf;
+      return 200 '';
+    }
     location / {
       default_type application/json;
       add_header x-ms-region "East US";
@@ -75,7 +87,11 @@ NGINX
 
 BACKEND="http://127.0.0.1:$UPSTREAM_PORT"
 start_gateway before "$BEFORE" "" "$HIGH_LIMITS" "$BACKEND"
-start_gateway after "$AFTER" "" "$HIGH_LIMITS" "$BACKEND"
+AFTER_TOP=""
+if [ "$TRACES" = 1 ]; then
+  AFTER_TOP=$(printf '[otel]\nendpoint = "%s"\nsample_ratio = %s' "$BACKEND" "${TRACES_RATIO:-1.0}")
+fi
+start_gateway after "$AFTER" "$AFTER_TOP" "$HIGH_LIMITS" "$BACKEND"
 for p in "$UPSTREAM_PORT" "${PORT[@]}"; do wait_port "$p"; done
 
 chat_lua "$WORK/chat.lua"

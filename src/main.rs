@@ -161,14 +161,19 @@ fn serve(path: &str) -> Result<(), String> {
         );
     }
     actix_web::rt::System::new().block_on(async move {
-        let live = Live::new(Gateway::new(settings)?, Some(path.to_string()));
+        let live = Arc::new(Live::new(Gateway::new(settings)?, Some(path.to_string())));
         let (server, addr) =
-            proxy::start(Arc::new(live), listener, true).map_err(|e| e.to_string())?;
+            proxy::start(live.clone(), listener, true).map_err(|e| e.to_string())?;
         tracing::info!(
             "serving on http://{addr}; api-versions {}",
             versions().join(", ")
         );
-        server.await.map_err(|e| e.to_string())
+        let served = server.await.map_err(|e| e.to_string());
+        // The spans of the last calls go out before the process does.
+        if let Some(traces) = &live.current().traces {
+            traces.flush();
+        }
+        served
     })
 }
 

@@ -383,6 +383,23 @@ fn a_keyless_backend_gets_one_token_for_many_concurrent_calls_and_no_api_key() {
             assert_eq!(r.header("api-key"), None, "no api-key to a keyless backend");
             assert!(r.headers.iter().all(|(_, v)| !v.contains(CLIENT_KEY)));
         }
+        // The status page says the token's state, and never the token or the secret.
+        let (_, _, json) = gw.get("/status.json").await;
+        let (_, _, page) = gw.get("/status").await;
+        let status: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        let credential = &status["tiers"][0]["backends"][0]["credential"];
+        assert_eq!(credential["kind"], "entra", "{credential}");
+        assert!(
+            credential["usable_s"].as_u64().is_some_and(|s| s > 3000),
+            "{credential}"
+        );
+        for form in [&json, &page] {
+            let text = String::from_utf8_lossy(form);
+            assert!(text.contains("client secret of app-secret"));
+            for secret in ["entra-secret-1", SECRET, CLIENT_KEY] {
+                assert!(!text.contains(secret), "{secret} in the status");
+            }
+        }
     });
 }
 

@@ -11,8 +11,8 @@ use super::identity::{self, Sources};
 use super::secrets;
 use super::{
     Backend, BackendAuth, BackendCredential, ConfigError, DocsConfig, Failover, FileConfig,
-    LimitsConfig, MetricsConfig, ObjectSettings, OnStateError, Settings, StateSettings,
-    StatusConfig, Subscription, UnknownFields, UsageSettings, compat, sha256,
+    LimitsConfig, MetricsConfig, ObjectSettings, OnStateError, OtelSettings, Settings,
+    StateSettings, StatusConfig, Subscription, UnknownFields, UsageSettings, compat, sha256,
 };
 use crate::balance::MAX_BACKENDS;
 use crate::limits::{Limits, SubscriptionLimits};
@@ -95,6 +95,7 @@ impl FileConfig {
         let subscriptions = self.checked_subscriptions(&mut c, env);
         let usage = self.checked_usage(&mut c);
         let state = self.checked_state(&mut c);
+        let otel = self.checked_otel(&mut c, env);
         let names: Vec<&str> = subscriptions.iter().map(|s| s.name.as_str()).collect();
         let callers = identity::callers(&mut c, &self.auth.entra, env, &names);
         let a = &self.auth;
@@ -154,6 +155,7 @@ impl FileConfig {
                 ..self.status.clone()
             },
             reload: self.reload.clone(),
+            otel,
             watched: c.files,
             usage,
             objects,
@@ -161,6 +163,81 @@ impl FileConfig {
             log: self.log.clone(),
             backends,
             subscriptions,
+        })
+    }
+
+    fn checked_otel(&self, c: &mut Checker, env: &HashMap<String, String>) -> Option<OtelSettings> {
+        let o = &self.otel;
+        let from_env = |var: &str| env.get(var).filter(|v| !v.trim().is_empty()).cloned();
+        let endpoint = o
+            .endpoint
+            .clone()
+            .filter(|e| !e.trim().is_empty())
+            .or_else(|| from_env("OTEL_EXPORTER_OTLP_ENDPOINT"))?;
+        let trimmed = endpoint.trim().trim_end_matches('/');
+        let endpoint = if !(trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+            || trimmed.contains(['?', '#', ' '])
+        {
+            c.fail(
+                "otel.endpoint",
+                format!("`{endpoint}` is not an http(s) URL such as http://localhost:4318"),
+            );
+            None
+        } else if trimmed.ends_with("/v1/traces") {
+            Some(trimmed.to_string())
+        } else {
+            Some(format!("{trimmed}/v1/traces"))
+        };
+        let ratio = match o.sample_ratio {
+            Some(r) => Some(r),
+            None => match from_env("OTEL_TRACES_SAMPLER_ARG") {
+                Some(v) => c.ok(
+                    "otel.sample_ratio",
+                    v.trim()
+                        .parse::<f64>()
+                        .map_err(|_| format!("OTEL_TRACES_SAMPLER_ARG `{v}` is not a number")),
+                ),
+                None => Some(1.0),
+            },
+        };
+        let ratio = ratio.filter(|r| {
+            let fits = (0.0..=1.0).contains(r);
+            if !fits {
+                c.fail("otel.sample_ratio", format!("{r} is not between 0 and 1"));
+            }
+            fits
+        });
+        let headers = match &o.headers_env {
+            Some(var) => match env.get(var) {
+                Some(v) => Some(v.clone()),
+                None => {
+                    c.fail(
+                        "otel.headers_env",
+                        format!("environment variable `{var}` is not set"),
+                    );
+                    None
+                }
+            },
+            None => from_env("OTEL_EXPORTER_OTLP_HEADERS"),
+        };
+        let headers = match headers.as_deref().map(otel_headers) {
+            Some(Err(why)) => {
+                c.fail("otel.headers_env", why);
+                None
+            }
+            Some(Ok(h)) => Some(h),
+            None => Some(Vec::new()),
+        };
+        let service_name = o
+            .service_name
+            .clone()
+            .or_else(|| from_env("OTEL_SERVICE_NAME"))
+            .unwrap_or_else(|| "aoai-gateway".into());
+        Some(OtelSettings {
+            endpoint: endpoint?,
+            service_name,
+            sample_ratio: ratio?,
+            headers: headers?,
         })
     }
 
@@ -557,6 +634,47 @@ fn checked_limits(c: &mut Checker, at: &str, given: &LimitsConfig) -> Limits {
 
 /// The secret an environment variable holds, as a header value marked sensitive (so it never
 /// shows in debug output).
+/// `key=value,…` as `OTEL_EXPORTER_OTLP_HEADERS` writes headers (values percent-encoded);
+/// the error names the entry's position, never its value.
+fn otel_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut headers = Vec::new();
+    for (i, entry) in text.split(',').enumerate() {
+        if entry.trim().is_empty() {
+            continue;
+        }
+        let (key, value) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("entry {} is not key=value", i + 1))?;
+        let value = percent_decode(value.trim())
+            .ok_or_else(|| format!("entry {} has a bad %-escape", i + 1))?;
+        let key = key.trim();
+        let valid = actix_web::http::header::HeaderName::from_bytes(key.as_bytes()).is_ok()
+            && HeaderValue::from_str(&value).is_ok();
+        if !valid {
+            return Err(format!("entry {} is not a valid header", i + 1));
+        }
+        headers.push((key.to_string(), value));
+    }
+    Ok(headers)
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn header_secret(value: &str) -> Result<HeaderValue, String> {
     let mut header = HeaderValue::from_str(value)
         .map_err(|_| "holds characters a header cannot carry".to_string())?;

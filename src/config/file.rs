@@ -35,6 +35,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub reload: ReloadConfig,
     #[serde(default)]
+    pub otel: OtelConfig,
+    #[serde(default)]
     pub usage: UsageConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -207,6 +209,24 @@ pub struct ReloadConfig {
     /// second; a Kubernetes mount's swap of its files is a change).
     #[serde(default)]
     pub watch: bool,
+}
+
+/// OpenTelemetry traces, exported over OTLP/HTTP (protobuf). Without an endpoint (here or in
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`), nothing is traced.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtelConfig {
+    /// The collector's OTLP/HTTP base URL, e.g. `http://localhost:4318` (`/v1/traces` is
+    /// appended unless the path ends with it); default `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub endpoint: Option<String>,
+    /// `service.name`; default `OTEL_SERVICE_NAME`, else `aoai-gateway`.
+    pub service_name: Option<String>,
+    /// The share of traces started here that are kept (a client's sampled `traceparent` is
+    /// followed); default `OTEL_TRACES_SAMPLER_ARG`, else 1.0.
+    pub sample_ratio: Option<f64>,
+    /// The environment variable holding headers the collector needs (`key=value,…`, as
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, which is read when this is not set).
+    pub headers_env: Option<String>,
 }
 
 /// How the gateway learns what calls spend.

@@ -411,7 +411,7 @@ key_env = "TEAM_A_KEY"
         assert_eq!(
             errors_with(&unmapped, &[]),
             [
-                "subscriptions[1].key_env: give exactly one of `key_env` and `key_sha256` (or map Entra ID callers to it in `auth.entra`)"
+                "subscriptions[1].key_env: give one of `key_env`, `key_file` and `key_sha256` (or map Entra ID callers to it in `auth.entra`)"
             ]
         );
     }

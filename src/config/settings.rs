@@ -169,6 +169,8 @@ pub struct Settings {
     pub metrics: MetricsConfig,
     pub status: super::StatusConfig,
     pub reload: super::ReloadConfig,
+    /// `None`: no traces.
+    pub otel: Option<OtelSettings>,
     /// The config file and every secret file it names: a change of any reloads the config when
     /// `reload.watch` is set.
     pub watched: Vec<std::path::PathBuf>,
@@ -204,4 +206,26 @@ pub struct Failover {
 
 pub fn sha256(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
+}
+
+/// [`OtelConfig`](super::OtelConfig), checked and completed from the environment.
+#[derive(Clone, PartialEq)]
+pub struct OtelSettings {
+    /// The full URL spans are posted to (`…/v1/traces`).
+    pub endpoint: String,
+    pub service_name: String,
+    pub sample_ratio: f64,
+    /// Headers for the collector (an API key, say): never logged.
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for OtelSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtelSettings")
+            .field("endpoint", &self.endpoint)
+            .field("service_name", &self.service_name)
+            .field("sample_ratio", &self.sample_ratio)
+            .field("headers", &self.headers.len())
+            .finish()
+    }
 }

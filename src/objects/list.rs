@@ -75,12 +75,20 @@ pub async fn own(
                 body: bytes::Bytes::new(),
                 decoded: false,
                 request_id: (!trace.client_sent_id).then(|| trace.id.clone()),
+                trace: trace
+                    .spans
+                    .as_mut()
+                    .map(|s| s.attempt(backend, trace.attempts, call.route.path, call.deployment)),
             },
         )
         .await;
         let status = answer.as_ref().ok().map(|a| a.status.as_u16());
         gw.metrics
             .backend_call(index, status, sent.elapsed(), Default::default());
+        if let Some(spans) = trace.spans.as_mut() {
+            let failure = answer.as_ref().err().map(|e| e.kind.as_str());
+            spans.answered(status, failure, status.is_some());
+        }
         let answer = answer?;
         if !answer.status.is_success() {
             // The backend's refusal, as it gave it.

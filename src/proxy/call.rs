@@ -95,6 +95,8 @@ pub struct Trace {
     pub reservation: Option<Reservation>,
     /// Holds the call's place among its backend's calls in flight until its answer ends.
     pub in_flight: Option<crate::metrics::InFlight>,
+    /// The call's trace spans, when the gateway exports traces.
+    pub spans: Option<crate::traces::CallSpans>,
 }
 
 impl Trace {
@@ -114,6 +116,7 @@ impl Trace {
             prompt_tokens: None,
             reservation: None,
             in_flight: None,
+            spans: None,
         }
     }
 

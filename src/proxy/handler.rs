@@ -46,6 +46,10 @@ pub(super) async fn handle(
         Some(page) => page,
         None => {
             trace.api = true;
+            trace.spans = gw
+                .traces
+                .as_ref()
+                .map(|t| t.call(req.method().as_str(), req.headers()));
             match call(&req, payload, &gw, &client, &mut trace).await {
                 Ok(Reply::Relayed { sent, stores }) => {
                     let status = sent.answer.status.as_u16();

@@ -42,6 +42,7 @@ use crate::metrics::Metrics;
 use crate::objects::StoredObjects;
 use crate::objects::directory::Kept;
 use crate::state::shared::Shared;
+use crate::traces::Traces;
 use answer::access::CountedRuns;
 use docs::Docs;
 use inbound::auth::Auth;
@@ -79,6 +80,8 @@ pub struct Gateway {
     pub watched: Vec<PathBuf>,
     /// What only a restart changes, as the process started with it.
     pub start_only: StartOnly,
+    /// The tracer, when `otel.endpoint` is set (read at start-up only).
+    pub traces: Option<Arc<Traces>>,
     pub workers: Option<usize>,
     pub shutdown_drain: Duration,
     pub shutdown_grace: Duration,
@@ -97,6 +100,7 @@ pub struct StartOnly {
     state: Option<(String, String)>,
     objects_path: Option<PathBuf>,
     log: (crate::config::LogFormat, String),
+    otel: Option<crate::config::OtelSettings>,
     client_head_timeout: Duration,
     shutdown: (Duration, Duration),
 }
@@ -112,6 +116,7 @@ impl StartOnly {
                 .map(|s| (s.redis_url.clone(), s.key_prefix.clone())),
             objects_path: settings.objects.path.clone(),
             log: (settings.log.format, settings.log.level.clone()),
+            otel: settings.otel.clone(),
             client_head_timeout: settings.client_head_timeout,
             shutdown: (settings.shutdown_drain, settings.shutdown_grace),
         }
@@ -126,6 +131,7 @@ impl StartOnly {
             ("state", self.state != new.state),
             ("state.path", self.objects_path != new.objects_path),
             ("log", self.log != new.log),
+            ("otel", self.otel != new.otel),
             (
                 "timeouts.client_head_ms",
                 self.client_head_timeout != new.client_head_timeout,
@@ -163,6 +169,10 @@ impl Gateway {
             crate::generated::API_VERSIONS,
         )?;
         let start_only = StartOnly::of(&settings);
+        let traces = match &settings.otel {
+            Some(otel) => Some(Arc::new(Traces::start(otel)?)),
+            None => None,
+        };
         Ok(Gateway::assemble(
             settings,
             Carried {
@@ -173,6 +183,7 @@ impl Gateway {
                 shared,
                 counted_runs: Arc::default(),
                 start_only,
+                traces,
                 draining: Arc::default(),
             },
         ))
@@ -230,6 +241,7 @@ impl Gateway {
             shared: old.shared.clone(),
             counted_runs: old.counted_runs.clone(),
             start_only: old.start_only.clone(),
+            traces: old.traces.clone(),
             draining: old.draining.clone(),
         };
         let gateway = Gateway::assemble(settings, kept);
@@ -254,6 +266,7 @@ impl Gateway {
             limiter: kept.limiter,
             counted_runs: kept.counted_runs,
             start_only: kept.start_only,
+            traces: kept.traces,
             draining: kept.draining,
             usage: settings.usage,
             metrics_page: settings.metrics,
@@ -306,6 +319,7 @@ struct Carried<'a> {
     shared: Option<Arc<Shared>>,
     counted_runs: Arc<CountedRuns>,
     start_only: StartOnly,
+    traces: Option<Arc<Traces>>,
     draining: Arc<AtomicBool>,
 }
 

@@ -48,12 +48,15 @@ pub async fn serve(
             )
             .await;
         return Some(allowed.map(|()| {
+            let mut text = gw
+                .metrics
+                .render(crate::state::up(gw), gw.objects.directory.sizes());
+            if let Some(traces) = &gw.traces {
+                traces.render(&mut text);
+            }
             HttpResponse::Ok()
                 .content_type("text/plain; version=0.0.4; charset=utf-8")
-                .body(
-                    gw.metrics
-                        .render(crate::state::up(gw), gw.objects.directory.sizes()),
-                )
+                .body(text)
         }));
     }
     let status = &gw.status_page;

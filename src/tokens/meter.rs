@@ -45,6 +45,8 @@ pub struct Reading {
     pub object: Option<Label>,
     pub id: Option<Label>,
     pub status: Option<Label>,
+    /// The model that answered, as the answer names it.
+    pub model: Option<Label>,
 }
 
 enum Format {
@@ -186,6 +188,7 @@ impl Meter {
                 self.reading.object = found.object;
                 self.reading.id = found.id;
                 self.reading.status = found.status;
+                self.reading.model = found.model.or(self.reading.model);
                 if self.reading.usage.is_none() {
                     self.reading.text_tokens =
                         count_kept(encoding, &self.text) + self.text_overflow.div_ceil(4);
@@ -215,6 +218,7 @@ impl Meter {
         match super::tail::usage(body) {
             Some(Some(usage)) => {
                 self.reading.usage = Some(usage);
+                self.reading.model = Label::model_in(body);
                 true
             }
             // No usage: its text is estimated, which takes reading it all.
@@ -235,6 +239,7 @@ impl Meter {
                 self.reading.object = event.found.object;
                 self.reading.id = event.found.id;
                 self.reading.status = event.found.status;
+                self.reading.model = event.found.model.or(self.reading.model);
             }
             if self.strip {
                 let bytes = self.take_held(event.range.end);

@@ -39,6 +39,7 @@ enum Name {
     Id,
     Object,
     Status,
+    Model,
     // The members of a usage object.
     Prompt,
     Completion,
@@ -66,6 +67,7 @@ impl Name {
             Some(b"id") => Name::Id,
             Some(b"object") => Name::Object,
             Some(b"status") => Name::Status,
+            Some(b"model") => Name::Model,
             Some(b"prompt_tokens" | b"input_tokens") => Name::Prompt,
             Some(b"completion_tokens" | b"output_tokens") => Name::Completion,
             Some(b"total_tokens") => Name::Total,
@@ -89,6 +91,24 @@ pub struct Label {
 
 impl Label {
     const MAX: usize = 64;
+
+    /// The top-level `model` of a compact JSON answer, found without reading the document:
+    /// the last `"model":"…"` of its last 2 KiB (Azure writes its members in name order, so
+    /// `model` comes after the choices, a little before `usage`), else the first of its first
+    /// KiB (where OpenAI writes it). A key is written unescaped, so text inside a string value
+    /// cannot match; no other member of a completion or a response has a `model` key.
+    pub fn model_in(body: &[u8]) -> Option<Label> {
+        const KEY: &[u8] = b"\"model\":";
+        let tail = &body[body.len().saturating_sub(2048)..];
+        let head = &body[..body.len().min(1024)];
+        let (within, at) = match memchr::memmem::rfind(tail, KEY) {
+            Some(at) => (tail, at),
+            None => (head, memchr::memmem::find(head, KEY)?),
+        };
+        let rest = within.get(at + KEY.len()..)?;
+        let end = memchr::memchr(b'"', rest.get(1..)?)? + 2;
+        Label::of_literal(rest.get(..end)?)
+    }
 
     /// The string a JSON string literal holds, if it is short and has no escapes.
     fn of_literal(raw: &[u8]) -> Option<Label> {
@@ -174,6 +194,8 @@ pub struct Found {
     pub object: Option<Label>,
     pub id: Option<Label>,
     pub status: Option<Label>,
+    /// The model that answered (top-level, or a Responses event's `response.model`).
+    pub model: Option<Label>,
     /// The top-level `usage` member, key to value, where it is written.
     pub usage_member: Option<Range<usize>>,
     /// Items of a top-level `choices` array, when there is one.
@@ -389,6 +411,7 @@ impl State {
                 let slot = match name {
                     Name::Id => &mut self.found.id,
                     Name::Object => &mut self.found.object,
+                    Name::Model => &mut self.found.model,
                     _ => &mut self.found.status,
                 };
                 if slot.is_none() {
@@ -469,9 +492,15 @@ fn is_usage(path: &[Option<Step>]) -> bool {
 fn where_to(path: &[Option<Step>], kind: Kind) -> Option<Target> {
     let string = kind == Kind::String;
     match path {
-        [Some(Step::Member(name @ (Name::Id | Name::Object | Name::Status)))] if string => {
+        [Some(Step::Member(name @ (Name::Id | Name::Object | Name::Status | Name::Model)))]
+            if string =>
+        {
             Some(Target::Label(*name))
         }
+        [
+            Some(Step::Member(Name::Response)),
+            Some(Step::Member(Name::Model)),
+        ] if string => Some(Target::Label(Name::Model)),
         _ if string && is_one_of(path, TEXT) => Some(Target::Text),
         _ => None,
     }
@@ -563,5 +592,21 @@ mod tests {
             (found.usage, found.id.map(|l| l.as_str().to_string())),
             (None, Some("b".into()))
         );
+    }
+
+    #[test]
+    fn the_model_is_found_where_azure_and_openai_write_it() {
+        let azure = br#"{"choices":[{"message":{"content":"say \"model\":\"x\""}}],"created":1,"id":"c","model":"gpt-4o-2024-08-06","object":"chat.completion","usage":{"total_tokens":1}}"#;
+        assert_eq!(Label::model_in(azure).as_deref(), Some("gpt-4o-2024-08-06"));
+        let openai = br#"{"id":"c","object":"chat.completion","model":"gpt-4o","choices":[]}"#;
+        assert_eq!(Label::model_in(openai).as_deref(), Some("gpt-4o"));
+        assert_eq!(Label::model_in(br#"{"id":"c"}"#), None);
+        let mut scan = Scan::new();
+        scan.feed_at(
+            0,
+            br#"{"type":"response.completed","response":{"id":"r","model":"o3","usage":{"input_tokens":5}}}"#,
+            &mut |_| {},
+        );
+        assert_eq!(scan.take(&mut |_| {}).model.as_deref(), Some("o3"));
     }
 }

@@ -21,6 +21,7 @@ use crate::proxy::Gateway;
 use crate::proxy::call::Trace;
 use crate::tokens::meter::Reading;
 use crate::tokens::usage::{Source, Spent, Usage};
+use crate::traces::Ending;
 
 /// Ids of runs whose usage has been counted, the newest [`RUNS_KEPT`].
 #[derive(Default)]
@@ -163,6 +164,25 @@ pub fn record(
         None => ("complete", None, None),
     };
     let usage = spent.map(|s| s.usage);
+    if let Some(spans) = &trace.spans {
+        let model = ended
+            .and_then(|e| e.reading.as_ref())
+            .and_then(|r| r.model.as_ref());
+        spans.end(&Ending {
+            status,
+            route: trace.route.map(|r| r.path),
+            operation_id: trace.route.map(|r| r.operation_id),
+            deployment: trace.deployment.as_deref(),
+            subscription: trace
+                .subscription
+                .and_then(|i| gw.auth.subscription_name(i)),
+            request_id: trace.id(),
+            end: ended.map(|_| end),
+            first_byte: ended.and_then(|e| e.first_byte),
+            model: model.map(|m| &**m),
+            usage: usage.map(|u| [u.prompt, u.completion, u.reasoning, u.cached]),
+        });
+    }
     macro_rules! emit {
         ($level:ident, $message:literal) => {
             tracing::$level!(

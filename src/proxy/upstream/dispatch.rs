@@ -156,6 +156,10 @@ pub async fn dispatch(
         let sent = Instant::now();
         let body = call.body_for(backend)?;
         let in_flight = gw.metrics.sending(index);
+        let propagation = trace
+            .spans
+            .as_mut()
+            .map(|s| s.attempt(backend, trace.attempts, call.route.path, call.deployment));
         let result = forward::forward(
             client,
             backend,
@@ -167,6 +171,7 @@ pub async fn dispatch(
                 body: body.bytes,
                 decoded: body.decoded,
                 request_id: request_id.clone(),
+                trace: propagation,
             },
         )
         .await;
@@ -186,8 +191,13 @@ pub async fn dispatch(
             state::tell(gw, index, call.deployment, verdict.outcome);
         }
         tried.push(index);
+        let will_move_on = verdict.move_on && tried.len() < gw.failover.attempts;
+        if let Some(spans) = trace.spans.as_mut() {
+            let failure = result.as_ref().err().map(|e| e.kind.as_str());
+            spans.answered(answer.map(|a| a.status.as_u16()), failure, will_move_on);
+        }
         // Stored objects have one home: the balancer has nowhere else for them.
-        let next = if verdict.move_on && tried.len() < gw.failover.attempts {
+        let next = if will_move_on {
             gw.balancer.next(Ask {
                 version: call.version,
                 deployment: call.deployment,

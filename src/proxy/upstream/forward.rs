@@ -27,6 +27,7 @@ use crate::proxy::answer::relay::{End, Ended, Framing, Learn, Relay, WatchedStre
 use crate::proxy::call::CLIENT_REQUEST_ID;
 use crate::proxy::inbound::auth::{API_KEY_HEADER, AUTHORIZATION, OCP_APIM_HEADER};
 use crate::tokens::meter::Meter;
+use crate::traces::Propagation;
 
 pub const BACKEND_HEADER: &str = "x-aoai-gateway-backend";
 
@@ -126,6 +127,8 @@ pub struct Outgoing<'a> {
     pub decoded: bool,
     /// The call's id, for Azure's logs, when the client sent none of its own.
     pub request_id: Option<header::HeaderValue>,
+    /// The attempt's trace context, when the gateway traces: it replaces the client's.
+    pub trace: Option<Propagation>,
 }
 
 /// A backend's answer: its status and headers (already trimmed for the client) and its body,
@@ -261,6 +264,17 @@ pub async fn forward(
     }
     if let Some(id) = out.request_id {
         headers.insert(CLIENT_REQUEST_ID, id);
+    }
+    if let Some(trace) = out.trace {
+        headers.insert(HeaderName::from_static("traceparent"), trace.traceparent);
+        match trace.tracestate {
+            Some(state) => {
+                headers.insert(HeaderName::from_static("tracestate"), state);
+            }
+            None => {
+                headers.remove("tracestate");
+            }
+        }
     }
 
     let response = request.send_body(out.body).await.map_err(|e| {

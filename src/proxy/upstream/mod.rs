@@ -47,6 +47,16 @@ pub enum Blame {
 }
 
 impl Failure {
+    /// Its name, as an `error.type` of a trace.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Connect => "connect",
+            Failure::Credential => "credential",
+            Failure::Timeout => "timeout",
+            Failure::Broken => "broken",
+        }
+    }
+
     /// Whether another backend may take the call: only when this one cannot have it.
     pub fn may_retry(self) -> bool {
         match self {
