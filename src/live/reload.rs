@@ -6,8 +6,9 @@
 //! configuration with any mistake is refused: the one in use stays, each mistake is logged, and
 //! `aoai_gateway_config_reloads_total{outcome="refused"}` counts it. A valid one is built beside
 //! the one in use, keeping what must survive ([`Gateway::renewed`]), and swapped in. Keys read
-//! only at start-up (`listen`, `workers`, `state.*`, `log.*`, `timeouts.client_head_ms`,
-//! `shutdown.*`) keep their values until a restart, with a warning naming them.
+//! only at start-up (`listen`, `workers`, `state.*`, `log.*`, `otel.*`,
+//! `timeouts.client_head_ms`, `shutdown.*`) keep their values until a restart, with a warning
+//! naming them.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};

@@ -191,13 +191,8 @@ pub async fn dispatch(
             state::tell(gw, index, call.deployment, verdict.outcome);
         }
         tried.push(index);
-        let will_move_on = verdict.move_on && tried.len() < gw.failover.attempts;
-        if let Some(spans) = trace.spans.as_mut() {
-            let failure = result.as_ref().err().map(|e| e.kind.as_str());
-            spans.answered(answer.map(|a| a.status.as_u16()), failure, will_move_on);
-        }
         // Stored objects have one home: the balancer has nowhere else for them.
-        let next = if will_move_on {
+        let next = if verdict.move_on && tried.len() < gw.failover.attempts {
             gw.balancer.next(Ask {
                 version: call.version,
                 deployment: call.deployment,
@@ -208,6 +203,11 @@ pub async fn dispatch(
         } else {
             None
         };
+        if let Some(spans) = trace.spans.as_mut() {
+            let failure = result.as_ref().err().map(|e| e.kind.as_str());
+            let status = result.as_ref().ok().map(|a| a.status.as_u16());
+            spans.answered(status, failure, next.is_some());
+        }
         let Some(next) = next else {
             return match result {
                 Ok(answer) => {
