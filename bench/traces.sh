@@ -9,6 +9,8 @@
 #
 #   bench/traces.sh                 # FEW=300 MANY=1800 (about 3 minutes)
 #   FEW=500 MANY=3000 bench/traces.sh
+#   bench/traces.sh before=/path/to/aoai-gateway   # also another build, traces off (a build
+#                                                  # without tracing, to see what it added)
 #
 # CPU time, as the other benches measure it: TRACES=1 bench/compare.sh (and TRACES_RATIO=0.1).
 # Installs nginx and valgrind with apt-get where missing. Everything binds 127.0.0.1.
@@ -16,6 +18,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FEW="${FEW:-300}"
 MANY="${MANY:-1800}"
+BEFORE=""
+for arg in "$@"; do
+  case $arg in
+    before=*) BEFORE="${arg#before=}" ;;
+    *) echo "unknown argument $arg" >&2; exit 2 ;;
+  esac
+done
 
 source bench/lib.sh
 need nginx:nginx-light valgrind
@@ -67,7 +76,7 @@ for _ in range(n):
         sys.exit(f"answered {r.status}")
 PY
 
-# Instructions the gateway ran for $2 calls with the otel section $1 ("" for none).
+# Instructions the gateway ($BIN) ran for $2 calls with the otel section $1 ("" for none).
 instructions() {
   local otel=$1 calls=$2 port vg
   port=$(free_port)
@@ -83,6 +92,12 @@ instructions() {
 
 echo "instructions per proxied call (callgrind; $FEW and $MANY calls per configuration)"
 : > "$WORK/results"
+if [ -n "$BEFORE" ]; then
+  THIS="$BIN"; BIN="$BEFORE"
+  few=$(instructions "" "$FEW"); many=$(instructions "" "$MANY")
+  printf "  before (%s), traces off: %d instructions per call\n" "$BEFORE" $(( (many - few) / (MANY - FEW) ))
+  BIN="$THIS"
+fi
 for config in off 0.1 1.0; do
   otel=""
   [ "$config" = off ] || otel=$(printf '[otel]\nendpoint = "http://127.0.0.1:%s"\nsample_ratio = %s' "$UPSTREAM_PORT" "$config")

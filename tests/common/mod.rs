@@ -123,7 +123,7 @@ impl Running {
         }
         // The workers let go of the gateway once they have stopped.
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-        let (servers, bases) = replicas(&self.config, &self.env, self.bases.len());
+        let (servers, bases) = replicas(&self.config, &self.env, self.bases.len()).await;
         self.servers = servers;
         self.base = bases[0].clone();
         self.bases = bases;
@@ -329,7 +329,7 @@ pub async fn start(setup: Setup) -> Running {
         configure(&mut config);
     }
     env.extend(setup.env);
-    let (servers, bases) = replicas(&config, &env, setup.replicas.max(1));
+    let (servers, bases) = replicas(&config, &env, setup.replicas.max(1)).await;
     let addr = bases[0]
         .trim_start_matches("http://")
         .parse()
@@ -352,8 +352,29 @@ pub async fn start(setup: Setup) -> Running {
     }
 }
 
+/// A gateway for `config`. After a restart, the stopped gateway's threads may hold its object
+/// directory's file a moment longer on a busy machine (as a stopping process would): its lock
+/// is waited for, up to five seconds.
+async fn gateway_when_free(
+    config: &FileConfig,
+    env: &HashMap<String, String>,
+    versions: &[&str],
+) -> Gateway {
+    let started = std::time::Instant::now();
+    loop {
+        let settings = config.check("test", env, versions).expect("valid config");
+        match Gateway::new(settings) {
+            Ok(gateway) => return gateway,
+            Err(why) if why.contains("Cannot acquire lock") && started.elapsed().as_secs() < 5 => {
+                actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(why) => panic!("gateway: {why}"),
+        }
+    }
+}
+
 /// Starts `n` gateways with `config`, as replicas of one another: their servers and URLs.
-fn replicas(
+async fn replicas(
     config: &FileConfig,
     env: &HashMap<String, String>,
     n: usize,
@@ -365,9 +386,9 @@ fn replicas(
     let mut servers = Vec::new();
     let mut bases = Vec::new();
     for _ in 0..n {
-        let settings = config.check("test", env, &versions).expect("valid config");
+        let gateway = gateway_when_free(config, env, &versions).await;
         let (server, addr) = proxy::start(
-            Arc::new(Live::new(Gateway::new(settings).expect("gateway"), None)),
+            Arc::new(Live::new(gateway, None)),
             TcpListener::bind("127.0.0.1:0").expect("bind"),
             false,
         )
