@@ -1,8 +1,11 @@
 //! Counters for `/metrics`, in Prometheus' text format.
 //!
-//! Everything is a fixed array of atomics laid out at start-up (subscriptions and backends are
-//! known then, status codes are 100 to 599), so counting a request takes no lock and allocates
-//! nothing; only a scrape walks the arrays and skips what is zero.
+//! Everything is a fixed array of atomics laid out when a configuration is loaded (its
+//! subscriptions and backends are known then, status codes are 100 to 599), so counting a
+//! request takes no lock and allocates nothing; only a scrape walks the arrays and skips what is
+//! zero. A reload's configuration shares the counters of the subscriptions and backends it keeps
+//! ([`Metrics::renewed`]), so no counter goes back. Each backend also keeps its last minute of
+//! calls and its calls in flight, for the status page.
 //!
 //! What is counted: requests per subscription and status (the gateway's own refusals included,
 //! under `subscription="-"` when none was identified: no key, a wrong key, or a request refused
