@@ -73,6 +73,41 @@ tokens_per_minute = 1000000000
 requests_per_minute = 1000000000
 tokens_per_day = 100000000000'
 
+# Starts a static nginx on a free port, UPSTREAM_PORT: every call gets the same 0.5 KB chat
+# completion, usage included, so that what a proxy in front of it costs shows; and
+# /v1/traces takes every OTLP batch, as a collector that keeps up would. Needs NGINX and WORK.
+start_static_upstream() {
+  UPSTREAM_PORT=$(free_port)
+  local answer
+  mkdir -p "$WORK/static"
+  answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1733000000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"finish_reason":"stop","logprobs":null,"message":{"role":"assistant","content":"Hello, benchmark! This answer is the same every time, so that the upstream costs little."}}],"usage":{"prompt_tokens":24,"completion_tokens":18,"total_tokens":42,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}'
+  cat > "$WORK/static.conf" <<NGINX
+worker_processes 1;
+pid $WORK/static/nginx.pid;
+error_log $WORK/static/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/static; proxy_temp_path $WORK/static; fastcgi_temp_path $WORK/static; uwsgi_temp_path $WORK/static; scgi_temp_path $WORK/static;
+  server {
+    listen 127.0.0.1:$UPSTREAM_PORT;
+    keepalive_requests 1000000;
+    # The trace sink: an OTLP collector that takes every batch.
+    location = /v1/traces {
+      default_type application/x-protobuf;
+      return 200 '';
+    }
+    location / {
+      default_type application/json;
+      add_header x-ms-region "East US";
+      return 200 '$answer';
+    }
+  }
+}
+NGINX
+  "$NGINX" -c "$WORK/static.conf" -p "$WORK/static" -g 'daemon off;' 2>/dev/null & pids+=($!)
+}
+
 declare -A PORT PID
 # Starts a gateway on a free port: start_gateway NAME BINARY TOP SUBSCRIPTION ENDPOINT...
 # Its config ($WORK/NAME.toml) has $GATEWAY_WORKERS workers (1), TOP at the top, one backend

@@ -36,26 +36,7 @@ trap stop_all EXIT
 cargo build --release --quiet
 BIN=target/release/aoai-gateway
 export BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"
-UPSTREAM_PORT=$(free_port)
-mkdir -p "$WORK/static"
-answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1733000000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"finish_reason":"stop","logprobs":null,"message":{"role":"assistant","content":"Hello, benchmark!"}}],"usage":{"prompt_tokens":24,"completion_tokens":18,"total_tokens":42}}'
-cat > "$WORK/static.conf" <<NGINX
-worker_processes 1;
-pid $WORK/static/nginx.pid;
-error_log $WORK/static/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/static; proxy_temp_path $WORK/static; fastcgi_temp_path $WORK/static; uwsgi_temp_path $WORK/static; scgi_temp_path $WORK/static;
-  server {
-    listen 127.0.0.1:$UPSTREAM_PORT;
-    keepalive_requests 1000000;
-    location = /v1/traces { default_type application/x-protobuf; return 200 ''; }
-    location / { default_type application/json; add_header x-ms-region "East US"; return 200 '$answer'; }
-  }
-}
-NGINX
-"$NGINX" -c "$WORK/static.conf" -p "$WORK/static" -g 'daemon off;' 2>/dev/null & pids+=($!)
+start_static_upstream
 wait_port "$UPSTREAM_PORT"
 
 # Sends N chat calls one after another on one connection; every answer must be 200.
