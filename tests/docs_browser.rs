@@ -99,16 +99,8 @@ impl Browser {
             std::env::temp_dir().join(format!("aoai-try-chromium-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&profile);
         let child = Command::new(chromium())
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--remote-debugging-port=0",
-            ])
+            .args(common::browser::QUIET)
+            .arg("--remote-debugging-port=0")
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdout(std::process::Stdio::null())

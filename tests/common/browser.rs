@@ -19,6 +19,17 @@ pub fn chromium() -> PathBuf {
     found.unwrap_or_else(|| panic!("Chromium not found: run scripts/test.sh, or apt-get install chromium, or set AOAI_TEST_CHROMIUM"))
 }
 
+/// Headless, without a sandbox (tests run as root) or background traffic.
+pub const QUIET: [&str; 7] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+];
+
 /// Runs headless Chromium with a fresh profile and no background traffic.
 pub fn headless(args: &[String]) -> std::process::Output {
     static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -26,15 +37,9 @@ pub fn headless(args: &[String]) -> std::process::Output {
     let profile = std::env::temp_dir().join(format!("aoai-chromium-{}-{run}", std::process::id()));
     let _ = std::fs::remove_dir_all(&profile);
     let output = Command::new(chromium())
+        .args(QUIET)
         .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
             "--disable-quic",
-            "--no-first-run",
             "--hide-scrollbars",
             "--virtual-time-budget=3000",
         ])
