@@ -73,6 +73,9 @@ pub struct Meter {
     held: VecDeque<Bytes>,
     held_at: usize,
     dispatched: Vec<Dispatched>,
+    /// Look for the answer's `model` where reading the usage alone would not find it (a
+    /// whole JSON answer): only a trace wants it.
+    find_model: bool,
 }
 
 impl Meter {
@@ -106,7 +109,14 @@ impl Meter {
             held: VecDeque::new(),
             held_at: 0,
             dispatched: Vec::new(),
+            find_model: false,
         }
+    }
+
+    /// The same meter, reading the answer's `model` too.
+    pub fn naming_model(mut self) -> Meter {
+        self.find_model = true;
+        self
     }
 
     /// Whether the client may get other bytes than the backend sent (usage taken out).
@@ -218,7 +228,9 @@ impl Meter {
         match super::tail::usage(body) {
             Some(Some(usage)) => {
                 self.reading.usage = Some(usage);
-                self.reading.model = Label::model_in(body);
+                if self.find_model {
+                    self.reading.model = Label::model_in(body);
+                }
                 true
             }
             // No usage: its text is estimated, which takes reading it all.

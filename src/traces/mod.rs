@@ -52,8 +52,8 @@ impl Extractor for Headers<'_> {
 pub struct Ending<'a> {
     pub status: u16,
     /// The operation's path template, below the base path.
-    pub route: Option<&'a str>,
-    pub operation_id: Option<&'a str>,
+    pub route: Option<&'static str>,
+    pub operation_id: Option<&'static str>,
     pub deployment: Option<&'a str>,
     pub subscription: Option<&'a str>,
     pub request_id: &'a str,
@@ -63,6 +63,37 @@ pub struct Ending<'a> {
     pub model: Option<&'a str>,
     /// Input, output, reasoning and cached tokens, when known.
     pub usage: Option<[u64; 4]>,
+}
+
+impl Ending<'_> {
+    /// What became of the call, which its answering attempt's span says too: the model that
+    /// answered, the tokens, how the answer ended.
+    fn outcome(&self) -> Vec<KeyValue> {
+        let mut attributes = Vec::with_capacity(12);
+        if let Some(model) = self.model {
+            attributes.push(KeyValue::new("gen_ai.response.model", model.to_string()));
+        }
+        if let Some([input, output, reasoning, cached]) = self.usage {
+            attributes.push(KeyValue::new("gen_ai.usage.input_tokens", input as i64));
+            attributes.push(KeyValue::new("gen_ai.usage.output_tokens", output as i64));
+            if reasoning > 0 {
+                attributes.push(KeyValue::new(
+                    "gen_ai.usage.reasoning.output_tokens",
+                    reasoning as i64,
+                ));
+            }
+            if cached > 0 {
+                attributes.push(KeyValue::new(
+                    "gen_ai.usage.cache_read.input_tokens",
+                    cached as i64,
+                ));
+            }
+        }
+        if let Some(end) = self.end {
+            attributes.push(KeyValue::new("aoai.end", end));
+        }
+        attributes
+    }
 }
 
 impl Traces {
@@ -273,6 +304,11 @@ impl CallSpans {
         }
     }
 
+    /// Whether the call's trace is kept (sampled): only then are its spans described.
+    pub fn recording(&self) -> bool {
+        self.call.span().is_recording()
+    }
+
     /// The attempt's answer: its status, or why there was none; `handed_on`: the call moves
     /// on to another backend, so this attempt's span ends now.
     pub fn answered(&mut self, status: Option<u16>, failure: Option<&str>, handed_on: bool) {
@@ -308,40 +344,15 @@ impl CallSpans {
 
     /// The call has ended: the attempt's span and the call's end, with what became of it.
     pub fn end(&self, ending: &Ending<'_>) {
-        if !self.call.span().is_recording() {
+        if !self.recording() {
             return;
         }
         let now = SystemTime::now();
         let at = |instant: Instant| now.checked_sub(instant.elapsed()).unwrap_or(now);
-        let mut attributes = vec![
-            KeyValue::new("http.response.status_code", i64::from(ending.status)),
-            KeyValue::new("aoai.request_id", ending.request_id.to_string()),
-        ];
-        if let Some(model) = ending.model {
-            attributes.push(KeyValue::new("gen_ai.response.model", model.to_string()));
-        }
-        if let Some([input, output, reasoning, cached]) = ending.usage {
-            attributes.push(KeyValue::new("gen_ai.usage.input_tokens", input as i64));
-            attributes.push(KeyValue::new("gen_ai.usage.output_tokens", output as i64));
-            if reasoning > 0 {
-                attributes.push(KeyValue::new(
-                    "gen_ai.usage.reasoning.output_tokens",
-                    reasoning as i64,
-                ));
-            }
-            if cached > 0 {
-                attributes.push(KeyValue::new(
-                    "gen_ai.usage.cache_read.input_tokens",
-                    cached as i64,
-                ));
-            }
-        }
-        if let Some(end) = ending.end {
-            attributes.push(KeyValue::new("aoai.end", end));
-        }
+        let outcome = ending.outcome();
         if let Some(attempt) = &self.attempt {
             let span = attempt.span();
-            span.set_attributes(attributes.iter().skip(2).cloned());
+            span.set_attributes(outcome.iter().cloned());
             if let Some(first) = ending.first_byte {
                 span.add_event_with_timestamp("first_byte", at(first), Vec::new());
             }
@@ -351,24 +362,31 @@ impl CallSpans {
             span.end();
         }
         let span = self.call.span();
+        let mut attributes = outcome;
+        attributes.push(KeyValue::new(
+            "http.response.status_code",
+            i64::from(ending.status),
+        ));
+        attributes.push(KeyValue::new(
+            "aoai.request_id",
+            ending.request_id.to_string(),
+        ));
         if let Some(route) = ending.route {
             span.update_name(format!("{} {route}", self.method));
-            attributes.push(KeyValue::new("http.route", route.to_string()));
+            attributes.push(KeyValue::new("http.route", route));
             if let Some(op) = operation_name(route) {
                 attributes.push(KeyValue::new("gen_ai.operation.name", op));
+                attributes.push(KeyValue::new("gen_ai.provider.name", "azure.ai.openai"));
             }
         }
         if let Some(id) = ending.operation_id {
-            attributes.push(KeyValue::new("aoai.operation", id.to_string()));
+            attributes.push(KeyValue::new("aoai.operation", id));
         }
         if let Some(d) = ending.deployment {
             attributes.push(KeyValue::new("gen_ai.request.model", d.to_string()));
         }
         if let Some(s) = ending.subscription {
             attributes.push(KeyValue::new("aoai.subscription", s.to_string()));
-        }
-        if ending.route.and_then(operation_name).is_some() {
-            attributes.push(KeyValue::new("gen_ai.provider.name", "azure.ai.openai"));
         }
         span.set_attributes(attributes);
         if let Some(first) = ending.first_byte {

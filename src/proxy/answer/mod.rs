@@ -18,6 +18,7 @@ use super::upstream::dispatch::Sent;
 use super::upstream::forward::Answer;
 use crate::objects::learn::{Learner, Plan};
 use crate::tokens::meter::Meter;
+use crate::traces::CallSpans;
 use relay::{End, Learn};
 
 /// The client's response for a backend's answer, streaming; the call is accounted for and
@@ -75,11 +76,14 @@ fn meter_for(gw: &Gateway, trace: &Trace, answer: &Answer, asked_usage: bool) ->
         (Some(d), None) => gw.usage.encoding(d),
         (None, _) => gw.usage.encoding(""),
     };
-    match ContentKind::of(answer.media_type()) {
-        ContentKind::EventStream => Some(Meter::events(encoding, asked_usage)),
-        ContentKind::Json => Some(Meter::json(encoding, answer.length())),
-        _ => None,
-    }
+    let meter = match ContentKind::of(answer.media_type()) {
+        ContentKind::EventStream => Meter::events(encoding, asked_usage),
+        ContentKind::Json => Meter::json(encoding, answer.length()),
+        _ => return None,
+    };
+    // `gen_ai.response.model`, for a call whose trace is kept.
+    let traced = trace.spans.as_ref().is_some_and(CallSpans::recording);
+    Some(if traced { meter.naming_model() } else { meter })
 }
 
 /// What reads a successful answer of an operation that creates stored objects, and records
