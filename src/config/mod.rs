@@ -62,6 +62,17 @@ pub fn load(path: &str, env: &HashMap<String, String>) -> Result<FileConfig, Con
     parse(&text, path, env)
 }
 
+/// Reads the config file at `path` with the process's environment and checks it against the
+/// compiled api-versions, as `serve`, `check-config` and a reload do.
+pub fn read(path: &str) -> Result<Settings, ConfigErrors> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let versions: Vec<&str> = crate::generated::API_VERSIONS
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    load(path, &env)?.check(path, &env, &versions)
+}
+
 /// Parses config text; `file` names it in errors.
 pub fn parse(
     text: &str,

@@ -10,14 +10,12 @@
 //! `timeouts.client_head_ms`, `shutdown.*`) keep their values until a restart, with a warning
 //! naming them.
 
-use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
 
 use super::{Attempt, Live};
-use crate::generated::API_VERSIONS;
 use crate::limits::now_ms;
 use crate::metrics::ReloadOutcome;
 use crate::proxy::Gateway;
@@ -76,11 +74,7 @@ pub fn reload(live: &Live) -> Attempt {
 /// The gateway of the configuration at `path` as it is now, and what of it waits for a
 /// restart; or every mistake in it.
 fn renew(path: &str, current: &Gateway) -> Result<(Gateway, Vec<String>), Vec<String>> {
-    let env: HashMap<String, String> = std::env::vars().collect();
-    let versions: Vec<&str> = API_VERSIONS.iter().map(|v| v.version).collect();
-    let file = crate::config::load(path, &env).map_err(|e| vec![e.to_string()])?;
-    let settings = file
-        .check(path, &env, &versions)
+    let settings = crate::config::read(path)
         .map_err(|errors| errors.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let waiting = current.start_only.changed(&settings);
     let gateway = Gateway::renewed(settings, current).map_err(|e| vec![e])?;
