@@ -72,6 +72,13 @@ enum Command {
         /// Pause between server-sent events, in milliseconds.
         #[arg(long, default_value_t = 20)]
         chunk_delay_ms: u64,
+        /// How long a prompt stays in the resource's prompt cache after its last use, in
+        /// milliseconds (Azure: minutes).
+        #[arg(long, default_value_t = 300_000)]
+        prompt_cache_ms: u64,
+        /// How long each deployment call takes before its answer starts, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
         #[arg(long, default_value_t = 1)]
         workers: usize,
     },
@@ -99,8 +106,17 @@ fn main() -> ExitCode {
             region,
             api_key_env,
             chunk_delay_ms,
+            prompt_cache_ms,
+            latency_ms,
             workers,
-        } => simulate(&listen, &region, &api_key_env, chunk_delay_ms, workers),
+        } => {
+            let mut config = SimulatorConfig::new(&region, "");
+            config.chunk_delay = Duration::from_millis(chunk_delay_ms);
+            config.prompt_cache_life = Duration::from_millis(prompt_cache_ms);
+            config.latency = Duration::from_millis(latency_ms);
+            config.workers = workers;
+            simulate(&listen, &api_key_env, config)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -265,21 +281,18 @@ fn codegen(out: &std::path::Path) -> Result<(), String> {
     ))
 }
 
-fn simulate(
-    listen: &str,
-    region: &str,
-    api_key_env: &str,
-    chunk_delay_ms: u64,
-    workers: usize,
-) -> Result<(), String> {
+/// Runs one simulated resource, `config` but for its key, which `api_key_env` holds.
+fn simulate(listen: &str, api_key_env: &str, config: SimulatorConfig) -> Result<(), String> {
     let key = std::env::var(api_key_env).map_err(|_| {
         format!("environment variable {api_key_env} (the key clients must send) is not set")
     })?;
     let listener =
         TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let mut config = SimulatorConfig::new(region, &key);
-    config.chunk_delay = Duration::from_millis(chunk_delay_ms);
-    config.workers = workers;
+    let region = config.region.clone();
+    let config = SimulatorConfig {
+        api_key: key,
+        ..config
+    };
     actix_web::rt::System::new().block_on(async move {
         let (server, addr) =
             sim::start(Simulator::new(config), listener).map_err(|e| e.to_string())?;

@@ -167,6 +167,14 @@ pub struct Metrics {
     totals: Arc<Totals>,
 }
 
+impl crate::balance::Loads for Metrics {
+    fn in_flight(&self, index: usize) -> u64 {
+        self.backends
+            .get(index)
+            .map_or(0, |b| b.in_flight().unsigned_abs())
+    }
+}
+
 /// Holds one call's place among a backend's calls in flight until dropped.
 pub struct InFlight(Arc<BackendCounters>);
 

@@ -51,15 +51,17 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::config::{Backend, BackendCredential, Failover};
+use crate::config::{Backend, BackendCredential, Balancing, Failover, Policy};
 use crate::identity::tokens::TokenSource;
 use crate::limits::millis;
 
+pub mod affinity;
 pub mod headroom;
 pub mod health;
 pub mod rotation;
 pub mod set;
 
+pub use affinity::{Affinity, Loads};
 use headroom::Readings;
 pub use health::Outcome;
 use health::{Breaker, Fitness, Health};
@@ -107,11 +109,17 @@ pub struct Ask<'a> {
     pub at_most: Option<u64>,
     /// The backend holding a stored object the call names: it goes there, or nowhere.
     pub pinned: Option<usize>,
+    /// The call's prompt-cache key, when its deployment's policy is `prompt_cache` and it has
+    /// one: it picks the backend within the tier in place of the rotation.
+    pub affinity: Option<Affinity<'a>>,
 }
 
 pub struct Balancer {
     backends: Vec<Backend>,
     rotations: Rotations,
+    balancing: Balancing,
+    /// Per backend, what its name mixes into prompt-cache keys.
+    seeds: Vec<u64>,
     /// Shared with the balancer of a reloaded configuration that keeps the backend.
     health: Vec<Arc<Health>>,
     headroom: Vec<Arc<Readings>>,
@@ -124,8 +132,15 @@ pub struct Balancer {
 impl Balancer {
     /// `trial_timeout`: how long a trial call may take before another may be let through; the
     /// longest a call can wait for its answer's headers is a good value.
-    pub fn new(backends: Vec<Backend>, failover: &Failover, trial_timeout: Duration) -> Balancer {
+    pub fn new(
+        backends: Vec<Backend>,
+        failover: &Failover,
+        balancing: Balancing,
+        trial_timeout: Duration,
+    ) -> Balancer {
         Balancer {
+            seeds: backends.iter().map(|b| affinity::seed(&b.name)).collect(),
+            balancing,
             health: backends.iter().map(|_| Arc::default()).collect(),
             headroom: backends.iter().map(|_| Arc::default()).collect(),
             backends,
@@ -240,6 +255,11 @@ impl Balancer {
 
     // ----- picking -----
 
+    /// Whether calls to client deployment `name` are placed by their prompt-cache key.
+    pub fn places_by_prompt(&self, name: &str) -> bool {
+        self.balancing.policy(name) == Policy::PromptCache
+    }
+
     /// Where a call's first attempt may go (step one of a first pick).
     pub fn place(&self, ask: Ask<'_>) -> Placement {
         self.place_at(ask, self.now_ms())
@@ -294,9 +314,10 @@ impl Balancer {
             Placement::Nowhere | Placement::HolderRests { .. } => return None,
             Placement::Home(i) | Placement::Pinned(i) => return Some((i, self.backends.get(i)?)),
             Placement::Waking(i) => i,
-            Placement::Turn(set) => match chosen.filter(|&i| set.contains(i)) {
-                Some(i) => i,
-                None => self.rotate(ask.version, ask.deployment.unwrap_or(""), set)?,
+            Placement::Turn(set) => match (chosen.filter(|&i| set.contains(i)), ask.affinity) {
+                (Some(i), _) => i,
+                (None, Some(affinity)) => self.by_key(set, affinity)?,
+                (None, None) => self.rotate(ask.version, ask.deployment.unwrap_or(""), set)?,
             },
         };
         let backend = self.backends.get(chosen)?;
@@ -342,10 +363,14 @@ impl Balancer {
         let (mut pool, _) = self.pool(ask, now);
         let last = ask.tried.last().copied().unwrap_or(0);
         while let Some(candidates) = self.best_tier(pool) {
-            let chosen = candidates
-                .iter()
-                .find(|&i| i > last)
-                .or_else(|| candidates.iter().next())?;
+            let chosen = match ask.affinity {
+                // The key's next backend, whose cache it is likeliest to be in after its first.
+                Some(affinity) => self.by_key(candidates, affinity)?,
+                None => candidates
+                    .iter()
+                    .find(|&i| i > last)
+                    .or_else(|| candidates.iter().next())?,
+            };
             if self.health[chosen].claim(ask.deployment, now, self.breaker.trial_timeout) {
                 return Some((chosen, &self.backends[chosen]));
             }
@@ -369,6 +394,17 @@ impl Balancer {
             .turn(version, deployment, candidates, self.backends.len(), |i| {
                 i64::from(self.backends[i].weight)
             })
+    }
+
+    /// The candidate a call with a prompt-cache key goes to (see [`affinity`]).
+    fn by_key(&self, candidates: Set, affinity: Affinity<'_>) -> Option<usize> {
+        affinity::pick(
+            candidates,
+            affinity,
+            self.balancing.load_factor,
+            |i| self.seeds[i],
+            |i| self.backends[i].weight,
+        )
     }
 
     /// The members of `pool` in its best (lowest) priority tier; `None` for an empty pool.
@@ -453,6 +489,7 @@ mod tests {
             tried,
             at_most: None,
             pinned: None,
+            affinity: None,
         }
     }
 
@@ -468,7 +505,12 @@ mod tests {
     };
 
     fn balancer(backends: Vec<Backend>) -> Balancer {
-        Balancer::new(backends, &FAILOVER, Duration::from_secs(5))
+        Balancer::new(
+            backends,
+            &FAILOVER,
+            Balancing::default(),
+            Duration::from_secs(5),
+        )
     }
 
     fn names(b: &Balancer, n: usize, deployment: &str, now: u64) -> Vec<String> {
@@ -745,5 +787,72 @@ mod tests {
         // Readings age out.
         b.note_headroom_at(1, Some("gpt"), 10_000, 0);
         assert_eq!(b.first_at(wants(600), 10_001).unwrap().1.name, "ptu");
+    }
+
+    struct Idle;
+
+    impl Loads for Idle {
+        fn in_flight(&self, _: usize) -> u64 {
+            0
+        }
+    }
+
+    fn keyed<'a>(key: u64, tried: &'a [usize]) -> Ask<'a> {
+        Ask {
+            affinity: Some(Affinity { key, loads: &Idle }),
+            ..ask("gpt", tried)
+        }
+    }
+
+    #[test]
+    fn a_keyed_call_keeps_its_backend_and_moves_only_while_it_rests() {
+        let b = balancer(vec![
+            backend("a", None, false),
+            backend("b", None, false),
+            backend("c", None, false),
+        ]);
+        let home = |key, now| b.first_at(keyed(key, &[]), now).unwrap().0;
+        let key = 7;
+        let first = home(key, 0);
+        assert!((0..5).all(|_| home(key, 0) == first), "no rotation");
+        // Keys spread over the backends.
+        let spread: std::collections::HashSet<usize> = (0..30).map(|k| home(k, 0)).collect();
+        assert_eq!(spread.len(), 3);
+        // Its backend rests: the key goes to its next, the same each time, and comes back.
+        b.learn_at(
+            first,
+            Some("gpt"),
+            Outcome::DeploymentFailed {
+                rest: Some(Duration::from_secs(5)),
+            },
+            0,
+        );
+        let second = home(key, 1_000);
+        assert_ne!(second, first);
+        assert!((0..5).all(|_| home(key, 1_000) == second));
+        // A failover follows the key's order too.
+        assert_eq!(b.next_at(keyed(key, &[first]), 6_000).unwrap().0, second);
+        assert_eq!(home(key, 6_000), first, "back after its rest");
+    }
+
+    #[test]
+    fn tiers_win_over_a_keys_preference() {
+        let b = tiered(&[("ptu", 1, 1), ("payg-a", 2, 1), ("payg-b", 2, 1)]);
+        for key in 0..20 {
+            assert_eq!(b.first_at(keyed(key, &[]), 0).unwrap().1.name, "ptu");
+        }
+        b.learn_at(
+            0,
+            Some("gpt"),
+            Outcome::DeploymentFailed {
+                rest: Some(Duration::from_secs(5)),
+            },
+            0,
+        );
+        let spilled: std::collections::HashSet<String> = (0..20)
+            .map(|key| b.first_at(keyed(key, &[]), 0).unwrap().1.name.clone())
+            .collect();
+        assert_eq!(spilled.len(), 2, "{spilled:?}");
+        assert!(!spilled.contains("ptu"));
     }
 }

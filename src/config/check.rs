@@ -10,8 +10,8 @@ use actix_web::http::header::HeaderValue;
 use super::identity::{self, Sources};
 use super::secrets;
 use super::{
-    Backend, BackendAuth, BackendCredential, ConfigError, DocsConfig, Failover, FileConfig,
-    LimitsConfig, MetricsConfig, ObjectSettings, OnStateError, OtelSettings, Settings,
+    Backend, BackendAuth, BackendCredential, Balancing, ConfigError, DocsConfig, Failover,
+    FileConfig, LimitsConfig, MetricsConfig, ObjectSettings, OnStateError, OtelSettings, Settings,
     StateSettings, StatusConfig, Subscription, UnknownFields, UsageSettings, compat, sha256,
 };
 use crate::balance::MAX_BACKENDS;
@@ -137,6 +137,16 @@ impl FileConfig {
                 circuit_cooldown: Duration::from_millis(self.failover.circuit_cooldown_ms),
                 skip_low_headroom: self.failover.skip_low_headroom,
                 headroom_ttl: Duration::from_millis(self.failover.headroom_ttl_ms),
+            },
+            balancing: Balancing {
+                policy: self.balancing.policy,
+                load_factor: self.balancing.load_factor,
+                deployments: self
+                    .balancing
+                    .deployments
+                    .iter()
+                    .map(|(name, d)| (name.clone(), d.policy))
+                    .collect(),
             },
             shutdown_drain: Duration::from_secs(self.shutdown.drain_s),
             shutdown_grace: Duration::from_secs(self.shutdown.grace_s),
@@ -358,6 +368,13 @@ impl FileConfig {
         }
         if self.failover.headroom_ttl_ms == 0 {
             c.fail("failover.headroom_ttl_ms", "must be more than 0 ms");
+        }
+        let factor = self.balancing.load_factor;
+        if !(factor > 1.0 && factor <= 100.0) {
+            c.fail(
+                "balancing.load_factor",
+                format!("{factor} is not above 1 (and at most 100): 1.25 lets a backend take a quarter more than its share"),
+            );
         }
         if !(1..=10).contains(&self.failover.attempts) {
             c.fail(

@@ -23,6 +23,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub failover: FailoverConfig,
     #[serde(default)]
+    pub balancing: BalancingConfig,
+    #[serde(default)]
     pub shutdown: ShutdownConfig,
     #[serde(default)]
     pub auth: AuthConfig,
@@ -443,6 +445,55 @@ impl Default for FailoverConfig {
             headroom_ttl_ms: default_headroom_ttl_ms(),
         }
     }
+}
+
+/// How a call picks among the backends of its tier that are fit to take it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalancingConfig {
+    #[serde(default)]
+    pub policy: Policy,
+    /// Under `prompt_cache`, a backend takes a key only while its calls in flight stay within
+    /// this many times its weighted share of the tier's; above 1.
+    #[serde(default = "default_load_factor")]
+    pub load_factor: f64,
+    /// Per client deployment name: a policy other than the global one.
+    #[serde(default)]
+    pub deployments: BTreeMap<String, DeploymentBalancing>,
+}
+
+fn default_load_factor() -> f64 {
+    1.25
+}
+
+impl Default for BalancingConfig {
+    fn default() -> Self {
+        BalancingConfig {
+            policy: Policy::default(),
+            load_factor: default_load_factor(),
+            deployments: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[balancing.deployments.<name>]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentBalancing {
+    pub policy: Policy,
+}
+
+/// How a call picks its backend within a tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Smooth weighted round-robin: calls spread by weight, one after another.
+    #[default]
+    RoundRobin,
+    /// Calls with the same cache key (`prompt_cache_key`, else `user` or `safety_identifier`,
+    /// else the beginning of the prompt) go to the same backend, whose prompt cache has it,
+    /// within a bound on its load.
+    PromptCache,
 }
 
 /// What happens on SIGTERM (or Ctrl-C): `/readyz` answers 503 at once; for `drain_s` seconds the

@@ -158,6 +158,7 @@ pub struct Settings {
     pub client_head_timeout: Duration,
     pub client_body_timeout: Duration,
     pub failover: Failover,
+    pub balancing: Balancing,
     /// How long the gateway keeps accepting once told to stop, and how long calls in flight
     /// may then take to finish.
     pub shutdown_drain: Duration,
@@ -202,6 +203,32 @@ pub struct Failover {
     pub circuit_cooldown: Duration,
     pub skip_low_headroom: bool,
     pub headroom_ttl: Duration,
+}
+
+/// [`BalancingConfig`](super::BalancingConfig), checked.
+#[derive(Debug, Clone)]
+pub struct Balancing {
+    pub policy: super::Policy,
+    pub load_factor: f64,
+    pub deployments: HashMap<String, super::Policy>,
+}
+
+impl Default for Balancing {
+    fn default() -> Self {
+        let file = super::BalancingConfig::default();
+        Balancing {
+            policy: file.policy,
+            load_factor: file.load_factor,
+            deployments: HashMap::new(),
+        }
+    }
+}
+
+impl Balancing {
+    /// The policy of calls to client deployment `name`.
+    pub fn policy(&self, name: &str) -> super::Policy {
+        self.deployments.get(name).copied().unwrap_or(self.policy)
+    }
 }
 
 pub fn sha256(key: &str) -> [u8; 32] {

@@ -11,9 +11,10 @@
 use aoai_runtime::catalog::Route;
 
 use super::Gateway;
+use super::body::cache_key;
 use super::error::GatewayError;
 use super::inbound::{Checked, Deployment, reserves_tokens};
-use crate::balance::{Ask, Placement};
+use crate::balance::{Affinity, Ask, Placement};
 use crate::config::Backend;
 use crate::limits::Reservation;
 use crate::metrics::ObjectOutcome;
@@ -29,6 +30,8 @@ pub struct Budget {
     /// At most what the call may spend, for the balancer to pass over a backend that reported
     /// less room; `None` for a call that spends no tokens.
     pub at_most: Option<u64>,
+    /// Its prompt-cache key, when its deployment is placed by one (`balancing.policy`).
+    pub cache_key: Option<u64>,
 }
 
 /// The budget of a checked call. Its prompt is counted here if a backend lately reported less
@@ -54,7 +57,17 @@ pub fn plan(gw: &Gateway, subscription: usize, route: &Route, checked: &mut Chec
         }
         _ => None,
     };
-    Budget { reserve, at_most }
+    let cache_key = match (&checked.facts, deployment) {
+        (Some(facts), Some(name)) if gw.balancer.places_by_prompt(name) => {
+            cache_key::of(&facts.members, checked.meant())
+        }
+        _ => None,
+    };
+    Budget {
+        reserve,
+        at_most,
+        cache_key,
+    }
 }
 
 /// How a call began: the backend of its first attempt, and its reservation.
@@ -81,6 +94,10 @@ pub async fn begin<'g>(
         tried: &[],
         at_most: budget.at_most,
         pinned: holder.map(|h| h.index),
+        affinity: budget.cache_key.map(|key| Affinity {
+            key,
+            loads: &gw.metrics,
+        }),
     };
     let placement = gw.balancer.place(ask);
     match (placement, holder) {
@@ -95,8 +112,10 @@ pub async fn begin<'g>(
         deployment,
         tokens,
     });
+    // A call placed by its key takes no turn: its key decides, the same in every replica.
     let turn = placement
         .turn()
+        .filter(|_| ask.affinity.is_none())
         .zip(deployment)
         .map(|(candidates, name)| state::Turn {
             version,

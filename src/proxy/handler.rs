@@ -140,6 +140,7 @@ async fn call(
         decoded: checked.decoded.clone(),
         facts: checked.facts.take(),
         at_most: budget.at_most,
+        cache_key: budget.cache_key,
         holder: followed.holder.clone(),
     };
     if let Some(kind) = target.route.objects.lists

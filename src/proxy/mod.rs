@@ -253,6 +253,7 @@ impl Gateway {
         let mut balancer = Balancer::new(
             settings.backends,
             &settings.failover,
+            settings.balancing,
             settings.response_timeout,
         );
         if let Some(old) = kept.balancer {

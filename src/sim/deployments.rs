@@ -144,6 +144,8 @@ pub(super) async fn act_out(
     }
     if deployment == "slow" {
         tokio::time::sleep(sim.config.slow_delay).await;
+    } else if !sim.config.latency.is_zero() {
+        tokio::time::sleep(sim.config.latency).await;
     }
     let known = if sim.config.deployments.is_empty() {
         is_deployment_name(deployment)

@@ -20,6 +20,7 @@
 //! stresses) named by the body's `model`, and files.
 
 mod audio;
+mod cache;
 pub mod demo;
 mod deployments;
 mod images;
@@ -28,7 +29,7 @@ mod stored;
 mod text;
 mod v1;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,6 +57,9 @@ pub struct SimulatorConfig {
     pub chunk_delay: Duration,
     /// How long the `slow` deployment waits before answering.
     pub slow_delay: Duration,
+    /// How long every other deployment call takes before its answer starts (a model's time to
+    /// answer, so that a benchmark's calls are in flight as long as on Azure); zero by default.
+    pub latency: Duration,
     /// The `retry-after` of the `rate-limited` deployment's 429.
     pub rate_limited_retry_after: Duration,
     /// Each deployment's quota, as a provisioned or pay-as-you-go deployment has one (see
@@ -64,6 +68,9 @@ pub struct SimulatorConfig {
     /// Entra ID access tokens it takes in `Authorization: Bearer` (those starting with this),
     /// as a resource does that trusts the tenant that issues them; `None`: keys only.
     pub bearer_prefix: Option<String>,
+    /// How long a prompt stays in the resource's cache after its last use: minutes on Azure;
+    /// a benchmark that makes minutes of calls in seconds scales it down with them.
+    pub prompt_cache_life: Duration,
     /// Keep every request for inspection (tests).
     pub record: bool,
     pub workers: usize,
@@ -76,7 +83,9 @@ impl SimulatorConfig {
             api_key: api_key.into(),
             deployments: Vec::new(),
             chunk_delay: Duration::from_millis(20),
+            prompt_cache_life: cache::LIFE,
             slow_delay: Duration::from_secs(30),
+            latency: Duration::ZERO,
             rate_limited_retry_after: Duration::from_secs(7),
             tokens_per_minute: None,
             bearer_prefix: None,
@@ -122,8 +131,8 @@ pub struct Simulator {
     contents: Mutex<HashMap<String, Bytes>>,
     counter: AtomicU64,
     quota: quota::Windows,
-    /// Hashes of long prompts seen, which the next time are served from the cache.
-    prompts: Mutex<HashSet<u64>>,
+    /// The resource's prompt cache.
+    prompt_cache: cache::PromptCache,
     /// The resource's two keys (`config.api_key` is the first); either opens it, as on Azure.
     keys: std::sync::RwLock<[String; 2]>,
 }
@@ -136,7 +145,7 @@ impl Simulator {
             contents: Mutex::new(HashMap::new()),
             counter: AtomicU64::new(1),
             quota: quota::Windows::default(),
-            prompts: Mutex::new(HashSet::new()),
+            prompt_cache: cache::PromptCache::default(),
             keys: std::sync::RwLock::new([config.api_key.clone(), String::new()]),
             config,
         })

@@ -4,16 +4,15 @@
 //! `o4`… or with `reasoning` in its name) refuses `max_tokens` and any `temperature` or
 //! `top_p` but the default, as Azure's o-series do, and spends most of its completion tokens
 //! thinking (`completion_tokens_details.reasoning_tokens`); a prompt of 1,024 tokens or more
-//! sent a second time is served from the cache in steps of 128
-//! (`prompt_tokens_details.cached_tokens`). Tokens are counted as words, plus 8 for a prompt.
+//! whose beginning matches a recent one's is served partly from the resource's cache
+//! (`prompt_tokens_details.cached_tokens`, see [`super::cache`]). Tokens are counted as words,
+//! plus 8 for a prompt.
 //!
 //! A chat whose `tool_choice` requires a function (`"required"`, or one named) is answered with
 //! a call of it (`tool_calls`, no content, `finish_reason: tool_calls`); one that asks for
 //! structured output (`response_format` of type `json_schema` or `json_object`) gets JSON text
 //! shaped by the schema. Embeddings come as float lists, or as base64 of little-endian `f32`s
 //! when `encoding_format` is `base64`, as Azure sends them.
-
-use std::hash::{DefaultHasher, Hash, Hasher};
 
 use base64::Engine;
 
@@ -218,24 +217,42 @@ pub(super) fn words(text: &str) -> u64 {
 }
 
 impl Simulator {
-    /// The prompt tokens served from the cache: a prompt of 1,024 tokens or more seen before,
-    /// in steps of 128.
-    fn cached(&self, request: &Value, prompt_tokens: u64) -> u64 {
-        if prompt_tokens < 1024 {
-            return 0;
+    /// The prompt tokens of a call to `deployment` served from the resource's prompt cache
+    /// (see [`super::cache`]).
+    fn cached(&self, request: &Value, deployment: &str) -> u64 {
+        fn add<'v>(value: &'v Value, words: &mut Vec<&'v str>) {
+            match value {
+                Value::String(s) => words.extend(s.split_whitespace()),
+                Value::Array(parts) => {
+                    for part in parts {
+                        if let Some(text) =
+                            part.get("text").and_then(Value::as_str).or(part.as_str())
+                        {
+                            words.extend(text.split_whitespace());
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
-        let mut hasher = DefaultHasher::new();
-        request
-            .get("messages")
-            .or(request.get("prompt"))
-            .map(|v| v.to_string())
-            .hash(&mut hasher);
-        let seen = self
-            .prompts
-            .lock()
-            .map(|mut seen| !seen.insert(hasher.finish()))
-            .unwrap_or(false);
-        if seen { prompt_tokens / 128 * 128 } else { 0 }
+        let mut words = Vec::new();
+        match request.get("messages").and_then(Value::as_array) {
+            Some(messages) => messages
+                .iter()
+                .filter_map(|m| m.get("content"))
+                .for_each(|c| add(c, &mut words)),
+            None => request
+                .get("prompt")
+                .into_iter()
+                .for_each(|p| add(p, &mut words)),
+        }
+        self.prompt_cache.serve(
+            self.config.prompt_cache_life,
+            deployment,
+            8,
+            words.into_iter(),
+            std::time::Instant::now(),
+        )
     }
 }
 
@@ -272,7 +289,7 @@ pub(super) fn text_completion(
     let visible = words(&answer);
     let reasoning_tokens = if thinks { visible * 8 } else { 0 };
     let completion_tokens = visible + reasoning_tokens;
-    let cached_tokens = sim.cached(request, prompt_tokens);
+    let cached_tokens = sim.cached(request, deployment);
     let usage = json!({
         "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,

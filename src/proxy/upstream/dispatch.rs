@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use super::failover;
 use super::forward::{self, Answer, Outgoing};
-use crate::balance::Ask;
+use crate::balance::{Affinity, Ask};
 use crate::config::Backend;
 use crate::limits::millis;
 use crate::metrics::Headroom;
@@ -54,6 +54,8 @@ pub struct Call<'r> {
     pub facts: Option<Facts>,
     /// At most what the call may spend, for the balancer's headroom check.
     pub at_most: Option<u64>,
+    /// Its prompt-cache key, which picks its failover's backend as it picked its first.
+    pub cache_key: Option<u64>,
     /// The backend holding a stored object the call names: the only one it may go to.
     pub holder: Option<Holder>,
 }
@@ -199,6 +201,10 @@ pub async fn dispatch(
                 tried: &tried,
                 at_most: call.at_most,
                 pinned: call.holder.as_ref().map(|h| h.index),
+                affinity: call.cache_key.map(|key| Affinity {
+                    key,
+                    loads: &gw.metrics,
+                }),
             })
         } else {
             None
