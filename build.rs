@@ -1,5 +1,6 @@
-//! Generates the typed models, route table and route docs from every spec in `spec/`.
-//! All the work is in the `aoai-codegen` crate; this only wires it to cargo.
+//! Generates the typed models, route table and route docs from every spec in `spec/`, and the
+//! tokenizer's vocabulary tables. All the work is in the `aoai-codegen` crate; this only wires it
+//! to cargo.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,10 @@ fn main() {
     let options = aoai_codegen::Options {
         strict: std::env::var("AOAI_CODEGEN_STRICT").is_ok_and(|v| !v.is_empty() && v != "0"),
     };
+    if let Err(error) = aoai_codegen::vocab::write(&out_dir) {
+        eprintln!("error: vocabularies: {error}");
+        std::process::exit(1);
+    }
     match aoai_codegen::build(spec_dir, &out_dir, options) {
         Ok(report) => {
             for input in &report.inputs {

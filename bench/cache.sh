@@ -15,6 +15,9 @@
 #
 #   bench/cache.sh
 #   ROUNDS=5 CALLS=5000 CACHE_MS=500 bench/cache.sh
+#   INSTRUCTIONS=1 bench/cache.sh   # also what placing a call costs, in instructions (callgrind,
+#                                   # which noise does not move): rr and pc in front of a static
+#                                   # nginx, for calls with a 1,500-token system prompt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${ROUNDS:-3}"
@@ -78,3 +81,44 @@ awk '
     printf "  busiest backend over mean, prompt_cache: %.3f\n", median(bal, rounds)
     printf "  CPU per call, prompt_cache against round-robin: %+.1f%%\n", (median(cost, rounds) - 1) * 100
   }' "$WORK/results"
+
+[ "${INSTRUCTIONS:-}" = 1 ] || exit 0
+
+# Instructions per call, rr against pc: $FEW and $MANY calls under callgrind, the difference
+# divided by the difference in calls (start-up and shut-down left out).
+need nginx:nginx-light valgrind
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+start_static_upstream
+wait_port "$UPSTREAM_PORT"
+FEW="${FEW:-200}"
+MANY="${MANY:-1200}"
+python3 -c '
+import json
+system = " ".join("word%d" % (i % 97) for i in range(1500))
+print(json.dumps({"messages": [{"role": "system", "content": system}, {"role": "user", "content": "hi"}], "max_tokens": 16}))
+' > "$WORK/body.json"
+instructions() {
+  local policy=$1 calls=$2 port vg
+  port=$(free_port)
+  {
+    printf 'listen = "127.0.0.1:%s"\nworkers = 1\n[balancing]\npolicy = "%s"\n' "$port" "$policy"
+    for i in 1 2 3; do
+      printf '[[backends]]\nname = "r%s"\nendpoint = "http://127.0.0.1:%s"\napi_key_env = "BENCH_BACKEND_KEY"\n' "$i" "$UPSTREAM_PORT"
+    done
+    printf '[[subscriptions]]\nname = "bench"\nkey_env = "BENCH_CLIENT_KEY"\n'
+  } > "$WORK/cg.toml"
+  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
+    "$BIN" serve --config "$WORK/cg.toml" >/dev/null 2>"$WORK/vg.log" & vg=$!
+  PATH_Q="$PATH_Q" python3 bench/calls.py "$calls" "$port" "$WORK/body.json"
+  kill -INT "$vg"; wait "$vg" 2>/dev/null || true
+  awk '/Collected/ { print $NF }' "$WORK/vg.log"
+}
+echo
+echo "instructions per call (callgrind; $FEW and $MANY calls, a 1,500-token system prompt)"
+for policy in round_robin prompt_cache; do
+  few=$(instructions "$policy" "$FEW"); many=$(instructions "$policy" "$MANY")
+  per=$(( (many - few) / (MANY - FEW) ))
+  echo "$policy $per" >> "$WORK/instructions"
+  printf "  %-13s %9d\n" "$policy" "$per"
+done
+awk '{ n[$1] = $2 } END { printf "  prompt_cache against round_robin: %+.2f%%\n", 100 * (n["prompt_cache"] / n["round_robin"] - 1) }' "$WORK/instructions"

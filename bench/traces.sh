@@ -39,24 +39,6 @@ export BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"
 start_static_upstream
 wait_port "$UPSTREAM_PORT"
 
-# Sends N chat calls one after another on one connection; every answer must be 200.
-cat > "$WORK/calls.py" <<'PY'
-import http.client, os, sys, time
-n, port = int(sys.argv[1]), int(sys.argv[2])
-body = '{"messages":[{"role":"user","content":"Say hello to the benchmark."}],"max_tokens":50}'
-for _ in range(600):
-    try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        c.request("GET", "/healthz"); c.getresponse().read(); break
-    except OSError:
-        time.sleep(0.1)
-for _ in range(n):
-    c.request("POST", os.environ["PATH_Q"], body, {"api-key": os.environ["BENCH_CLIENT_KEY"], "content-type": "application/json"})
-    r = c.getresponse(); r.read()
-    if r.status != 200:
-        sys.exit(f"answered {r.status}")
-PY
-
 # Instructions the gateway ($BIN) ran for $2 calls with the otel section $1 ("" for none).
 instructions() {
   local otel=$1 calls=$2 port vg
@@ -65,7 +47,7 @@ instructions() {
     "$port" "$otel" "$UPSTREAM_PORT" > "$WORK/gw.toml"
   RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
     "$BIN" serve --config "$WORK/gw.toml" >/dev/null 2>"$WORK/vg.log" & vg=$!
-  PATH_Q="$PATH_Q" python3 "$WORK/calls.py" "$calls" "$port"
+  PATH_Q="$PATH_Q" python3 bench/calls.py "$calls" "$port"
   sleep 2   # a last export, for the traced runs
   kill -INT "$vg"; wait "$vg" 2>/dev/null || true
   awk '/Collected/ { print $NF }' "$WORK/vg.log"

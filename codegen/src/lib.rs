@@ -13,6 +13,7 @@ pub mod error;
 pub mod ir;
 pub mod load;
 pub mod names;
+pub mod vocab;
 
 use std::path::{Path, PathBuf};
 

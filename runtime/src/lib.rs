@@ -10,3 +10,4 @@
 pub mod catalog;
 pub mod schema;
 pub mod support;
+pub mod vocab;

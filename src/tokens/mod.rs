@@ -5,9 +5,11 @@
 //! [`tail`]; a longer one through [`scan`]; a stream of server-sent events through [`sse`]; the
 //! latter two on the incremental [`lex`]er), and can
 //! take out of a stream the usage the gateway asked for on the client's behalf. [`estimate`]
-//! counts a request's prompt before it is sent, with the model's [`tokenizer`]. [`usage`] is the
+//! counts a request's prompt before it is sent, with the model's [`tokenizer`] (byte-pair
+//! encoding: [`bpe`]). [`usage`] is the
 //! shape both end in.
 
+pub mod bpe;
 pub mod estimate;
 pub mod lex;
 pub mod meter;

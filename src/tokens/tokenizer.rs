@@ -3,8 +3,16 @@
 //! without usage.
 //!
 //! Two encodings cover Azure OpenAI's models: `o200k_base` (GPT-4o, GPT-4.1, GPT-5, the o-series)
-//! and `cl100k_base` (GPT-4, GPT-3.5, the text-embedding models). Each is built on first use,
-//! which takes about a tenth of a second and 24 MB; [`Encoding::warm`] does it ahead of time.
+//! and `cl100k_base` (GPT-4, GPT-3.5, the text-embedding models). Their vocabularies are tables
+//! the binary carries and reads in place ([`super::bpe`]); each encoding's pattern is compiled on
+//! its first use, so an encoding no deployment uses costs nothing.
+
+use std::sync::OnceLock;
+
+use super::bpe::{Bpe, CL100K_PATTERN, O200K_PATTERN};
+
+static O200K_TABLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/o200k_base.vocab"));
+static CL100K_TABLE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/cl100k_base.vocab"));
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
@@ -52,14 +60,15 @@ impl Encoding {
         }
     }
 
-    /// Built once per process, on first use (the crate keeps it).
-    fn bpe(self) -> Option<&'static tiktoken::CoreBpe> {
-        tiktoken::get_encoding(self.name())
-    }
-
-    /// Builds the encoding now, so that the first call that needs it does not wait.
-    pub fn warm(self) {
-        let _ = self.bpe();
+    /// Made once per process, on first use.
+    fn bpe(self) -> Option<&'static Bpe> {
+        static O200K: OnceLock<Option<Bpe>> = OnceLock::new();
+        static CL100K: OnceLock<Option<Bpe>> = OnceLock::new();
+        match self {
+            Encoding::O200k => O200K.get_or_init(|| Bpe::new(O200K_TABLE, O200K_PATTERN)),
+            Encoding::Cl100k => CL100K.get_or_init(|| Bpe::new(CL100K_TABLE, CL100K_PATTERN)),
+        }
+        .as_ref()
     }
 
     /// Tokens in `text`, special-token markers counted as plain text (as the service does for
@@ -67,7 +76,7 @@ impl Encoding {
     pub fn count(self, text: &str) -> u64 {
         match self.bpe() {
             Some(bpe) => bpe.count(text) as u64,
-            // Only if the vocabulary were left out of the build: about four bytes a token.
+            // Only if the build wrote a broken table: about four bytes a token.
             None => text.len().div_ceil(4) as u64,
         }
     }
