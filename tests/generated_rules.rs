@@ -338,6 +338,29 @@ fn a_required_name_the_schema_does_not_define_is_not_enforced() {
 }
 
 #[test]
+fn a_one_of_of_required_lists_asks_for_exactly_one_set() {
+    let file_search = &required::schemas::FILE_SEARCH;
+    accepts(file_search, json!({"vector_store_ids": ["vs_1"]}));
+    accepts(file_search, json!({"vector_stores": [{}]}));
+    let (_, neither) = field_error(rejects(file_search, json!({})));
+    assert_eq!(neither, "needs `vector_store_ids` or `vector_stores`");
+    let (_, both) = field_error(rejects(
+        file_search,
+        json!({"vector_store_ids": [], "vector_stores": []}),
+    ));
+    assert_eq!(
+        both,
+        "takes only one of `vector_store_ids` or `vector_stores`"
+    );
+    // `anyOf`: one or both.
+    let contact = &required::schemas::CONTACT;
+    accepts(contact, json!({"email": "a@b.c", "phone": "1"}));
+    accepts(contact, json!({"phone": "1"}));
+    let (_, none) = field_error(rejects(contact, json!({})));
+    assert_eq!(none, "needs `email` or `phone`");
+}
+
+#[test]
 fn an_overlay_changes_what_the_route_requires_and_says_so() {
     let request = overlays::routes::CREATE_FILE
         .request

@@ -405,6 +405,16 @@ pub struct Struct {
     /// so they are never "unknown", whatever the gateway's policy for unknown fields.
     #[serde(default)]
     pub open: bool,
+    /// `oneOf` or `anyOf` branches that only list required properties.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<Choice>,
+}
+
+/// Sets of properties of which exactly one (`oneOf`) or at least one (`anyOf`) must be present.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    pub exactly_one: bool,
+    pub sets: Vec<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -26,6 +26,8 @@ pub(super) struct ObjectParts {
     /// Pointer of the `additionalProperties` schema in force.
     pub(super) additional_site: String,
     pub(super) closed: bool,
+    /// Branches of a `oneOf`/`anyOf` that only list required properties.
+    pub(super) choice: Option<ir::Choice>,
 }
 
 /// What a schema is, before it is named.
@@ -145,6 +147,25 @@ impl Converter<'_> {
                 ReferenceOr::Reference { .. } => false,
             });
             if constraint_only {
+                let sets = variants
+                    .iter()
+                    .filter_map(|v| match v {
+                        ReferenceOr::Item(s) => match &s.schema_kind {
+                            SchemaKind::Any(x) => Some(x.required.clone()),
+                            _ => None,
+                        },
+                        ReferenceOr::Reference { .. } => None,
+                    })
+                    .filter(|set| !set.is_empty())
+                    .collect::<Vec<_>>();
+                let mut own = own;
+                // A branch that requires nothing is met by any object: then nothing is asked.
+                if sets.len() == variants.len() {
+                    own.choice = Some(ir::Choice {
+                        exactly_one: key == "oneOf",
+                        sets,
+                    });
+                }
                 return object_shape(own, pointer);
             }
             if !own.properties.is_empty() {
@@ -537,6 +558,7 @@ impl Converter<'_> {
             extra_name: field_names.claim("extra"),
             extra_ty,
             closed: parts.closed,
+            choice: parts.choice,
             open: matches!(
                 &parts.additional,
                 Some(AdditionalProperties::Any(true) | AdditionalProperties::Schema(_))
@@ -633,6 +655,9 @@ pub(super) fn merge(into: &mut ObjectParts, from: ObjectParts) {
         into.additional_site = from.additional_site;
     }
     into.closed |= from.closed;
+    if from.choice.is_some() {
+        into.choice = from.choice;
+    }
 }
 
 pub(super) fn same_values(a: &ir::Enum, b: &ir::Enum) -> bool {

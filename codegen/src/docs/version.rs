@@ -487,6 +487,15 @@ fn model(api: &Api, def: &TypeDef) -> Html {
             if st.closed {
                 s.raw("<p>The spec allows no other fields; the gateway forwards them anyway.</p>");
             }
+            if let Some(choice) = &st.choice {
+                let sets: Vec<String> = choice.sets.iter().map(|set| set.join(" and ")).collect();
+                let rule = if choice.exactly_one {
+                    "Exactly one of these must be present: "
+                } else {
+                    "At least one of these must be present: "
+                };
+                s.element("<p>", &format!("{rule}{}.", sets.join("; or ")), "</p>");
+            }
         }
         TypeKind::Enum(e) => {
             s.raw("<table><tr><th>value</th><th>description</th></tr>");

@@ -76,8 +76,8 @@ pub fn schemas(api: &Api) -> TokenStream {
     quote! {
         #[allow(unused_imports)]
         use ::aoai_runtime::schema::{
-            Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct, Ty,
-            Union, Variant, Width,
+            Body, Bound, Checks, Choice, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
+            Ty, Union, Variant, Width,
         };
         #patterns
         #(#items)*
@@ -167,7 +167,17 @@ impl Writer<'_> {
                     quote!(Some(#ty))
                 };
                 let open = s.open;
-                quote!(Body::Struct(Struct { fields: &[#(#fields),*], extra: #extra, open: #open }))
+                let choice = match &s.choice {
+                    None => quote!(None),
+                    Some(c) => {
+                        let exactly_one = c.exactly_one;
+                        let sets = c.sets.iter().map(|set| quote!(&[#(#set),*]));
+                        quote!(Some(Choice { exactly_one: #exactly_one, sets: &[#(#sets),*] }))
+                    }
+                };
+                quote!(Body::Struct(Struct {
+                    fields: &[#(#fields),*], extra: #extra, open: #open, choice: #choice
+                }))
             }
             TypeKind::Enum(e) => {
                 let values = e.values.iter().map(|v| &v.value);

@@ -161,8 +161,8 @@ pub mod models {
 pub mod schemas {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{
-        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
-        Ty, Union, Variant, Width,
+        Body, Bound, Checks, Choice, Enum, Field, Format, Kind, Kinds, Model, Pattern,
+        Struct, Ty, Union, Variant, Width,
     };
 
     /// What a value of [`Base`](super::models::Base) must look like.
@@ -185,6 +185,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -215,6 +216,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -242,6 +244,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -288,6 +291,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -322,6 +326,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };

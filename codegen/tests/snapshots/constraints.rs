@@ -186,8 +186,8 @@ pub mod models {
 pub mod schemas {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{
-        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
-        Ty, Union, Variant, Width,
+        Body, Bound, Checks, Choice, Enum, Field, Format, Kind, Kinds, Model, Pattern,
+        Struct, Ty, Union, Variant, Width,
     };
 
     /// The patterns the spec states, each compiled on first use.
@@ -382,6 +382,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };

@@ -63,8 +63,8 @@ pub mod models {
 pub mod schemas {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{
-        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
-        Ty, Union, Variant, Width,
+        Body, Bound, Checks, Choice, Enum, Field, Format, Kind, Kinds, Model, Pattern,
+        Struct, Ty, Union, Variant, Width,
     };
 
     /// What a value of [`Anything`](super::models::Anything) must look like.
@@ -88,6 +88,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -127,6 +128,7 @@ pub mod schemas {
             ],
             extra: Some(Ty::of(Kind::String)),
             open: true,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };

@@ -129,8 +129,8 @@ pub mod models {
 pub mod schemas {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{
-        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
-        Ty, Union, Variant, Width,
+        Body, Bound, Checks, Choice, Enum, Field, Format, Kind, Kinds, Model, Pattern,
+        Struct, Ty, Union, Variant, Width,
     };
 
     /// What a value of [`AudioUploadRequest`](super::models::AudioUploadRequest) must look like.
@@ -153,6 +153,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -171,6 +172,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -189,6 +191,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -247,6 +250,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };

@@ -73,8 +73,8 @@ pub mod models {
 pub mod schemas {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{
-        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
-        Ty, Union, Variant, Width,
+        Body, Bound, Checks, Choice, Enum, Field, Format, Kind, Kinds, Model, Pattern,
+        Struct, Ty, Union, Variant, Width,
     };
 
     /// What a value of [`Options`](super::models::Options) must look like.
@@ -91,6 +91,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -143,6 +144,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };

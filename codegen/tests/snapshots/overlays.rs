@@ -95,8 +95,8 @@ pub mod models {
 pub mod schemas {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{
-        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
-        Ty, Union, Variant, Width,
+        Body, Bound, Checks, Choice, Enum, Field, Format, Kind, Kinds, Model, Pattern,
+        Struct, Ty, Union, Variant, Width,
     };
 
     /// What a value of [`CreateFileRequest`](super::models::CreateFileRequest) must look like.
@@ -125,6 +125,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -149,6 +150,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -193,6 +195,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };

@@ -11,12 +11,56 @@ pub mod models {
     #[allow(unused_imports)]
     use ::std::collections::BTreeMap;
 
+    /// Takes at least one of two properties.
+    ///
+    /// Schema `Contact` (`#/components/schemas/Contact`).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Contact {
+        #[serde(
+            default,
+            deserialize_with = "support::present",
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub email: Option<String>,
+        #[serde(
+            default,
+            deserialize_with = "support::present",
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub phone: Option<String>,
+        /// Fields the spec does not list; kept so that nothing is lost.
+        #[serde(flatten)]
+        pub extra: BTreeMap<String, serde_json::Value>,
+    }
+
     /// Requires the path parameter's name, as createRunRequest does.
     ///
     /// Schema `CreateRun` (`#/components/schemas/CreateRun`).
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct CreateRun {
         pub assistant_id: String,
+        /// Fields the spec does not list; kept so that nothing is lost.
+        #[serde(flatten)]
+        pub extra: BTreeMap<String, serde_json::Value>,
+    }
+
+    /// Takes one of two properties, as the assistants' file_search does.
+    ///
+    /// Schema `FileSearch` (`#/components/schemas/FileSearch`).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct FileSearch {
+        #[serde(
+            default,
+            deserialize_with = "support::present",
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub vector_store_ids: Option<Vec<String>>,
+        #[serde(
+            default,
+            deserialize_with = "support::present",
+            skip_serializing_if = "Option::is_none"
+        )]
+        pub vector_stores: Option<Vec<serde_json::Map<String, serde_json::Value>>>,
         /// Fields the spec does not list; kept so that nothing is lost.
         #[serde(flatten)]
         pub extra: BTreeMap<String, serde_json::Value>,
@@ -85,8 +129,36 @@ pub mod models {
 pub mod schemas {
     #[allow(unused_imports)]
     use ::aoai_runtime::schema::{
-        Body, Bound, Checks, Enum, Field, Format, Kind, Kinds, Model, Pattern, Struct,
-        Ty, Union, Variant, Width,
+        Body, Bound, Checks, Choice, Enum, Field, Format, Kind, Kinds, Model, Pattern,
+        Struct, Ty, Union, Variant, Width,
+    };
+
+    /// What a value of [`Contact`](super::models::Contact) must look like.
+    pub static CONTACT: Model = Model {
+        name: "Contact",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "email",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "phone",
+                    ty: Ty::of(Kind::String),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+            choice: Some(Choice {
+                exactly_one: false,
+                sets: &[&["email"], &["phone"]],
+            }),
+        }),
+        checks: &Checks::NONE,
     };
 
     /// What a value of [`CreateRun`](super::models::CreateRun) must look like.
@@ -103,6 +175,35 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
+        }),
+        checks: &Checks::NONE,
+    };
+
+    /// What a value of [`FileSearch`](super::models::FileSearch) must look like.
+    pub static FILE_SEARCH: Model = Model {
+        name: "FileSearch",
+        body: Body::Struct(Struct {
+            fields: &[
+                Field {
+                    name: "vector_store_ids",
+                    ty: Ty::of(Kind::Array(&Ty::of(Kind::String))),
+                    required: false,
+                    nullable: false,
+                },
+                Field {
+                    name: "vector_stores",
+                    ty: Ty::of(Kind::Array(&Ty::of(Kind::Object))),
+                    required: false,
+                    nullable: false,
+                },
+            ],
+            extra: None,
+            open: false,
+            choice: Some(Choice {
+                exactly_one: true,
+                sets: &[&["vector_store_ids"], &["vector_stores"]],
+            }),
         }),
         checks: &Checks::NONE,
     };
@@ -127,6 +228,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -151,6 +253,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -179,6 +282,7 @@ pub mod schemas {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -201,7 +305,7 @@ pub mod routes {
         version: "2000-01-17",
         title: "required rules",
         source: "required.yaml",
-        source_sha256: "a80a1ff59d7aa5068014e8a6801ba86663c26086b5db85ef3bd68edc97993f46",
+        source_sha256: "7ed9e441d513228302ed3cdf245bc3829b96e866bb0df01821ee2fefb9e178b9",
         mount: "",
         routes: ROUTES,
         overlays: &[],

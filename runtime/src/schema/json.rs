@@ -726,6 +726,13 @@ fn walk_struct<'de, A: MapAccess<'de>>(
     {
         return Err(ctx.fail(format!("missing field `{}`", missing.1.name)));
     }
+    if let Some(refusal) = s
+        .choice
+        .as_ref()
+        .and_then(|c| c.refusal(|name| s.field(name).is_some_and(|(i, _)| seen.has(i))))
+    {
+        return Err(ctx.fail(refusal));
+    }
     Ok(count)
 }
 
@@ -832,6 +839,7 @@ mod tests {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -854,6 +862,7 @@ mod tests {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -916,6 +925,7 @@ mod tests {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };
@@ -956,6 +966,7 @@ mod tests {
             ],
             extra: None,
             open: false,
+            choice: None,
         }),
         checks: &Checks::NONE,
     };

@@ -57,6 +57,46 @@ pub struct Struct {
     /// The spec allows fields it does not list (`additionalProperties` is `true` or a schema),
     /// so they are accepted even when the gateway rejects unknown fields.
     pub open: bool,
+    /// Which sets of fields must be present, beyond each field's own `required`.
+    pub choice: Option<Choice>,
+}
+
+/// `oneOf` (or `anyOf`) of branches that only list required properties, next to the
+/// object's own: `file_search` takes `vector_store_ids` or `vector_stores`, not both, not
+/// neither.
+#[derive(Debug)]
+pub struct Choice {
+    /// `oneOf`: exactly one set is present; `anyOf`: at least one.
+    pub exactly_one: bool,
+    /// Each branch's required fields.
+    pub sets: &'static [&'static [&'static str]],
+}
+
+impl Choice {
+    /// What is wrong with an object whose fields `present` says are there, if anything.
+    pub fn refusal(&self, present: impl Fn(&str) -> bool) -> Option<String> {
+        let met = self
+            .sets
+            .iter()
+            .filter(|set| set.iter().all(|name| present(name)))
+            .count();
+        let options = self
+            .sets
+            .iter()
+            .map(|set| {
+                set.iter()
+                    .map(|name| format!("`{name}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            })
+            .collect::<Vec<_>>()
+            .join(" or ");
+        match (met, self.exactly_one) {
+            (0, _) => Some(format!("needs {options}")),
+            (1, _) | (_, false) => None,
+            _ => Some(format!("takes only one of {options}")),
+        }
+    }
 }
 
 impl Struct {
