@@ -26,25 +26,63 @@ const PAIRS: usize = 1 << 16;
 #[inline]
 pub fn hash(bytes: &[u8]) -> u64 {
     const K: u64 = 0xf135_7aea_2e62_a9c5;
-    let mut h = (bytes.len() as u64).wrapping_mul(K);
+    let mix = |h: u64, word: u64| (h ^ word).wrapping_mul(K).rotate_left(26);
+    let n = bytes.len();
+    let mut h = (n as u64).wrapping_mul(K);
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(K)
-            .rotate_left(26);
+        h = mix(h, u64_at(chunk, 0));
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(K)
-            .rotate_left(26);
+    // The last bytes, read without a copy: whole words that overlap what came before (tokens
+    // are short, and a copy of a few bytes costs a call to memcpy).
+    let rest = chunks.remainder().len();
+    if rest > 0 {
+        let tail = if n >= 8 {
+            u64_at(bytes, n - 8)
+        } else if n >= 4 {
+            u64::from(u32_at(bytes, 0)) | u64::from(u32_at(bytes, n - 4)) << 32
+        } else {
+            u64::from(bytes[0]) | u64::from(bytes[n / 2]) << 8 | u64::from(bytes[n - 1]) << 16
+        };
+        h = mix(h, tail);
     }
     // The high bits are the best mixed: fold them down for the slot index.
     h ^ (h >> 29)
+}
+
+/// Whether `a` and `b` are equal, compared as a few overlapping words when they are short (most
+/// tokens and pieces are): a call to `memcmp` costs more than the comparison.
+#[inline]
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0 => true,
+        // Both words together cover every byte.
+        8..=16 => u64_at(a, 0) == u64_at(b, 0) && u64_at(a, n - 8) == u64_at(b, n - 8),
+        4..=7 => u32_at(a, 0) == u32_at(b, 0) && u32_at(a, n - 4) == u32_at(b, n - 4),
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        _ => a == b,
+    }
+}
+
+/// The little-endian word at `at` (the caller keeps it in bounds; else 0).
+#[inline]
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    bytes
+        .get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+#[inline]
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    bytes
+        .get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
 }
 
 /// Writes the table of `tokens`, by rank (an empty one is a gap).
@@ -165,7 +203,7 @@ impl<'a> Table<'a> {
             if slot == 0 {
                 return None;
             }
-            if word(self.slots, 2 * i + 1) == tag && self.token(slot - 1) == bytes {
+            if word(self.slots, 2 * i + 1) == tag && same(self.token(slot - 1), bytes) {
                 return Some(slot - 1);
             }
             i = (i + 1) & self.mask;
@@ -202,5 +240,23 @@ mod tests {
         assert_eq!(table.rank(b"hello world?"), None);
         assert!(Table::read(&bytes[..bytes.len() - 1]).is_none());
         assert!(Table::read(b"AOVB").is_none());
+    }
+
+    #[test]
+    fn short_strings_compare_byte_for_byte() {
+        let text = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        for n in 0..=24 {
+            for at in 0..text.len() - n {
+                let a = &text[..n];
+                let b = &text[at..at + n];
+                assert_eq!(same(a, b), a == b, "{n} {at}");
+                let mut c = a.to_vec();
+                for i in 0..n {
+                    c[i] ^= 1;
+                    assert!(!same(a, &c), "differs at {i} of {n}");
+                    c[i] ^= 1;
+                }
+            }
+        }
     }
 }

@@ -188,14 +188,15 @@ struct PieceCache {
 }
 
 /// Bytes of a piece the cache keeps: most words, with their leading space, and a clause of
-/// Chinese or Japanese (up to 20 characters), which the pattern leaves whole.
-const PIECE_MAX: usize = 60;
+/// Chinese or Japanese (up to 17 characters), which the pattern leaves whole.
+const PIECE_MAX: usize = 52;
 /// Slots per thread: 4,096 of one cache line each, 256 KiB.
 const PIECE_SLOTS: usize = 4096;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct Piece {
+    hash: u64,
     bytes: [u8; PIECE_MAX],
     /// The encoding's id + 1 (0: empty), the piece's length, and its count.
     encoding: u8,
@@ -212,6 +213,7 @@ impl PieceCache {
         PieceCache {
             slots: vec![
                 Piece {
+                    hash: 0,
                     bytes: [0; PIECE_MAX],
                     encoding: 0,
                     len: 0,
@@ -232,12 +234,18 @@ impl PieceCache {
         let h = aoai_runtime::vocab::hash(piece) ^ u64::from(id);
         let slot = &mut self.slots[h as usize % PIECE_SLOTS];
         let len = piece.len();
-        if slot.encoding == id + 1 && usize::from(slot.len) == len && &slot.bytes[..len] == piece {
+        // The full hash first: a slot of another piece is turned away without a byte compared.
+        if slot.hash == h
+            && slot.encoding == id + 1
+            && usize::from(slot.len) == len
+            && aoai_runtime::vocab::same(&slot.bytes[..len], piece)
+        {
             return usize::from(slot.count);
         }
         let count = merge();
         if let Ok(small) = u16::try_from(count) {
             slot.bytes[..len].copy_from_slice(piece);
+            slot.hash = h;
             slot.encoding = id + 1;
             slot.len = len as u8;
             slot.count = small;
