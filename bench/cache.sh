@@ -97,27 +97,10 @@ import json
 system = " ".join("word%d" % (i % 97) for i in range(1500))
 print(json.dumps({"messages": [{"role": "system", "content": system}, {"role": "user", "content": "hi"}], "max_tokens": 16}))
 ' > "$WORK/body.json"
-instructions() {
-  local policy=$1 calls=$2 port vg
-  port=$(free_port)
-  {
-    printf 'listen = "127.0.0.1:%s"\nworkers = 1\n[balancing]\npolicy = "%s"\n' "$port" "$policy"
-    for i in 1 2 3; do
-      printf '[[backends]]\nname = "r%s"\nendpoint = "http://127.0.0.1:%s"\napi_key_env = "BENCH_BACKEND_KEY"\n' "$i" "$UPSTREAM_PORT"
-    done
-    printf '[[subscriptions]]\nname = "bench"\nkey_env = "BENCH_CLIENT_KEY"\n'
-  } > "$WORK/cg.toml"
-  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
-    "$BIN" serve --config "$WORK/cg.toml" >/dev/null 2>"$WORK/vg.log" & vg=$!
-  PATH_Q="$PATH_Q" python3 bench/calls.py "$calls" "$port" "$WORK/body.json"
-  kill -INT "$vg"; wait "$vg" 2>/dev/null || true
-  awk '/Collected/ { print $NF }' "$WORK/vg.log"
-}
 echo
 echo "instructions per call (callgrind; $FEW and $MANY calls, a 1,500-token system prompt)"
 for policy in round_robin prompt_cache; do
-  few=$(instructions "$policy" "$FEW"); many=$(instructions "$policy" "$MANY")
-  per=$(( (many - few) / (MANY - FEW) ))
+  per=$(callgrind_per_call "$(printf '[balancing]\npolicy = "%s"' "$policy")" 3 "$WORK/body.json")
   echo "$policy $per" >> "$WORK/instructions"
   printf "  %-13s %9d\n" "$policy" "$per"
 done

@@ -28,17 +28,10 @@ ROUNDS="${ROUNDS:-5}"
 STREAM="${STREAM:-0}"
 V1="${V1:-0}"
 TRACES="${TRACES:-0}"
-BEFORE=""
-for arg in "$@"; do
-  case $arg in
-    before=*) BEFORE="${arg#before=}" ;;
-    *) echo "unknown argument $arg" >&2; exit 2 ;;
-  esac
-done
+source bench/lib.sh
+before_arg "$@"
 [ "$TRACES" = 1 ] && BEFORE=target/release/aoai-gateway
 [ -n "$BEFORE" ] || { echo "usage: bench/compare.sh before=<git revision or binary>" >&2; exit 2; }
-
-source bench/lib.sh
 need wrk nginx:nginx-light
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 

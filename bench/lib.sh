@@ -160,3 +160,47 @@ build_revision() {
   (cd "$WORK/before-src" && cargo build --release --quiet --locked)
   BUILT="$WORK/before-src/target/release/aoai-gateway"
 }
+
+# Sets BEFORE from the bench's arguments (`before=<git revision or binary>`; empty without one);
+# any other argument is refused.
+before_arg() {
+  BEFORE=""
+  local arg
+  for arg in "$@"; do
+    case $arg in
+      before=*) BEFORE="${arg#before=}" ;;
+      *) echo "unknown argument $arg" >&2; exit 2 ;;
+    esac
+  done
+}
+
+# Instructions per proxied call of the gateway $BIN (valgrind's callgrind, which a shared
+# machine's noise does not move): callgrind_per_call TOP BACKENDS [BODY_FILE]. The gateway, with
+# TOP at the top of its config and BACKENDS backends on UPSTREAM_PORT, is run twice under
+# callgrind, for $FEW and $MANY sequential calls (bench/calls.py, with BODY_FILE's body when
+# given); the difference divided by the difference in calls leaves start-up and shut-down out.
+# $SETTLE seconds (0) pass before each stop, for work a call leaves behind (a trace export).
+callgrind_per_call() {
+  local top=$1 backends=$2 body=${3:-} few many
+  few=$(callgrind_run "$top" "$backends" "$FEW" "$body")
+  many=$(callgrind_run "$top" "$backends" "$MANY" "$body")
+  echo $(( (many - few) / (MANY - FEW) ))
+}
+
+callgrind_run() {
+  local top=$1 backends=$2 calls=$3 body=$4 port vg i
+  port=$(free_port)
+  {
+    printf 'listen = "127.0.0.1:%s"\nworkers = 1\n%s\n' "$port" "$top"
+    for i in $(seq "$backends"); do
+      printf '[[backends]]\nname = "r%s"\nendpoint = "http://127.0.0.1:%s"\napi_key_env = "BENCH_BACKEND_KEY"\n' "$i" "$UPSTREAM_PORT"
+    done
+    printf '[[subscriptions]]\nname = "bench"\nkey_env = "BENCH_CLIENT_KEY"\n'
+  } > "$WORK/cg.toml"
+  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
+    "$BIN" serve --config "$WORK/cg.toml" >/dev/null 2>"$WORK/vg.log" & vg=$!
+  PATH_Q="$PATH_Q" python3 bench/calls.py "$calls" "$port" $body
+  sleep "${SETTLE:-0}"
+  kill -INT "$vg"; wait "$vg" 2>/dev/null || true
+  awk '/Collected/ { print $NF }' "$WORK/vg.log"
+}

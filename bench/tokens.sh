@@ -21,15 +21,9 @@ CONNECTIONS="${CONNECTIONS:-32}"
 ROUNDS="${ROUNDS:-3}"
 # The last commit before usage, limits and tiers.
 BEFORE_REV="${BEFORE_REV:-0edfbb5}"
-BEFORE=""
-for arg in "$@"; do
-  case $arg in
-    before=*) BEFORE="${arg#before=}" ;;
-    *) echo "unknown argument $arg" >&2; exit 2 ;;
-  esac
-done
 
 source bench/lib.sh
+before_arg "$@"
 need wrk
 
 WORK="$(mktemp -d)"

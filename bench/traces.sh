@@ -18,15 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FEW="${FEW:-300}"
 MANY="${MANY:-1800}"
-BEFORE=""
-for arg in "$@"; do
-  case $arg in
-    before=*) BEFORE="${arg#before=}" ;;
-    *) echo "unknown argument $arg" >&2; exit 2 ;;
-  esac
-done
 
 source bench/lib.sh
+before_arg "$@"
 need nginx:nginx-light valgrind
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 WORK="$(mktemp -d)"
@@ -39,34 +33,19 @@ export BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"
 start_static_upstream
 wait_port "$UPSTREAM_PORT"
 
-# Instructions the gateway ($BIN) ran for $2 calls with the otel section $1 ("" for none).
-instructions() {
-  local otel=$1 calls=$2 port vg
-  port=$(free_port)
-  printf 'listen = "127.0.0.1:%s"\nworkers = 1\n%s\n[[backends]]\nname = "r1"\nendpoint = "http://127.0.0.1:%s"\napi_key_env = "BENCH_BACKEND_KEY"\n[[subscriptions]]\nname = "bench"\nkey_env = "BENCH_CLIENT_KEY"\n' \
-    "$port" "$otel" "$UPSTREAM_PORT" > "$WORK/gw.toml"
-  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" \
-    "$BIN" serve --config "$WORK/gw.toml" >/dev/null 2>"$WORK/vg.log" & vg=$!
-  PATH_Q="$PATH_Q" python3 bench/calls.py "$calls" "$port"
-  sleep 2   # a last export, for the traced runs
-  kill -INT "$vg"; wait "$vg" 2>/dev/null || true
-  awk '/Collected/ { print $NF }' "$WORK/vg.log"
-}
+SETTLE=2   # a last export, for the traced runs
 
 echo "instructions per proxied call (callgrind; $FEW and $MANY calls per configuration)"
 : > "$WORK/results"
 if [ -n "$BEFORE" ]; then
   THIS="$BIN"; BIN="$BEFORE"
-  few=$(instructions "" "$FEW"); many=$(instructions "" "$MANY")
-  printf "  before (%s), traces off: %d instructions per call\n" "$BEFORE" $(( (many - few) / (MANY - FEW) ))
+  printf "  before (%s), traces off: %d instructions per call\n" "$BEFORE" "$(callgrind_per_call "" 1)"
   BIN="$THIS"
 fi
 for config in off 0.1 1.0; do
   otel=""
   [ "$config" = off ] || otel=$(printf '[otel]\nendpoint = "http://127.0.0.1:%s"\nsample_ratio = %s' "$UPSTREAM_PORT" "$config")
-  few=$(instructions "$otel" "$FEW")
-  many=$(instructions "$otel" "$MANY")
-  per=$(( (many - few) / (MANY - FEW) ))
+  per=$(callgrind_per_call "$otel" 1)
   echo "$config $per" >> "$WORK/results"
   printf "  traces %-4s %9d instructions per call\n" "$config" "$per"
 done

@@ -138,12 +138,10 @@ pub struct Table<'a> {
     arena: &'a [u8],
 }
 
+/// The `i`th little-endian `u32` of a table's part.
 #[inline]
 fn word(bytes: &[u8], i: usize) -> u32 {
-    match bytes.get(i * 4..i * 4 + 4) {
-        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
-        _ => 0,
-    }
+    u32_at(bytes, i * 4)
 }
 
 impl<'a> Table<'a> {

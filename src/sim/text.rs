@@ -75,27 +75,36 @@ fn refused_parameter(request: &Value) -> Option<(StatusCode, Value)> {
     None
 }
 
-/// Every word the prompt sends: all messages' text, or the prompt.
-fn prompt_words(request: &Value) -> u64 {
-    let text = |v: &Value| -> u64 {
-        match v {
-            Value::String(s) => words(s),
-            Value::Array(parts) => parts
-                .iter()
-                .filter_map(|p| p.get("text").and_then(Value::as_str).or(p.as_str()))
-                .map(words)
-                .sum(),
-            _ => 0,
+/// The texts the prompt sends, in order: all messages' text, or the prompt.
+fn prompt_texts(request: &Value) -> Vec<&str> {
+    fn add<'v>(value: &'v Value, texts: &mut Vec<&'v str>) {
+        match value {
+            Value::String(s) => texts.push(s),
+            Value::Array(parts) => texts.extend(
+                parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str).or(p.as_str())),
+            ),
+            _ => {}
         }
-    };
+    }
+    let mut texts = Vec::new();
     match request.get("messages").and_then(Value::as_array) {
         Some(messages) => messages
             .iter()
             .filter_map(|m| m.get("content"))
-            .map(text)
-            .sum(),
-        None => request.get("prompt").map_or(0, text),
+            .for_each(|c| add(c, &mut texts)),
+        None => request
+            .get("prompt")
+            .into_iter()
+            .for_each(|p| add(p, &mut texts)),
     }
+    texts
+}
+
+/// Every word the prompt sends.
+fn prompt_words(request: &Value) -> u64 {
+    prompt_texts(request).into_iter().map(words).sum()
 }
 
 pub(super) fn content_filter() -> Value {
@@ -220,37 +229,13 @@ impl Simulator {
     /// The prompt tokens of a call to `deployment` served from the resource's prompt cache
     /// (see [`super::cache`]).
     fn cached(&self, request: &Value, deployment: &str) -> u64 {
-        fn add<'v>(value: &'v Value, words: &mut Vec<&'v str>) {
-            match value {
-                Value::String(s) => words.extend(s.split_whitespace()),
-                Value::Array(parts) => {
-                    for part in parts {
-                        if let Some(text) =
-                            part.get("text").and_then(Value::as_str).or(part.as_str())
-                        {
-                            words.extend(text.split_whitespace());
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        let mut words = Vec::new();
-        match request.get("messages").and_then(Value::as_array) {
-            Some(messages) => messages
-                .iter()
-                .filter_map(|m| m.get("content"))
-                .for_each(|c| add(c, &mut words)),
-            None => request
-                .get("prompt")
-                .into_iter()
-                .for_each(|p| add(p, &mut words)),
-        }
+        let texts = prompt_texts(request);
+        let words = texts.iter().flat_map(|t| t.split_whitespace());
         self.prompt_cache.serve(
             self.config.prompt_cache_life,
             deployment,
             8,
-            words.into_iter(),
+            words,
             std::time::Instant::now(),
         )
     }

@@ -44,8 +44,6 @@ const SCAN_MAX: usize = 128;
 pub struct Bpe {
     table: Table<'static>,
     splitter: Splitter,
-    /// Which encoding this is, in the piece cache.
-    id: u8,
 }
 
 impl Bpe {
@@ -62,7 +60,6 @@ impl Bpe {
                 regex,
                 cased: pattern == O200K_PATTERN,
             },
-            id: u8::from(pattern == O200K_PATTERN),
         })
     }
 
@@ -73,9 +70,11 @@ impl Bpe {
             let mut count = 0;
             let mut at = 0;
             let mut parts = Vec::new();
+            // The two encodings differ by their pattern, which so names a piece's encoding.
+            let id = u8::from(self.splitter.cased);
             while let Some((start, end)) = self.splitter.next(text, at) {
                 let piece = &text.as_bytes()[start..end];
-                count += pieces.count(self.id, piece, || {
+                count += pieces.count(id, piece, || {
                     if self.table.rank(piece).is_some() {
                         1
                     } else if piece.len() <= SCAN_MAX {
