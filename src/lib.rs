@@ -7,6 +7,7 @@
 //! through, failing over when a backend refuses. [`limits`] keeps each subscription within its
 //! limits and [`state`] shares rotations, rests and limits with other replicas. [`objects`]
 //! follows stored objects to the backend that holds them, for the subscription that owns them.
+//! [`realtime`] carries the Realtime API's WebSocket sessions, the one route no spec describes.
 //! [`config`] reads and checks its configuration, [`metrics`] counts what it does. [`sim`] is a
 //! simulated Azure OpenAI resource for the demo, the tests and the benchmarks; it is not on the
 //! request path.
@@ -22,6 +23,7 @@ pub mod logging;
 pub mod metrics;
 pub mod objects;
 pub mod proxy;
+pub mod realtime;
 pub mod sim;
 pub mod state;
 pub mod status;

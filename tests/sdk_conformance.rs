@@ -291,3 +291,93 @@ fn the_sdk_waits_the_retry_after_a_limit_gives_and_gets_through() {
         );
     });
 }
+
+/// The key of the second subscription of the realtime test, which has a small token limit.
+const LIMITED_KEY: &str = "limited-team-key";
+
+#[test]
+#[ignore = "needs the openai SDK in .venv: scripts/test.sh installs it and runs this"]
+fn the_sdk_realtime_client_holds_sessions_through_the_gateway() {
+    run(async move {
+        // East US refuses new realtime sessions on `gpt-realtime` (429): the SDK's sessions on
+        // it open on West Europe, the client none the wiser.
+        let mut east = Backend::new("eastus", "East US");
+        east.deployment_map
+            .insert("gpt-realtime".into(), "rate-limited".into());
+        let gw = start(Setup {
+            backends: vec![east, Backend::new("westeurope", "West Europe")],
+            env: vec![("LIMITED_KEY".into(), LIMITED_KEY.into())],
+            tweak: |c| {
+                let mut limited = aoai_gateway::config::SubscriptionConfig::with_key_env(
+                    "team-limited",
+                    "LIMITED_KEY",
+                );
+                limited.limits.tokens_per_minute = Some(100);
+                c.subscriptions.push(limited);
+            },
+            ..Setup::default()
+        })
+        .await;
+        let seen = gw
+            .script_summary(
+                "sdk_realtime.py",
+                &[],
+                CLIENT_KEY,
+                &[("LIMITED_KEY", LIMITED_KEY)],
+            )
+            .await;
+        let sessions = ["v1", "azure", "secret"];
+        for session in sessions {
+            let regions = seen[session]["regions"].as_array().expect("regions");
+            assert!(!regions.is_empty(), "{seen}");
+            if session != "azure" {
+                assert!(
+                    regions.iter().all(|r| r == "West Europe"),
+                    "{session}: {seen}"
+                );
+            }
+        }
+        // Every response's usage counted, per subscription and deployment, once.
+        let metrics = gw.metrics().await;
+        let total = |sessions: &[&str], what: &str| -> u64 {
+            sessions
+                .iter()
+                .map(|s| seen[*s][what].as_u64().unwrap_or(0))
+                .sum()
+        };
+        let counted = |deployment: &str, kind: &str| {
+            common::tokens(&metrics, "team-a", deployment, kind, "reported")
+        };
+        assert_eq!(
+            counted("gpt-realtime", "prompt"),
+            total(&["v1", "secret"], "input_tokens"),
+            "{seen}\n{metrics}"
+        );
+        assert_eq!(
+            counted("gpt-realtime", "completion"),
+            total(&["v1", "secret"], "output_tokens")
+        );
+        assert_eq!(
+            counted("gpt-4o-realtime-preview", "prompt"),
+            total(&["azure"], "input_tokens")
+        );
+        assert_eq!(
+            common::tokens(
+                &metrics,
+                "team-limited",
+                "gpt-realtime",
+                "prompt",
+                "reported"
+            ),
+            total(&["limited"], "input_tokens")
+        );
+        // No backend saw a subscription's key.
+        for r in gw.all_recorded() {
+            let seen = format!("{r:?}");
+            assert!(
+                !seen.contains(CLIENT_KEY) && !seen.contains(LIMITED_KEY),
+                "{seen}"
+            );
+        }
+    });
+}

@@ -136,6 +136,18 @@ impl Reservation {
         self.tokens
     }
 
+    /// A reservation of nothing in the same windows, made now: settling it counts what was
+    /// spent without a reservation (a realtime response the service started on its own).
+    pub fn of_nothing_now(&self) -> Reservation {
+        let now = now_ms();
+        Reservation {
+            tokens: 0,
+            second: now / 1000,
+            day: Day::of(now),
+            ..self.clone()
+        }
+    }
+
     /// A reservation made in the shared windows at `now`.
     pub fn shared(
         subscription: usize,

@@ -79,6 +79,7 @@ pub async fn own(
                     .spans
                     .as_mut()
                     .map(|s| s.attempt(backend, trace.attempts, call.route.path, call.deployment)),
+                bearer: None,
             },
         )
         .await;

@@ -38,7 +38,7 @@ pub fn request_id(headers: &HeaderMap) -> (HeaderValue, bool) {
 
 /// A random (version 4) UUID, from a generator each thread seeds once from the process's
 /// random keys: unique and unpredictable enough for ids, and a few nanoseconds each.
-fn new_id() -> String {
+pub fn new_id() -> String {
     thread_local! {
         static STATE: std::cell::Cell<u64> = std::cell::Cell::new(
             RandomState::new().hash_one(std::thread::current().id()) | 1

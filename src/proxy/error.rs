@@ -79,6 +79,12 @@ pub enum GatewayError {
     ClientTimeout { limit_ms: u128 },
     #[error("the client asked to upgrade the connection")]
     UpgradeRefused,
+    /// A realtime WebSocket handshake that is not one.
+    #[error("bad WebSocket handshake: {0}")]
+    BadHandshake(String),
+    /// Every backend tried refused a realtime session's handshake; the last with `status`.
+    #[error("backend {backend} refused the realtime handshake with {status}")]
+    HandshakeRefused { status: StatusCode, backend: String },
     #[error("over the subscription's {} limit", .0.which.as_str())]
     LimitExceeded(Box<Refusal>),
     #[error("shared state does not answer, and the gateway refuses calls without it")]
@@ -108,7 +114,14 @@ impl GatewayError {
             | GatewayError::MalformedBody(_)
             | GatewayError::MissingBody
             | GatewayError::ClientRead(_)
-            | GatewayError::UpgradeRefused => "InvalidRequest",
+            | GatewayError::UpgradeRefused
+            | GatewayError::BadHandshake(_) => "InvalidRequest",
+            GatewayError::HandshakeRefused { status, .. } => match status.as_u16() {
+                429 => "429",
+                404 => "DeploymentNotFound",
+                400 => "InvalidRequest",
+                _ => "BadGateway",
+            },
             GatewayError::ClientTimeout { .. } => "RequestTimeout",
             GatewayError::Internal(_) => "InternalError",
             GatewayError::UnsupportedMediaType { .. }
@@ -163,7 +176,14 @@ impl GatewayError {
             GatewayError::ClientRead(_) => "The request body could not be read.".into(),
             GatewayError::ClientTimeout { limit_ms } => format!("The request body did not arrive within {limit_ms} ms."),
             GatewayError::Internal(_) => "The gateway failed to handle the request. Try again.".into(),
-            GatewayError::UpgradeRefused => "This gateway does not switch protocols: send the request without an Upgrade header (WebSocket APIs such as realtime are not served).".into(),
+            GatewayError::UpgradeRefused => "This gateway switches protocols only for the realtime WebSocket (/openai/realtime, /openai/v1/realtime): send this request without an Upgrade header.".into(),
+            GatewayError::BadHandshake(why) => format!("This path takes a WebSocket handshake: {why}."),
+            GatewayError::HandshakeRefused { status, .. } => match status.as_u16() {
+                429 => "Every backend of this deployment is over its quota for new realtime sessions. Retry shortly.".into(),
+                404 => "The deployment was not found on the backend that serves it.".into(),
+                400 => "The backend refused the realtime session's parameters.".into(),
+                _ => "No backend accepted the realtime session. Try again later.".into(),
+            },
             GatewayError::StateUnavailable => "The gateway cannot reach the state its replicas share, and is set to refuse calls rather than risk over-spending. Try again shortly.".into(),
             GatewayError::Object(refused) => refused.message(),
             GatewayError::DirectoryUnavailable => "The gateway cannot reach its directory of stored objects, which says whose each object is. Try again shortly.".into(),
@@ -227,7 +247,14 @@ impl ResponseError for GatewayError {
             | GatewayError::MalformedBody(_)
             | GatewayError::MissingBody
             | GatewayError::ClientRead(_)
-            | GatewayError::UpgradeRefused => StatusCode::BAD_REQUEST,
+            | GatewayError::UpgradeRefused
+            | GatewayError::BadHandshake(_) => StatusCode::BAD_REQUEST,
+            // What the backend said, where it is the client's business; its own failures (and a
+            // refused credential of the gateway's) are a bad gateway.
+            GatewayError::HandshakeRefused { status, .. } => match status.as_u16() {
+                400 | 404 | 429 => *status,
+                _ => StatusCode::BAD_GATEWAY,
+            },
             GatewayError::ClientTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             GatewayError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             GatewayError::Unauthorized | GatewayError::InvalidToken => StatusCode::UNAUTHORIZED,
@@ -291,6 +318,9 @@ impl GatewayError {
         }
         match self {
             GatewayError::StateUnavailable | GatewayError::DirectoryUnavailable => {
+                response.insert_header(("retry-after", 1));
+            }
+            GatewayError::HandshakeRefused { status, .. } if status.as_u16() == 429 => {
                 response.insert_header(("retry-after", 1));
             }
             GatewayError::Object(refused) => {

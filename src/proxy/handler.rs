@@ -2,7 +2,9 @@
 //! returns what the next needs (the call's [`Trace`] is filled in as they return):
 //!
 //! 1. the gateway's own pages ([`pages`](super::pages));
-//! 2. the target: version, route, and the deployment a path names ([`inbound::target`]);
+//! 2. the target: version, route, and the deployment a path names ([`inbound::target`]); the
+//!    realtime routes, which no spec describes, are the gateway's own ([`realtime`]): a
+//!    WebSocket session goes its own way from here;
 //! 3. the caller: subscription key or Entra ID token ([`inbound::caller`]);
 //! 4. the checks: parameters and body against the version's spec, and what the gateway acts
 //!    on read from the body once, the deployment among it ([`inbound::check`]);
@@ -31,6 +33,7 @@ use super::{Gateway, inbound::auth::QUERY_PARAM};
 use crate::live::Live;
 use crate::objects::follow::follow;
 use crate::objects::list;
+use crate::realtime::{self, Endpoint, rest, session};
 
 pub(super) async fn handle(
     req: HttpRequest,
@@ -59,6 +62,11 @@ pub(super) async fn handle(
                     close_if_draining(&gw, &mut response);
                     return response;
                 }
+                Ok(Reply::Session(response)) => {
+                    // Its access record is written when the session ends.
+                    count_request(&gw, &trace, response.status().as_u16());
+                    return response;
+                }
                 Ok(Reply::Answered(response)) => Ok(response),
                 Err(error) => Err(error),
             }
@@ -83,8 +91,37 @@ pub(super) async fn handle(
 enum Reply {
     /// The answer of the backend that took it, to relay; `stores`: what it creates is stored.
     Relayed { sent: Sent, stores: bool },
-    /// The gateway's own answer, made of the backend's (a list of the caller's objects).
+    /// The gateway's own answer, made of the backend's (a list of the caller's objects, a
+    /// minted realtime secret).
     Answered(HttpResponse),
+    /// A realtime session, open: its `101`, whose body the session's relay writes.
+    Session(HttpResponse),
+}
+
+/// A realtime route's call: a WebSocket session, a secret minted, a WebRTC offer.
+async fn realtime_call(
+    endpoint: Endpoint,
+    req: &HttpRequest,
+    payload: web::Payload,
+    gw: &web::Data<Gateway>,
+    client: &awc::Client,
+    trace: &mut Trace,
+) -> Result<Reply, GatewayError> {
+    trace.route = Some(endpoint.route());
+    match endpoint {
+        Endpoint::Socket { .. } => session::open(endpoint, req, payload, gw, client, trace)
+            .await
+            .map(Reply::Session),
+        Endpoint::Mint { .. } => rest::mint(endpoint, req, payload, gw, client, trace)
+            .await
+            .map(Reply::Answered),
+        Endpoint::Calls => rest::call(req, payload, gw, client, trace)
+            .await
+            .map(|sent| Reply::Relayed {
+                sent,
+                stores: false,
+            }),
+    }
 }
 
 /// An API call, phase by phase, to the answer of the backend that took it.
@@ -95,6 +132,10 @@ async fn call(
     client: &awc::Client,
     trace: &mut Trace,
 ) -> Result<Reply, GatewayError> {
+    if let Some(endpoint) = realtime::endpoint(req, &gw.base_path) {
+        // Boxed: the rare calls' futures would otherwise weigh on every call's.
+        return Box::pin(realtime_call(endpoint, req, payload, gw, client, trace)).await;
+    }
     let target = inbound::target(req, gw)?;
     trace.route = Some(target.route);
 
@@ -142,6 +183,7 @@ async fn call(
         at_most: budget.at_most,
         cache_key: budget.cache_key,
         holder: followed.holder.clone(),
+        bearer: None,
     };
     if let Some(kind) = target.route.objects.lists
         && gw.objects.isolates(gw.auth.subscription(subscription))
@@ -197,6 +239,12 @@ async fn refusal(
         gw.metrics.refused(subscription, refused.which);
     }
     let mut response = error.to_response(trace.api.then(|| trace.id()));
+    // A refused WebSocket handshake: what follows on the connection is no request.
+    if req.headers().contains_key(actix_web::http::header::UPGRADE) {
+        response
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
     // A refused call still tells the subscription where it stands, in the windows in use.
     if !matches!(error, GatewayError::LimitExceeded(_))
         && let Some(subscription) = trace.subscription

@@ -14,7 +14,7 @@
 
 pub mod answer;
 pub mod body;
-mod budget;
+pub(crate) mod budget;
 pub mod call;
 pub mod docs;
 pub mod error;

@@ -14,6 +14,12 @@
 //! - any name outside [`SimulatorConfig::deployments`] (when that list is empty: any name Azure
 //!   would not allow, as a body's `model` may hold) is 404 `DeploymentNotFound`.
 //!
+//! - `cut-session` (realtime) drops its WebSocket's connection in the middle of a response;
+//! - `short-session` (realtime) ends its session with close code 1008 after one response.
+//!
+//! The Realtime API's WebSocket is served too (`realtime`): session events, responses with text
+//! and audio deltas and their usage, and ephemeral secrets minted that open this resource only.
+//!
 //! Objects the Assistants API creates (assistants, threads, messages, runs, vector stores) are
 //! kept in memory, so a create followed by a get works. The v1 API (`/openai/v1/…`) is answered
 //! too: chat completions, embeddings and responses, with the deployment (and its acted-out
@@ -25,6 +31,7 @@ pub mod demo;
 mod deployments;
 mod images;
 mod quota;
+mod realtime;
 mod stored;
 mod text;
 mod v1;
@@ -135,6 +142,8 @@ pub struct Simulator {
     prompt_cache: cache::PromptCache,
     /// The resource's two keys (`config.api_key` is the first); either opens it, as on Azure.
     keys: std::sync::RwLock<[String; 2]>,
+    /// Ephemeral secrets it minted, and when each expires (Unix seconds).
+    minted: Mutex<HashMap<String, u64>>,
 }
 
 impl Simulator {
@@ -147,6 +156,7 @@ impl Simulator {
             quota: quota::Windows::default(),
             prompt_cache: cache::PromptCache::default(),
             keys: std::sync::RwLock::new([config.api_key.clone(), String::new()]),
+            minted: Mutex::new(HashMap::new()),
             config,
         })
     }
@@ -304,6 +314,8 @@ pub fn start(
     let server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
+            .route("/openai/realtime", web::get().to(realtime::socket))
+            .route("/openai/v1/realtime", web::get().to(realtime::socket))
             .default_service(web::to(handle))
     })
     .workers(workers)
@@ -378,63 +390,108 @@ pub(super) fn openai_error(status: StatusCode, message: &str) -> (StatusCode, Va
     )
 }
 
-async fn handle(req: HttpRequest, body: Bytes, sim: web::Data<Simulator>) -> HttpResponse {
-    if sim.config.record
-        && let Ok(mut recorded) = sim.recorded.lock()
-    {
-        recorded.push(Recorded {
-            method: req.method().to_string(),
-            path: req.path().to_string(),
-            query: req.query_string().to_string(),
-            headers: req
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect(),
-            body: body.clone(),
-        });
+impl Simulator {
+    /// Keeps the request for inspection, with `record` on.
+    fn record(&self, req: &HttpRequest, body: &Bytes) {
+        if !self.config.record {
+            return;
+        }
+        if let Ok(mut recorded) = self.recorded.lock() {
+            recorded.push(Recorded {
+                method: req.method().to_string(),
+                path: req.path().to_string(),
+                query: req.query_string().to_string(),
+                headers: req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| {
+                        (
+                            k.to_string(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body: body.clone(),
+            });
+        }
     }
-    let mut reply = HttpResponse::build(StatusCode::OK);
-    reply.insert_header(("x-ms-region", sim.config.region.as_str()));
-    let request_id = sim.request_id();
-    reply.insert_header(("apim-request-id", request_id.as_str()));
-    reply.insert_header(("x-request-id", request_id.as_str()));
-    reply.insert_header(("x-content-type-options", "nosniff"));
 
+    /// A reply with the headers every answer of the resource has.
+    fn reply(&self) -> HttpResponseBuilder {
+        let mut reply = HttpResponse::build(StatusCode::OK);
+        reply.insert_header(("x-ms-region", self.config.region.as_str()));
+        let request_id = self.request_id();
+        reply.insert_header(("apim-request-id", request_id.as_str()));
+        reply.insert_header(("x-request-id", request_id.as_str()));
+        reply.insert_header(("x-content-type-options", "nosniff"));
+        reply
+    }
+
+    /// Whether the request presents what opens the resource: a key in `api-key`, an Entra
+    /// token it trusts or an ephemeral secret it minted in `Authorization: Bearer`, or, on a
+    /// realtime WebSocket (`socket`), a key or secret where browsers put one.
+    fn admits(&self, req: &HttpRequest, socket: bool) -> bool {
+        let headers = req.headers();
+        if headers
+            .get("api-key")
+            .is_some_and(|k| self.opens(k.as_bytes()))
+        {
+            return true;
+        }
+        let bearer = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if let Some(token) = bearer {
+            let trusted = self
+                .config
+                .bearer_prefix
+                .as_ref()
+                .is_some_and(|p| token.starts_with(p.as_str()));
+            if trusted || self.minted_opens(token) {
+                return true;
+            }
+        }
+        if !socket {
+            return false;
+        }
+        let offered = realtime::offered_key(req);
+        let query = query::get(req.query_string(), "api-key");
+        offered
+            .into_iter()
+            .chain(query.as_deref())
+            .any(|k| self.opens(k.as_bytes()) || self.minted_opens(k))
+    }
+}
+
+/// Azure's answer to a request without a valid key.
+pub(super) fn denied(reply: HttpResponseBuilder) -> HttpResponse {
+    json_reply(
+        reply,
+        azure_error(
+            StatusCode::UNAUTHORIZED,
+            "401",
+            "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
+        ),
+    )
+}
+
+async fn handle(req: HttpRequest, body: Bytes, sim: web::Data<Simulator>) -> HttpResponse {
+    sim.record(&req, &body);
+    let reply = sim.reply();
     let Some(rest) = req.path().strip_prefix("/openai/") else {
         return json_reply(
             reply,
             azure_error(StatusCode::NOT_FOUND, "404", "Resource not found"),
         );
     };
-    let key_ok = req
-        .headers()
-        .get("api-key")
-        .is_some_and(|k| sim.opens(k.as_bytes()));
-    let token_ok = || {
-        let presented = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        matches!((presented, &sim.config.bearer_prefix), (Some(t), Some(p)) if t.starts_with(p.as_str()))
-    };
-    if !key_ok && !token_ok() {
-        return json_reply(
-            reply,
-            azure_error(
-                StatusCode::UNAUTHORIZED,
-                "401",
-                "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.",
-            ),
-        );
+    if !sim.admits(&req, false) {
+        return denied(reply);
     }
     let segments: Vec<&str> = rest.split('/').collect();
+    if let Some(answer) = realtime::rest_call(&sim, &req, &segments, &body).await {
+        return answer;
+    }
     // The v1 API takes `api-version` as an option; dated versions need one.
     if let ["v1", rest @ ..] = segments.as_slice() {
         return v1::v1_call(&sim, reply, &req, rest, &body).await;

@@ -81,8 +81,11 @@ struct Wire {
     output_tokens: Option<u64>,
     total_tokens: Option<u64>,
     prompt_tokens_details: Option<Details>,
+    /// The Realtime API's `response.done` says `input_token_details`.
+    #[serde(alias = "input_token_details")]
     input_tokens_details: Option<Details>,
     completion_tokens_details: Option<Details>,
+    #[serde(alias = "output_token_details")]
     output_tokens_details: Option<Details>,
 }
 

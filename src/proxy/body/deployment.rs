@@ -24,6 +24,8 @@ pub enum Place {
     Json { value: Range<usize> },
     /// The content of a form part, at these bytes of the body.
     Form { value: Range<usize> },
+    /// The query parameter of this name (a realtime call's `model`).
+    Query { name: &'static str },
 }
 
 /// The deployment a body names in `field`, and where, from what was read of it already: the
@@ -81,7 +83,7 @@ pub fn rename(place: &Place, name: &str) -> Option<Splice> {
             serde_json::Value::from(name).to_string(),
         )),
         Place::Form { value } => Some(Splice::replace(value.clone(), name.to_string())),
-        Place::Path { .. } => None,
+        Place::Path { .. } | Place::Query { .. } => None,
     }
 }
 

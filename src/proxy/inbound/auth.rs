@@ -23,6 +23,9 @@ pub const OCP_APIM_HEADER: &str = "ocp-apim-subscription-key";
 pub const API_KEY_HEADER: &str = "api-key";
 pub const QUERY_PARAM: &str = "subscription-key";
 pub const AUTHORIZATION: &str = "authorization";
+pub const SEC_WEBSOCKET_PROTOCOL: &str = "sec-websocket-protocol";
+/// The prefix of the WebSocket subprotocol entry that carries a browser's key.
+pub const INSECURE_KEY_PROTOCOL: &str = "openai-insecure-api-key.";
 
 pub struct Auth {
     places: AuthConfig,
@@ -31,7 +34,7 @@ pub struct Auth {
 }
 
 /// What a request presents.
-enum Presented<'r> {
+pub enum Presented<'r> {
     Key(Cow<'r, str>),
     Token(&'r str),
 }
@@ -69,13 +72,7 @@ impl Auth {
     ) -> Result<(usize, &str), GatewayError> {
         let index = match self.presented(headers, raw_query) {
             Some(Presented::Key(key)) => self.by_key(&key),
-            Some(Presented::Token(token)) => callers::authenticate(&self.issuers, token)
-                .await
-                .map_err(|why| {
-                    tracing::debug!("a caller's token was refused: {why:?}");
-                    GatewayError::InvalidToken
-                })
-                .map(Some)?,
+            Some(Presented::Token(token)) => Some(self.by_token(token).await?),
             None => None,
         };
         index
@@ -83,7 +80,18 @@ impl Auth {
             .ok_or(GatewayError::Unauthorized)
     }
 
-    fn by_key(&self, key: &str) -> Option<usize> {
+    /// The subscription a caller's Entra ID token maps to.
+    pub async fn by_token(&self, token: &str) -> Result<usize, GatewayError> {
+        callers::authenticate(&self.issuers, token)
+            .await
+            .map_err(|why| {
+                tracing::debug!("a caller's token was refused: {why:?}");
+                GatewayError::InvalidToken
+            })
+    }
+
+    /// The subscription whose key `key` is.
+    pub fn by_key(&self, key: &str) -> Option<usize> {
         let digest = sha256(key);
         let mut found = None;
         for (i, s) in self.subscriptions.iter().enumerate() {
@@ -95,9 +103,38 @@ impl Auth {
         found
     }
 
+    /// What a realtime WebSocket handshake presents: what any request may, else what a browser
+    /// can send, which sets no headers: the `openai-insecure-api-key.<key>` entry of
+    /// `Sec-WebSocket-Protocol`, or an `api-key` query parameter.
+    pub fn presented_by_socket<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        raw_query: &'r str,
+    ) -> Option<Presented<'r>> {
+        if let Some(presented) = self.presented(headers, raw_query) {
+            return Some(presented);
+        }
+        let offered = headers
+            .get_all(SEC_WEBSOCKET_PROTOCOL)
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|p| p.trim().strip_prefix(INSECURE_KEY_PROTOCOL))
+            .filter(|k| !k.is_empty());
+        if let Some(key) = offered {
+            return Some(Presented::Key(Cow::Borrowed(key)));
+        }
+        query::get(raw_query, API_KEY_HEADER)
+            .filter(|k| !k.is_empty())
+            .map(Presented::Key)
+    }
+
     /// What the request presents, in the first allowed place that has something; borrowed
     /// from the request unless the query string had to decode it.
-    fn presented<'r>(&self, headers: &'r HeaderMap, raw_query: &'r str) -> Option<Presented<'r>> {
+    pub fn presented<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        raw_query: &'r str,
+    ) -> Option<Presented<'r>> {
         let header = |name: &str| {
             headers
                 .get(name)

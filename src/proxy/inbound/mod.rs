@@ -172,12 +172,7 @@ pub async fn check(
         req.query_string(),
         req.headers(),
     )?;
-    let reading = read_body(req, payload, gw.max_body_bytes);
-    let body = actix_web::rt::time::timeout(gw.client_body_timeout, reading)
-        .await
-        .map_err(|_| GatewayError::ClientTimeout {
-            limit_ms: gw.client_body_timeout.as_millis(),
-        })??;
+    let body = body(req, payload, gw).await?;
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -306,6 +301,20 @@ fn check_body(
         decoded,
         facts,
     })
+}
+
+/// The request's whole body, within the gateway's size and time limits.
+pub async fn body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    gw: &Gateway,
+) -> Result<Bytes, GatewayError> {
+    let reading = read_body(req, payload, gw.max_body_bytes);
+    actix_web::rt::time::timeout(gw.client_body_timeout, reading)
+        .await
+        .map_err(|_| GatewayError::ClientTimeout {
+            limit_ms: gw.client_body_timeout.as_millis(),
+        })?
 }
 
 /// Reads the whole body, refusing more than `limit` bytes before reading them where the client

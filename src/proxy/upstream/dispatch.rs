@@ -58,6 +58,9 @@ pub struct Call<'r> {
     pub cache_key: Option<u64>,
     /// The backend holding a stored object the call names: the only one it may go to.
     pub holder: Option<Holder>,
+    /// The client's ephemeral secret, sent to the backend that minted it (its holder) in place
+    /// of that backend's own credential.
+    pub bearer: Option<actix_web::http::header::HeaderValue>,
 }
 
 /// A backend's answer, and whether the body it was sent asked for the stream's usage on the
@@ -92,6 +95,17 @@ impl Call<'_> {
             path
         } else {
             Cow::Owned(format!("{}{path}", self.mount))
+        }
+    }
+
+    /// The query for `backend`: the client's, with its own name for the deployment where the
+    /// query names it.
+    fn query_for(&self, backend: &Backend) -> Cow<'_, str> {
+        match (&self.place, self.deployment) {
+            (Some(Place::Query { name: param }), Some(name)) => Cow::Owned(
+                crate::realtime::backend_query(&self.query, param, backend.deployment_name(name)),
+            ),
+            _ => Cow::Borrowed(&self.query),
         }
     }
 
@@ -169,11 +183,12 @@ pub async fn dispatch(
                 method: call.req.method(),
                 headers: call.req.headers(),
                 path: &call.path_for(backend),
-                query: &call.query,
+                query: &call.query_for(backend),
                 body: body.bytes,
                 decoded: body.decoded,
                 request_id: request_id.clone(),
                 trace: propagation,
+                bearer: call.bearer.as_ref(),
             },
         )
         .await;

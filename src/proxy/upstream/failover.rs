@@ -39,7 +39,8 @@ pub fn judge(result: &Result<Answer, UpstreamError>, policy: &Failover) -> Verdi
     }
 }
 
-fn judge_answer(status: u16, headers: &HeaderMap, policy: &Failover) -> Verdict {
+/// The verdict on an answer's status and headers.
+pub fn judge_answer(status: u16, headers: &HeaderMap, policy: &Failover) -> Verdict {
     if MOVE_ON.contains(&status) {
         Verdict {
             move_on: true,
@@ -55,7 +56,8 @@ fn judge_answer(status: u16, headers: &HeaderMap, policy: &Failover) -> Verdict 
     }
 }
 
-fn judge_failure(error: &UpstreamError, policy: &Failover) -> Verdict {
+/// The verdict on an attempt that got no answer.
+pub fn judge_failure(error: &UpstreamError, policy: &Failover) -> Verdict {
     let outcome = match error.kind.blames() {
         // It cannot be called at all (unreachable, or no token for it): it rests as a whole.
         Blame::Backend | Blame::Credential => Outcome::Unreachable {

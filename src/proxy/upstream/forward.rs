@@ -79,7 +79,7 @@ pub fn client(connect_timeout: Duration, response_timeout: Duration) -> awc::Cli
 }
 
 /// Header names the `Connection` header lists as hop-by-hop for this message.
-fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
+pub(crate) fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::CONNECTION)
         .filter_map(|v| v.to_str().ok())
@@ -89,14 +89,14 @@ fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
-fn is_hop_by_hop(name: &HeaderName, tokens: &[String]) -> bool {
+pub(crate) fn is_hop_by_hop(name: &HeaderName, tokens: &[String]) -> bool {
     let name = name.as_str();
     HOP_BY_HOP.contains(&name) || tokens.iter().any(|t| t == name)
 }
 
 /// Drops from a backend's response headers what is not the client's: hop-by-hop headers, the
 /// length (the client's connection frames the body itself) and any `api-key`.
-fn trim_response_headers(headers: &mut HeaderMap) {
+pub(crate) fn trim_response_headers(headers: &mut HeaderMap) {
     // Looking for what is there costs less than removing every name that might be.
     let tokens = connection_tokens(headers);
     let unwanted: Vec<HeaderName> = headers
@@ -110,6 +110,32 @@ fn trim_response_headers(headers: &mut HeaderMap) {
         .collect();
     for name in unwanted {
         headers.remove(name);
+    }
+}
+
+/// Whether a client's request header goes up to a backend: not hop-by-hop (`tokens`: those its
+/// `Connection` header lists), not a credential of the client's, not `Host` or the length.
+pub(crate) fn passes_up(name: &HeaderName, tokens: &[String]) -> bool {
+    !(is_hop_by_hop(name, tokens)
+        || CLIENT_CREDENTIALS.contains(&name.as_str())
+        || name == header::HOST
+        || name == header::CONTENT_LENGTH)
+}
+
+/// The backend's own credential: its `api-key`, or a keyless backend's bearer token (none: the
+/// call is not sent, and may go to another backend).
+pub(crate) async fn credential(
+    backend: &Backend,
+) -> Result<(HeaderName, header::HeaderValue), UpstreamError> {
+    match &backend.credential {
+        BackendCredential::ApiKey(key) => {
+            Ok((HeaderName::from_static(API_KEY_HEADER), key.clone()))
+        }
+        BackendCredential::Entra(source) => source
+            .bearer()
+            .await
+            .map(|bearer| (header::AUTHORIZATION, bearer))
+            .map_err(|detail| UpstreamError::new(&backend.name, Failure::Credential, detail)),
     }
 }
 
@@ -129,6 +155,9 @@ pub struct Outgoing<'a> {
     pub request_id: Option<header::HeaderValue>,
     /// The attempt's trace context, when the gateway traces: it replaces the client's.
     pub trace: Option<Propagation>,
+    /// An `Authorization` value to send instead of the backend's own credential: an ephemeral
+    /// secret the backend minted.
+    pub bearer: Option<&'a header::HeaderValue>,
 }
 
 /// A backend's answer: its status and headers (already trimmed for the client) and its body,
@@ -238,30 +267,18 @@ pub async fn forward(
     let headers = request.headers_mut();
     let tokens = connection_tokens(out.headers);
     for (name, value) in out.headers {
-        if is_hop_by_hop(name, &tokens)
-            || CLIENT_CREDENTIALS.contains(&name.as_str())
-            || name == header::HOST
-            || name == header::CONTENT_LENGTH
-            || (out.decoded && name == header::CONTENT_ENCODING)
-        {
+        if !passes_up(name, &tokens) || (out.decoded && name == header::CONTENT_ENCODING) {
             continue;
         }
         headers.append(name.clone(), value.clone());
     }
     headers.insert(header::HOST, backend.host.clone());
-    match &backend.credential {
-        BackendCredential::ApiKey(key) => {
-            headers.insert(HeaderName::from_static(API_KEY_HEADER), key.clone());
-        }
-        BackendCredential::Entra(source) => {
-            // No token: the call is not sent, and may go to another backend.
-            let bearer = source
-                .bearer()
-                .await
-                .map_err(|detail| UpstreamError::new(&backend.name, Failure::Credential, detail))?;
-            headers.insert(header::AUTHORIZATION, bearer);
-        }
-    }
+    let (name, value) = match out.bearer {
+        // A secret this backend minted is the credential it wants for it.
+        Some(bearer) => (header::AUTHORIZATION, bearer.clone()),
+        None => credential(backend).await?,
+    };
+    headers.insert(name, value);
     if let Some(id) = out.request_id {
         headers.insert(CLIENT_REQUEST_ID, id);
     }
