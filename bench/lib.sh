@@ -66,6 +66,19 @@ measure() {
     END { printf "%.0f %.3f %.3f %.1f\n", rps, p50, p99, used / tick * 1e6 / total }' "$WORK/out"
 }
 
+# The top of an nginx config whose files live in directory $1.
+nginx_common() {
+  cat <<NGINX
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections 4096; }
+NGINX
+}
+# nginx's temporary paths, all in directory $1.
+temp_paths() {
+  echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"
+}
+
 # The bench subscription's limits: high enough that nothing is refused, so that every call
 # still reserves and settles.
 HIGH_LIMITS='[subscriptions.limits]
@@ -83,12 +96,10 @@ start_static_upstream() {
   answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1733000000,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"finish_reason":"stop","logprobs":null,"message":{"role":"assistant","content":"Hello, benchmark! This answer is the same every time, so that the upstream costs little."}}],"usage":{"prompt_tokens":24,"completion_tokens":18,"total_tokens":42,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}'
   cat > "$WORK/static.conf" <<NGINX
 worker_processes 1;
-pid $WORK/static/nginx.pid;
-error_log $WORK/static/error.log warn;
-events { worker_connections 1024; }
+$(nginx_common "$WORK/static")
 http {
   access_log off;
-  client_body_temp_path $WORK/static; proxy_temp_path $WORK/static; fastcgi_temp_path $WORK/static; uwsgi_temp_path $WORK/static; scgi_temp_path $WORK/static;
+  $(temp_paths "$WORK/static")
   server {
     listen 127.0.0.1:$UPSTREAM_PORT;
     keepalive_requests 1000000;

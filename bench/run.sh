@@ -56,16 +56,6 @@ SIM_PORT=$(free_port); NGINX_PORT=$(free_port)
 export SIMULATOR_API_KEY="bench-backend-key" BENCH_BACKEND_KEY="bench-backend-key" BENCH_CLIENT_KEY="bench-client-key"
 
 mkdir -p "$WORK/nginx" "$WORK/static"
-nginx_common() {
-  cat <<NGINX
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 1024; }
-NGINX
-}
-temp_paths() {
-  echo "client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;"
-}
 if [ "$UPSTREAM" = static ]; then
   # What a chat completion answers, usage included, for every call.
   answer='{"id":"chatcmpl-bench","object":"chat.completion","created":1733000000,"model":"gpt-4o-2024-08-06","system_fingerprint":"fp_bench","choices":[{"index":0,"finish_reason":"stop","logprobs":null,"message":{"role":"assistant","content":"Hello, benchmark! This answer is the same every time, so that the upstream costs little."}}],"usage":{"prompt_tokens":24,"completion_tokens":18,"total_tokens":42,"prompt_tokens_details":{"cached_tokens":0},"completion_tokens_details":{"reasoning_tokens":0}}}'

@@ -10,37 +10,19 @@ mod common;
 
 use std::time::Duration;
 
-use actix_codec::Framed;
-use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Message};
-use awc::BoxedSocket;
-use awc::error::WsClientError;
-use common::{Backend, CLIENT_KEY, Running, Setup, metric, run, start, tokens};
+use actix_http::ws::{CloseCode, CloseReason, Frame, Message};
+use common::{Backend, CLIENT_KEY, Running, Setup, Socket, metric, run, start, tokens};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
-type Socket = Framed<BoxedSocket, Codec>;
-
-/// Opens a session at `path` (with its query) with these headers and subprotocols: the `101`'s
-/// headers and the socket, or the refusal's status.
+/// Opens a session at `path` (with its query) of the first replica.
 async fn open(
     gw: &Running,
     path: &str,
     headers: &[(&str, &str)],
     protocols: &[&str],
 ) -> Result<(awc::http::header::HeaderMap, Socket), u16> {
-    let url = format!("ws://{}{path}", gw.addr);
-    let mut request = gw.client.ws(url.as_str()).max_frame_size(16 << 20);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    if !protocols.is_empty() {
-        request = request.protocols(protocols);
-    }
-    match request.connect().await {
-        Ok((response, socket)) => Ok((response.headers().clone(), socket)),
-        Err(WsClientError::InvalidResponseStatus(status)) => Err(status.as_u16()),
-        Err(other) => panic!("handshake failed: {other}"),
-    }
+    gw.socket(&gw.base, path, headers, protocols).await
 }
 
 /// Opens a v1 session on `deployment` with the subscription's key in `api-key`.

@@ -555,3 +555,44 @@ fn objects_created_through_one_replica_are_followed_through_another() {
     let _ = redis.kill();
     let _ = redis.wait();
 }
+
+#[test]
+#[ignore = "needs Redis at REDIS_URL (default 127.0.0.1:6379): scripts/test.sh runs it"]
+fn a_realtime_secret_minted_through_one_replica_opens_its_backend_through_another() {
+    let (url, prefix) = (redis_url(), prefix("realtime"));
+    run(async {
+        let gw = start(Setup {
+            replicas: 2,
+            state: shared(&url, &prefix),
+            ..Setup::default()
+        })
+        .await;
+        until_shared(&gw, true, Duration::from_secs(5)).await;
+        let mint = r#"{"session":{"type":"realtime","model":"gpt-realtime"}}"#;
+        for _ in 0..2 {
+            // Minted through the first replica, which records it in Redis...
+            let (status, headers, body) = gw
+                .post_json("/openai/v1/realtime/client_secrets", mint)
+                .await;
+            assert_eq!(status, 200);
+            let secret: Value = serde_json::from_slice(&body).unwrap();
+            let offered = format!(
+                "openai-insecure-api-key.{}",
+                secret["value"].as_str().unwrap()
+            );
+            // ...it opens a session through the second, on the backend that minted it.
+            let path = "/openai/v1/realtime?model=gpt-realtime";
+            let (opened, _socket) = gw
+                .socket(&gw.bases[1], path, &[], &["realtime", &offered])
+                .await
+                .expect("the other replica knows the secret");
+            assert_eq!(
+                opened
+                    .get("x-aoai-gateway-backend")
+                    .and_then(|v| v.to_str().ok()),
+                Some(headers["x-aoai-gateway-backend"].as_str())
+            );
+        }
+    });
+    clean(&url, &prefix);
+}

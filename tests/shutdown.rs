@@ -245,3 +245,48 @@ fn a_stream_longer_than_the_grace_is_cut_and_the_gateway_exits() {
         .expect("test thread");
     });
 }
+
+#[test]
+fn sigterm_closes_realtime_sessions_with_1012_rather_than_cutting_them_at_the_grace() {
+    run(async {
+        use actix_http::ws::{CloseCode, Frame};
+        use futures_util::StreamExt;
+        let backend = backend(Duration::from_millis(0));
+        let mut gateway = actix_web::rt::task::spawn_blocking(move || serve(backend, 0, 30))
+            .await
+            .expect("the gateway starts");
+        let client = awc::Client::default();
+        let url = format!(
+            "ws://{}/openai/v1/realtime?model=gpt-realtime",
+            gateway.addr
+        );
+        let (_, mut socket) = client
+            .ws(url.as_str())
+            .header("api-key", CLIENT_KEY)
+            .connect()
+            .await
+            .expect("a session opens");
+        let created = socket.next().await.expect("an event").expect("a frame");
+        assert!(matches!(created, Frame::Text(_)), "{created:?}");
+        let signalled = Instant::now();
+        sigterm(&gateway.child);
+        let closed = loop {
+            let next = actix_web::rt::time::timeout(Duration::from_secs(5), socket.next())
+                .await
+                .expect("closed within 5 s, not at the 30 s grace");
+            match next {
+                Some(Ok(Frame::Close(reason))) => break reason,
+                Some(Ok(_)) => continue,
+                other => panic!("the session ended without a close frame: {other:?}"),
+            }
+        };
+        assert_eq!(closed.map(|r| r.code), Some(CloseCode::Restart));
+        let exited = actix_web::rt::task::spawn_blocking(move || {
+            wait_for_exit(&mut gateway, Duration::from_secs(15))
+        })
+        .await
+        .expect("waited");
+        assert_eq!(exited, Some(0));
+        assert!(signalled.elapsed() < Duration::from_secs(15));
+    });
+}

@@ -87,7 +87,14 @@ pub struct Gateway {
     pub shutdown_grace: Duration,
     /// Set once the gateway has been told to stop: `/readyz` answers 503 from then on. Shared
     /// by every configuration the process runs.
-    draining: Arc<AtomicBool>,
+    draining: Arc<Draining>,
+}
+
+/// Whether the gateway is stopping, and a wake-up for those who wait for it to.
+#[derive(Default)]
+struct Draining {
+    begun: AtomicBool,
+    told: tokio::sync::Notify,
 }
 
 /// The settings read once, when the process starts; a reload that changes them says they wait
@@ -293,7 +300,18 @@ impl Gateway {
 
     /// Whether the gateway is shutting down.
     pub fn draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
+        self.draining.begun.load(Ordering::Relaxed)
+    }
+
+    /// Completes once the gateway has been told to stop (at once if it has been): what a
+    /// long-lived realtime session waits for, to close before the grace period ends.
+    pub async fn drained(&self) {
+        // Registered before the flag is read, so that a stop in between is not missed.
+        let told = self.draining.told.notified();
+        if self.draining() {
+            return;
+        }
+        told.await;
     }
 
     /// Why the gateway is not ready to take calls, if it is not: it is stopping, or it refuses
@@ -321,7 +339,7 @@ struct Carried<'a> {
     counted_runs: Arc<CountedRuns>,
     start_only: StartOnly,
     traces: Option<Arc<Traces>>,
-    draining: Arc<AtomicBool>,
+    draining: Arc<Draining>,
 }
 
 /// Starts serving on an already bound listener; call it inside the actix system that will run
@@ -408,7 +426,8 @@ async fn stop_on_signal(live: web::Data<Live>, server: actix_web::dev::ServerHan
     };
     wait_for_signal(&mut terminate).await;
     let gw = live.current();
-    gw.draining.store(true, Ordering::Relaxed);
+    gw.draining.begun.store(true, Ordering::Relaxed);
+    gw.draining.told.notify_waiters();
     tracing::info!(
         "stopping: /readyz answers 503; accepting for {} s more, then calls in flight have {} s to finish",
         gw.shutdown_drain.as_secs(),

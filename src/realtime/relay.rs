@@ -10,7 +10,9 @@
 //! Pings are answered on each side's own connection. A close frame is passed on with its code
 //! and reason, and the session ends when the other side answers it (or after [`CLOSE_WAIT`]).
 //! A backend connection that ends without one closes the client's with 1014 (bad gateway), a
-//! client that goes away closes the backend's with 1001: a session never ends silently.
+//! client that goes away closes the backend's with 1001: a session never ends silently. When
+//! the gateway is told to stop, its sessions are closed at once, the client's with 1012
+//! (service restart), so that clients reconnect elsewhere before the grace period runs out.
 //!
 //! On the way, a client's `response.create` is reserved against its subscription's windows,
 //! or answered with an `error` event and not sent; a backend's `response.done` settles it with
@@ -27,7 +29,6 @@ use actix_web::web;
 use awc::BoxedSocket;
 use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
-use futures_util::future::{Either, select};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{Mutex, mpsc};
@@ -95,6 +96,8 @@ enum End {
     /// The client broke the protocol (a frame too large, text that is not UTF-8): closed with
     /// this code.
     Broke { code: CloseCode, detail: String },
+    /// The gateway is stopping: both sides were closed (the client with 1012).
+    Drained,
 }
 
 /// Carries `session` between the client (`payload` in, `to_client` out) and `upstream` until
@@ -108,49 +111,54 @@ pub async fn run(
     let (sink, stream) = upstream.split();
     let sink = Mutex::new(sink);
     let tally = RefCell::new(Tally::default());
-    let up = std::pin::pin!(client_to_backend(
+    let mut up = std::pin::pin!(client_to_backend(
         &session, payload, &sink, &to_client, &tally
     ));
-    let down = std::pin::pin!(backend_to_client(
+    let mut down = std::pin::pin!(backend_to_client(
         &session, stream, &sink, &to_client, &tally
     ));
-    let end = match select(up, down).await {
-        Either::Left((end, down)) => {
+    let drained = std::pin::pin!(session.gw.drained());
+    let end = tokio::select! {
+        end = &mut up => {
             match &end {
                 // The backend answers the close it was sent; its answer goes on to the client.
                 End::Closed { .. } => {
                     let _ = actix_web::rt::time::timeout(CLOSE_WAIT, down).await;
                 }
-                End::Lost {
-                    side: Side::Client, ..
-                } => close_backend(&sink, CloseCode::Away, "the client went away").await,
-                End::Lost {
-                    side: Side::Backend,
-                    ..
-                } => lost_backend(&to_client).await,
+                End::Lost { side: Side::Client, .. } => {
+                    close_backend(&sink, CloseCode::Away, "the client went away").await;
+                }
+                End::Lost { side: Side::Backend, .. } => lost_backend(&to_client).await,
                 End::Broke { code, detail } => {
                     close_client(&to_client, *code, detail).await;
                     close_backend(&sink, CloseCode::Away, "the client broke the protocol").await;
                 }
+                End::Drained => {}
             }
             end
         }
-        Either::Right((end, up)) => {
+        end = &mut down => {
             match &end {
                 // The client answers the close it was passed; its answer goes on to the backend.
                 End::Closed { .. } => {
                     let _ = actix_web::rt::time::timeout(CLOSE_WAIT, up).await;
                 }
-                End::Lost {
-                    side: Side::Client, ..
-                } => close_backend(&sink, CloseCode::Away, "the client went away").await,
-                End::Lost {
-                    side: Side::Backend,
-                    ..
+                End::Lost { side: Side::Client, .. } => {
+                    close_backend(&sink, CloseCode::Away, "the client went away").await;
                 }
-                | End::Broke { .. } => lost_backend(&to_client).await,
+                End::Lost { side: Side::Backend, .. } | End::Broke { .. } | End::Drained => {
+                    lost_backend(&to_client).await;
+                }
             }
             end
+        }
+        () = drained => {
+            // The gateway is stopping: the client is told to come back (to another replica),
+            // rather than cut off when the grace period ends.
+            close_client(&to_client, CloseCode::Restart, "the gateway is restarting").await;
+            close_backend(&sink, CloseCode::Away, "the gateway is restarting").await;
+            let _ = actix_web::rt::time::timeout(CLOSE_WAIT, up).await;
+            End::Drained
         }
     };
     record(&session, &tally.borrow(), &end);
@@ -475,6 +483,7 @@ fn record(session: &Session, tally: &Tally, end: &End) {
             Some(u16::from(*code)),
             Some(detail.as_str()),
         ),
+        End::Drained => ("drained", None, Some(u16::from(CloseCode::Restart)), None),
     };
     let usage = &tally.usage;
     let duration_ms = (session.started.elapsed().as_secs_f64() * 1e3).round();

@@ -69,8 +69,10 @@ pub async fn open(
         cache_key: None,
     };
     let begun = budget::begin(gw, version, Some(&deployment), holder.as_ref(), budget).await?;
-    trace.reservation = begun.reservation;
-    if let Some(reservation) = &trace.reservation {
+    // The token goes back now; the request stays spent, as a refused call's does. The
+    // reservation is not the trace's, so that a failed handshake does not settle it twice.
+    let opened = begun.reservation;
+    if let Some(reservation) = &opened {
         state::settle(gw, reservation, 0);
     }
 
@@ -154,7 +156,7 @@ pub async fn open(
         request_id: trace.id().to_string(),
         path: req.path().to_string(),
         started: Instant::now(),
-        opened: trace.reservation.take(),
+        opened,
         in_flight: gw.metrics.sending(index),
     };
     actix_web::rt::spawn(relay::run(session, payload, connected.framed, to_client));

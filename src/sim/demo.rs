@@ -132,6 +132,16 @@ conversation carries on there, and only team "demo" may read it (team "small-tea
   second = client.responses.create(model="gpt-4o", input="And then?", previous_response_id=first.id)
   print(client.responses.retrieve(second.id).output_text)
   OpenAI(base_url=client.base_url, api_key="{SMALL_KEY}").responses.retrieve(first.id)  # NotFoundError
+
+Realtime sessions too (pip install "openai[realtime]"): one WebSocket, balanced once, its
+events relayed both ways and each response's usage counted:
+
+  with client.realtime.connect(model="gpt-realtime") as connection:
+      connection.session.update(session={{"type": "realtime", "instructions": "Be brief."}})
+      connection.response.create()
+      for event in connection:
+          print(event.type)
+          if event.type == "response.done": break
 "#,
                 mount = v.mount
             )

@@ -20,6 +20,8 @@ use aoai_gateway::sim::{self, Simulator, SimulatorConfig};
 use bytes::Bytes;
 
 pub const CLIENT_KEY: &str = "client-secret-key";
+/// A realtime WebSocket, as awc's client holds it.
+pub type Socket = actix_codec::Framed<awc::BoxedSocket, actix_http::ws::Codec>;
 pub const CHAT: &str = "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21";
 
 pub struct Backend {
@@ -241,6 +243,31 @@ impl Running {
             .expect("gateway answers");
         let (status, _, body) = collect(response).await;
         (status, body)
+    }
+
+    /// Opens a realtime WebSocket at `path` (with its query) of the replica at `base`, with
+    /// these headers and subprotocols: the `101`'s headers and the socket, or the refusal's
+    /// status.
+    pub async fn socket(
+        &self,
+        base: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        protocols: &[&str],
+    ) -> Result<(awc::http::header::HeaderMap, Socket), u16> {
+        let url = format!("{}{path}", base.replacen("http://", "ws://", 1));
+        let mut request = self.client.ws(url.as_str()).max_frame_size(16 << 20);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if !protocols.is_empty() {
+            request = request.protocols(protocols);
+        }
+        match request.connect().await {
+            Ok((response, socket)) => Ok((response.headers().clone(), socket)),
+            Err(awc::error::WsClientError::InvalidResponseStatus(status)) => Err(status.as_u16()),
+            Err(other) => panic!("handshake failed: {other}"),
+        }
     }
 
     pub async fn post_json(&self, path: &str, body: &str) -> (u16, HashMap<String, String>, Bytes) {
