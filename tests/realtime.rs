@@ -11,7 +11,9 @@ mod common;
 use std::time::Duration;
 
 use actix_http::ws::{CloseCode, CloseReason, Frame, Message};
-use common::{Backend, CLIENT_KEY, Running, Setup, Socket, metric, run, start, tokens};
+use common::{
+    Backend, CLIENT_KEY, Running, Setup, Socket, capture_log, metric, run, start, tokens,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
@@ -115,8 +117,19 @@ fn handshakes(gw: &Running) -> Vec<aoai_gateway::sim::Recorded> {
 #[test]
 fn a_session_relays_events_both_ways_and_counts_their_usage() {
     run(async {
+        let log = capture_log();
         let gw = start(Setup::default()).await;
-        let (headers, mut socket) = open_v1(&gw, "gpt-realtime").await;
+        let (headers, mut socket) = open(
+            &gw,
+            "/openai/v1/realtime?model=gpt-realtime",
+            &[
+                ("api-key", CLIENT_KEY),
+                ("x-ms-client-request-id", "rt-session-1"),
+            ],
+            &[],
+        )
+        .await
+        .expect("the session opens");
         let backend = header(&headers, "x-aoai-gateway-backend").to_string();
         assert!(
             ["eastus", "westeurope"].contains(&backend.as_str()),
@@ -207,6 +220,24 @@ fn a_session_relays_events_both_ways_and_counts_their_usage() {
         assert_eq!(
             tokens(&metrics, "team-a", "gpt-realtime", "completion", "reported"),
             completion
+        );
+
+        // One access record for the session, once it has ended.
+        let record = log.record("rt-session-1");
+        assert_eq!(record["route"], "realtime");
+        assert_eq!(record["subscription"], "team-a");
+        assert_eq!(record["backend"], backend.as_str());
+        assert_eq!(record["responses"], 3);
+        assert_eq!(record["prompt_tokens"], prompt);
+        assert_eq!(record["completion_tokens"], completion);
+        assert_eq!(
+            (record["end"].as_str(), record["closed_by"].as_str()),
+            (Some("closed"), Some("client"))
+        );
+        assert_eq!(record["close_code"], 1000);
+        assert!(
+            record["duration_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+            "{record}"
         );
 
         // The backend got its own key, never the client's.
@@ -355,6 +386,16 @@ fn close_codes_pass_both_ways_and_a_dropped_backend_is_never_silent() {
         let gw = start(Setup::default()).await;
         let (_, mut socket) = open_v1(&gw, "gpt-realtime").await;
         assert_eq!(event(&mut socket).await["type"], "session.created");
+        // A ping is answered by the gateway, on the client's own connection.
+        socket
+            .send(Message::Ping("are you there".into()))
+            .await
+            .unwrap();
+        let pong = actix_web::rt::time::timeout(Duration::from_secs(5), socket.next()).await;
+        assert!(
+            matches!(&pong, Ok(Some(Ok(Frame::Pong(data)))) if &data[..] == b"are you there"),
+            "{pong:?}"
+        );
         let bye = CloseReason {
             code: CloseCode::Other(4000),
             description: Some("the user hung up".into()),

@@ -5,12 +5,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
-
 use aoai_gateway::sim::MODEL;
 use aoai_gateway::tokens::tokenizer::Encoding;
-use common::{Backend, CLIENT_KEY, Running, Setup, run, start, tokens};
+use common::{Backend, CLIENT_KEY, Running, Setup, capture_log, run, start, tokens};
 use serde_json::Value;
 
 const PREVIEW: &str = "2024-09-01-preview";
@@ -402,56 +399,4 @@ fn responses_are_counted_once_and_runs_once_whoever_asks() {
         assert_eq!(spent, total);
         let _ = MODEL;
     });
-}
-
-/// Access records, as JSON lines, from every gateway in this test binary.
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Log {
-    /// The access record of the call with this id (waiting a little for it to be written).
-    fn record(&self, id: &str) -> Value {
-        for _ in 0..100 {
-            let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
-            let found = text
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .find(|v| v["target"] == "access" && v["request_id"] == id);
-            if let Some(found) = found {
-                return found;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        panic!("no access record for {id}");
-    }
-}
-
-#[derive(Clone)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Installs, once, a subscriber that keeps every access record as JSON.
-fn capture_log() -> Log {
-    static SINK: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    let sink = SINK.get_or_init(|| {
-        let sink = Arc::new(Mutex::new(Vec::new()));
-        let writer = Sink(sink.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_writer(move || writer.clone())
-            .with_env_filter("access=info")
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
-        sink
-    });
-    Log(sink.clone())
 }

@@ -6,8 +6,9 @@
 pub mod browser;
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use actix_web::rt::System;
@@ -610,4 +611,56 @@ pub fn raw_post(path: &str, body: &str, extra_headers: &str) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+/// Access records, as JSON lines, from every gateway in this test binary.
+pub struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl Log {
+    /// The access record of the call with this id (waiting a little for it to be written).
+    pub fn record(&self, id: &str) -> serde_json::Value {
+        for _ in 0..100 {
+            let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+            let found = text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["target"] == "access" && v["request_id"] == id);
+            if let Some(found) = found {
+                return found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        panic!("no access record for {id}");
+    }
+}
+
+#[derive(Clone)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs, once, a subscriber that keeps every access record as JSON.
+pub fn capture_log() -> Log {
+    static SINK: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    let sink = SINK.get_or_init(|| {
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let writer = Sink(sink.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .with_env_filter("access=info")
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber");
+        sink
+    });
+    Log(sink.clone())
 }
