@@ -92,7 +92,7 @@ fn main() {
                 while Instant::now() < until {
                     tick.tick().await;
                     i += 1;
-                    let event = if i % 10 == 0 {
+                    let event = if i.is_multiple_of(10) {
                         pending.borrow_mut().push_back(Instant::now());
                         r#"{"type":"input_audio_buffer.commit"}"#.to_string()
                     } else {

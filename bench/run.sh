@@ -109,6 +109,9 @@ NGINX
 NGINX_PID=$!
 
 wait_port "$SIM_PORT"; wait_port "$GW_PORT"; wait_port "$NGINX_PORT"
+# The gateway's memory before its first call: every feature configured, nothing used yet.
+sleep 0.5
+idle_kb=$(awk '/VmRSS/ { print $2 }' "/proc/$GW_PID/status")
 NGINX_PIDS="$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"
 # The backend's processes (a static nginx has a worker beside its master).
 SIM_PIDS="$SIM_PID $(pgrep -P "$SIM_PID" | tr '\n' ' ')"
@@ -154,11 +157,11 @@ for round in $(seq "$ROUNDS"); do
 done
 
 rss_kb=$(awk '/VmRSS/ { print $2 }' "/proc/$GW_PID/status")
-python3 - "$WORK/results" "$CONNECTIONS" "$rss_kb" "$LAYOUTS" <<'PY'
+python3 - "$WORK/results" "$CONNECTIONS" "$rss_kb" "$LAYOUTS" "$idle_kb" <<'PY'
 import statistics, sys
 from collections import defaultdict
 rows = [line.split() for line in open(sys.argv[1])]
-c, rss, layouts = sys.argv[2], int(sys.argv[3]), sys.argv[4].split()
+c, rss, layouts, idle = sys.argv[2], int(sys.argv[3]), sys.argv[4].split(), int(sys.argv[5])
 runs = defaultdict(dict)
 for lay, rnd, target, conns, rps, p50, p99, cpu in rows:
     runs[(lay, rnd, conns)][target] = (float(rps), float(p50), float(p99), float(cpu))
@@ -180,5 +183,5 @@ for lay in layouts:
     print(f"  CPU per request at {c} connections (the server alone): backend {median(c, lambda x: x['direct'][3]):.1f} us,"
           f"  gateway {median(c, lambda x: x['gateway'][3]):.1f} us,  nginx {median(c, lambda x: x['nginx'][3]):.1f} us;"
           f"  gateway vs nginx {median(c, lambda x: x['gateway'][3] / x['nginx'][3]):.2f}x")
-print(f"gateway resident memory after the runs: {rss / 1024:.1f} MiB")
+print(f"gateway resident memory before its first call: {idle / 1024:.1f} MiB; after the runs: {rss / 1024:.1f} MiB")
 PY
