@@ -124,6 +124,8 @@ pub struct BackendCounters {
     pub recent: crate::status::recent::Recent,
     /// Calls sent and not yet answered to their end.
     in_flight: AtomicI64,
+    /// Realtime sessions open on it (each is among the calls in flight too).
+    sessions: AtomicI64,
 }
 
 /// One subscription's counters, shared across reloads as a backend's are.
@@ -187,6 +189,15 @@ impl std::fmt::Debug for InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Holds one realtime session's place among a backend's open sessions until dropped.
+pub struct OpenSession(Arc<BackendCounters>);
+
+impl Drop for OpenSession {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -254,6 +265,7 @@ fn backend_counters(name: &str) -> BackendCounters {
         response_time: Histogram::new(),
         handed_on: AtomicU64::new(0),
         streams_cut: AtomicU64::new(0),
+        sessions: AtomicI64::new(0),
         remaining_tokens: AtomicI64::new(-1),
         remaining_requests: AtomicI64::new(-1),
         recent: crate::status::recent::Recent::default(),
@@ -362,6 +374,14 @@ impl Metrics {
         let backend = self.backends.get(index)?;
         backend.in_flight.fetch_add(1, Ordering::Relaxed);
         Some(InFlight(backend.clone()))
+    }
+
+    /// A realtime session opens on backend `index`: it counts among the backend's open sessions
+    /// until the guard is dropped.
+    pub fn session(&self, index: usize) -> Option<OpenSession> {
+        let backend = self.backends.get(index)?;
+        backend.sessions.fetch_add(1, Ordering::Relaxed);
+        Some(OpenSession(backend.clone()))
     }
 
     /// A call to backend `index` that answered `status` (`None`: no answer) after `took`,
@@ -581,6 +601,18 @@ impl Metrics {
                     let _ = writeln!(out, "{name}{{backend=\"{}\"}} {value}", b.label);
                 }
             }
+        }
+
+        let name = "aoai_gateway_realtime_sessions";
+        help(
+            &mut out,
+            name,
+            "gauge",
+            "Realtime WebSocket sessions open, by the backend that holds each.",
+        );
+        for b in &self.backends {
+            let open = b.sessions.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}{{backend=\"{}\"}} {open}", b.label);
         }
 
         self.render_tokens(&mut out, help);

@@ -131,6 +131,13 @@ fn a_session_relays_events_both_ways_and_counts_their_usage() {
         .await
         .expect("the session opens");
         let backend = header(&headers, "x-aoai-gateway-backend").to_string();
+        let open_on = |metrics: &str| {
+            metric(
+                metrics,
+                &format!("aoai_gateway_realtime_sessions{{backend=\"{backend}\"}}"),
+            )
+        };
+        assert_eq!(open_on(&gw.metrics().await), Some(1));
         assert!(
             ["eastus", "westeurope"].contains(&backend.as_str()),
             "{headers:?}"
@@ -211,6 +218,7 @@ fn a_session_relays_events_both_ways_and_counts_their_usage() {
         // The usage the answers reported is the subscription's, counted once.
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
         let metrics = gw.metrics().await;
+        assert_eq!(open_on(&metrics), Some(0), "the session is closed");
         assert!(prompt > 0 && completion > 0);
         assert_eq!(
             tokens(&metrics, "team-a", "gpt-realtime", "prompt", "reported"),

@@ -1,8 +1,8 @@
 //! Serves the route docs generated at build time and each api-version's spec.
 //!
 //! - `<docs path>/` and `<docs path>/<page>.html`: the pages, with the configured base path
-//!   filled in when a page is first asked for; `<docs path>` itself redirects to `<docs path>/` so that the pages' relative
-//!   links work.
+//!   filled in when a page is first asked for; `<docs path>` itself redirects to
+//!   `<docs path>/` so that the pages' relative links work.
 //! - `/openapi/<api-version>.json`: the spec as compiled in, with `servers` pointing at this
 //!   gateway's base path (rewritten when first asked for), for Swagger UI, Postman or client
 //!   generators.

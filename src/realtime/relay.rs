@@ -37,7 +37,7 @@ use super::MAX_EVENT_BYTES;
 use super::events::{self, Create};
 use super::wire::{self, Incoming, Stopped};
 use crate::limits::Reservation;
-use crate::metrics::InFlight;
+use crate::metrics::{InFlight, OpenSession};
 use crate::proxy::Gateway;
 use crate::proxy::error::GatewayError;
 use crate::state;
@@ -64,6 +64,8 @@ pub struct Session {
     pub opened: Option<Reservation>,
     /// Its place among the backend's calls in flight, for its life.
     pub in_flight: Option<InFlight>,
+    /// Its place among the backend's open sessions, for its life.
+    pub open: Option<OpenSession>,
 }
 
 /// What the session has done so far.
@@ -357,8 +359,11 @@ fn broke(error: &actix_http::ws::ProtocolError) -> End {
     }
 }
 
+/// Closes the client's side, unless it has not read for [`CLOSE_WAIT`] (its connection is
+/// then dropped without the frame): a stalled client cannot keep a session's task alive.
 async fn close_client(to_client: &mpsc::Sender<Bytes>, code: CloseCode, why: &str) {
-    let _ = to_client.send(wire::close(Some(reason(code, why)))).await;
+    let frame = wire::close(Some(reason(code, why)));
+    let _ = actix_web::rt::time::timeout(CLOSE_WAIT, to_client.send(frame)).await;
 }
 
 /// The backend's connection ended without a close frame: the client's is closed as failed.
@@ -371,12 +376,16 @@ async fn lost_backend(to_client: &mpsc::Sender<Bytes>) {
     .await;
 }
 
+/// Closes the backend's side, within [`CLOSE_WAIT`] as the client's.
 async fn close_backend(sink: &Mutex<SplitSink<Upstream, Message>>, code: CloseCode, why: &str) {
-    let _ = sink
-        .lock()
-        .await
-        .send(Message::Close(Some(reason(code, why))))
-        .await;
+    let close = async {
+        let _ = sink
+            .lock()
+            .await
+            .send(Message::Close(Some(reason(code, why))))
+            .await;
+    };
+    let _ = actix_web::rt::time::timeout(CLOSE_WAIT, close).await;
 }
 
 fn reason(code: CloseCode, why: &str) -> CloseReason {

@@ -158,6 +158,7 @@ pub async fn open(
         started: Instant::now(),
         opened,
         in_flight: gw.metrics.sending(index),
+        open: gw.metrics.session(index),
     };
     actix_web::rt::spawn(relay::run(session, payload, connected.framed, to_client));
     Ok(response)
