@@ -368,3 +368,86 @@ fn a_dead_collector_drops_spans_and_counts_them_and_no_call_waits() {
         }
     });
 }
+
+#[test]
+fn a_realtime_session_is_one_server_span_that_ends_with_the_session() {
+    run(async {
+        use actix_http::ws::{CloseCode, Message};
+        use futures_util::{SinkExt, StreamExt};
+        let c = collector();
+        let gw = start(traced(
+            c.url.clone(),
+            vec![
+                Backend::new("eastus", "East US"),
+                Backend::new("westeurope", "West Europe"),
+            ],
+        ))
+        .await;
+        let parent = format!("00-{CLIENT_TRACE}-{CLIENT_SPAN}-01");
+        let (_, mut socket) = gw
+            .socket(
+                &gw.base,
+                "/openai/v1/realtime?model=gpt-realtime",
+                &[("api-key", CLIENT_KEY), ("traceparent", &parent)],
+                &[],
+            )
+            .await
+            .expect("the session opens");
+        let create = r#"{"type":"response.create"}"#;
+        socket.send(Message::Text(create.into())).await.unwrap();
+        while let Some(Ok(frame)) = socket.next().await {
+            if let actix_http::ws::Frame::Text(text) = frame
+                && String::from_utf8_lossy(&text).contains("\"response.done\"")
+            {
+                break;
+            }
+        }
+        // Nothing is exported before the session ends.
+        actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !c.spans
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(_, s)| s.kind == SpanKind::Server as i32),
+            "the server span waits for the session's end"
+        );
+        socket
+            .send(Message::Close(Some(CloseCode::Normal.into())))
+            .await
+            .unwrap();
+        while socket.next().await.is_some() {}
+
+        let spans = spans_of(&c, CLIENT_TRACE, 2).await;
+        let server = spans
+            .iter()
+            .find(|s| s.kind == SpanKind::Server as i32)
+            .expect("server");
+        assert_eq!(hex(&server.parent_span_id), CLIENT_SPAN);
+        let a = attributes(server);
+        assert_eq!(a["aoai.end"], "closed", "{a:?}");
+        assert!(
+            a["gen_ai.usage.output_tokens"].parse::<u64>().unwrap() > 0,
+            "{a:?}"
+        );
+        let attempt = spans
+            .iter()
+            .find(|s| s.kind == SpanKind::Client as i32)
+            .expect("the handshake's attempt");
+        assert_eq!(attempt.parent_span_id, server.span_id);
+        // The backend's handshake carried the attempt's context.
+        let handshake = gw
+            .all_recorded()
+            .into_iter()
+            .find(|r| r.path == "/openai/v1/realtime")
+            .expect("a handshake");
+        let sent = handshake
+            .header("traceparent")
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            sent.contains(CLIENT_TRACE) && sent.contains(&hex(&attempt.span_id)),
+            "{sent}"
+        );
+    });
+}

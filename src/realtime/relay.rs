@@ -42,6 +42,7 @@ use crate::proxy::Gateway;
 use crate::proxy::error::GatewayError;
 use crate::state;
 use crate::tokens::usage::{Source, Spent, Usage};
+use crate::traces::{CallSpans, Ending};
 
 /// The backend's side of a session.
 pub type Upstream = Framed<BoxedSocket, Codec>;
@@ -66,6 +67,8 @@ pub struct Session {
     pub in_flight: Option<InFlight>,
     /// Its place among the backend's open sessions, for its life.
     pub open: Option<OpenSession>,
+    /// Its trace's spans, when the gateway traces: the server span ends with the session.
+    pub spans: Option<CallSpans>,
 }
 
 /// What the session has done so far.
@@ -495,6 +498,26 @@ fn record(session: &Session, tally: &Tally, end: &End) {
         End::Drained => ("drained", None, Some(u16::from(CloseCode::Restart)), None),
     };
     let usage = &tally.usage;
+    let subscription = gw.auth.subscription_name(session.subscription);
+    if let Some(spans) = &session.spans {
+        spans.end(&Ending {
+            status: 101,
+            route: Some("/realtime"),
+            operation_id: Some("realtime"),
+            deployment: Some(&session.deployment),
+            subscription,
+            request_id: &session.request_id,
+            end: Some(end),
+            first_byte: None,
+            model: None,
+            usage: Some([
+                usage.prompt,
+                usage.completion,
+                usage.reasoning,
+                usage.cached,
+            ]),
+        });
+    }
     let duration_ms = (session.started.elapsed().as_secs_f64() * 1e3).round();
     tracing::info!(
         target: "access",
@@ -503,7 +526,7 @@ fn record(session: &Session, tally: &Tally, end: &End) {
         path = session.path,
         route = "realtime",
         status = 101u16,
-        subscription = gw.auth.subscription_name(session.subscription).unwrap_or("-"),
+        subscription = subscription.unwrap_or("-"),
         deployment = session.deployment,
         backend = gw.balancer.backends().get(session.backend).map_or("-", |b| b.name.as_str()),
         duration_ms,

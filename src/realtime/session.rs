@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use actix_http::ws;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use awc::error::{SendRequestError, WsClientError};
 
@@ -33,6 +33,7 @@ use crate::proxy::inbound::auth::{INSECURE_KEY_PROTOCOL, SEC_WEBSOCKET_PROTOCOL}
 use crate::proxy::upstream::forward::{self, BACKEND_HEADER};
 use crate::proxy::upstream::{Failure, UpstreamError, failover};
 use crate::state;
+use crate::traces::Propagation;
 
 /// Opens a session for the WebSocket handshake `req` (see the module note).
 pub async fn open(
@@ -82,7 +83,20 @@ pub async fn open(
         trace.backend = Some(index);
         trace.attempts += 1;
         let sent = Instant::now();
-        let result = connect(endpoint, req, &deployment, backend, client, &caller, trace).await;
+        let route = endpoint.route().path;
+        let propagation = trace
+            .spans
+            .as_mut()
+            .map(|s| s.attempt(backend, trace.attempts, route, Some(&deployment)));
+        let attempt = Attempt {
+            endpoint,
+            req,
+            deployment: &deployment,
+            caller: &caller,
+            request_id: (!trace.client_sent_id).then(|| trace.id.clone()),
+            propagation,
+        };
+        let result = connect(attempt, backend, client).await;
         let status = match &result {
             Ok(_) => Some(StatusCode::SWITCHING_PROTOCOLS.as_u16()),
             Err(Refused::Status(status)) => Some(status.as_u16()),
@@ -103,7 +117,12 @@ pub async fn open(
         }
         tried.push(index);
         let refused = match result {
-            Ok(connected) => break connected,
+            Ok(connected) => {
+                if let Some(spans) = trace.spans.as_mut() {
+                    spans.answered(status, None, false);
+                }
+                break connected;
+            }
             Err(refused) => refused,
         };
         let next = if verdict.move_on && tried.len() < gw.failover.attempts {
@@ -118,6 +137,13 @@ pub async fn open(
         } else {
             None
         };
+        if let Some(spans) = trace.spans.as_mut() {
+            let failure = match &refused {
+                Refused::Failed(error) => Some(error.kind.as_str()),
+                Refused::Status(_) => None,
+            };
+            spans.answered(status, failure, next.is_some());
+        }
         let Some(next) = next else {
             return Err(refused.into_error(&backend.name));
         };
@@ -157,6 +183,7 @@ pub async fn open(
         path: req.path().to_string(),
         started: Instant::now(),
         opened,
+        spans: trace.spans.take(),
         in_flight: gw.metrics.sending(index),
         open: gw.metrics.session(index),
     };
@@ -198,16 +225,32 @@ impl Refused {
     }
 }
 
+/// One handshake attempt: what the client asked for, and what the backend gets besides.
+struct Attempt<'a> {
+    endpoint: Endpoint,
+    req: &'a HttpRequest,
+    deployment: &'a str,
+    caller: &'a Caller,
+    /// The session's id, when the client sent none of its own.
+    request_id: Option<HeaderValue>,
+    /// The attempt's trace context, when the gateway traces.
+    propagation: Option<Propagation>,
+}
+
 /// Makes the handshake with `backend`.
 async fn connect(
-    endpoint: Endpoint,
-    req: &HttpRequest,
-    deployment: &str,
+    attempt: Attempt<'_>,
     backend: &Backend,
     client: &awc::Client,
-    caller: &Caller,
-    trace: &Trace,
 ) -> Result<Connected, Refused> {
+    let Attempt {
+        endpoint,
+        req,
+        deployment,
+        caller,
+        request_id,
+        propagation,
+    } = attempt;
     let path = match endpoint {
         Endpoint::Socket { v1: true } => "/v1/realtime",
         _ => "/realtime",
@@ -234,8 +277,14 @@ async fn connect(
             .map_err(Refused::Failed)?,
     };
     request = request.set_header(name, value);
-    if !trace.client_sent_id {
-        request = request.set_header(crate::proxy::call::CLIENT_REQUEST_ID, trace.id.clone());
+    if let Some(id) = request_id {
+        request = request.set_header(crate::proxy::call::CLIENT_REQUEST_ID, id);
+    }
+    if let Some(propagation) = propagation {
+        request = request.set_header("traceparent", propagation.traceparent);
+        if let Some(state) = propagation.tracestate {
+            request = request.set_header("tracestate", state);
+        }
     }
     // The subprotocols the client offered, but never the one that carries its key.
     let protocols: Vec<&str> = req
