@@ -279,6 +279,11 @@ impl BackendCounters {
         self.in_flight.load(Ordering::Relaxed).max(0)
     }
 
+    /// Realtime sessions open on it now.
+    pub fn sessions(&self) -> i64 {
+        self.sessions.load(Ordering::Relaxed).max(0)
+    }
+
     /// The last `x-ratelimit-remaining-tokens` and `-requests` it reported.
     pub fn remaining(&self) -> Headroom {
         let read = |n: &AtomicI64| Some(n.load(Ordering::Relaxed)).filter(|n| *n >= 0);

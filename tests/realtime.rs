@@ -138,6 +138,18 @@ fn a_session_relays_events_both_ways_and_counts_their_usage() {
             )
         };
         assert_eq!(open_on(&gw.metrics().await), Some(1));
+        // The status page says so too.
+        let (_, _, status) = gw.get("/status.json").await;
+        let status: Value = serde_json::from_slice(&status).unwrap();
+        let holding: Vec<&Value> = status["tiers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t["backends"].as_array().into_iter().flatten())
+            .filter(|b| b["sessions"] == 1)
+            .collect();
+        assert_eq!(holding.len(), 1, "{status}");
+        assert_eq!(holding[0]["name"], backend.as_str());
         assert!(
             ["eastus", "westeurope"].contains(&backend.as_str()),
             "{headers:?}"

@@ -52,6 +52,8 @@ pub struct BackendStatus {
     pub weight: u32,
     pub last_minute: Minute,
     pub in_flight: i64,
+    /// Realtime sessions open on it (each among `in_flight` too).
+    pub sessions: i64,
     pub condition: Report,
     /// The last `x-ratelimit-remaining-tokens` and `-requests` it answered with.
     pub remaining_tokens: Option<i64>,
@@ -146,6 +148,7 @@ pub async fn gather(gw: &Gateway, live: &Live) -> Status {
             weight: b.weight,
             last_minute: counters.map(|c| c.recent.minute()).unwrap_or_default(),
             in_flight: counters.map_or(0, |c| c.in_flight()),
+            sessions: counters.map_or(0, |c| c.sessions()),
             condition: gw.balancer.report(i).unwrap_or_default(),
             remaining_tokens: remaining.tokens,
             remaining_requests: remaining.requests,

@@ -228,6 +228,9 @@ fn backend(p: &mut Page, b: &BackendStatus) {
         let _ = write!(p.0, ", {ms:.0} ms to headers");
     }
     let _ = write!(p.0, "</dd><dt>in flight</dt><dd>{}</dd>", b.in_flight);
+    if b.sessions > 0 {
+        let _ = write!(p.0, "<dt>realtime sessions</dt><dd>{}</dd>", b.sessions);
+    }
     if b.remaining_tokens.is_some() || b.remaining_requests.is_some() {
         p.raw("<dt>last remaining</dt><dd>");
         if let Some(t) = b.remaining_tokens {
