@@ -75,6 +75,7 @@ fn the_json_says_what_the_gateway_knows_and_no_key() {
         assert_eq!(east["credential"]["kind"], "api_key");
         assert_eq!(east["in_flight"], 0, "every call has ended");
         assert_eq!(east["sessions"], 0);
+        assert_eq!(status["balancing"]["policy"], "round_robin");
         // Five chats, and the 429 of the resting deployment.
         assert_eq!(east["last_minute"]["calls"], 6, "{east}");
         assert_eq!(east["last_minute"]["errors"], 1, "{east}");

@@ -255,6 +255,11 @@ impl Balancer {
 
     // ----- picking -----
 
+    /// How calls pick their backend within a tier.
+    pub fn balancing(&self) -> &Balancing {
+        &self.balancing
+    }
+
     /// Whether calls to client deployment `name` are placed by their prompt-cache key.
     pub fn places_by_prompt(&self, name: &str) -> bool {
         self.balancing.policy(name) == Policy::PromptCache

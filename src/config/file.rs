@@ -496,6 +496,16 @@ pub enum Policy {
     PromptCache,
 }
 
+impl Policy {
+    /// Its name, as the config file writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::RoundRobin => "round_robin",
+            Policy::PromptCache => "prompt_cache",
+        }
+    }
+}
+
 /// What happens on SIGTERM (or Ctrl-C): `/readyz` answers 503 at once; for `drain_s` seconds the
 /// gateway still accepts and serves calls, closing each connection after its answer, so that a
 /// load balancer probing `/readyz` sees it leave; then it stops accepting, and calls and streams

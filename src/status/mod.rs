@@ -31,11 +31,22 @@ pub struct Status {
     pub shared_state_up: Option<bool>,
     /// Backends by tier, best first.
     pub tiers: Vec<Tier>,
+    /// How calls pick their backend within a tier.
+    pub balancing: BalancingStatus,
     pub subscriptions: Vec<SubscriptionStatus>,
     pub issuers: Vec<IssuerStatus>,
     pub api_versions: Vec<VersionStatus>,
     /// Stored objects in the directory, by kind.
     pub objects: Vec<(&'static str, u64)>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BalancingStatus {
+    /// `round_robin` or `prompt_cache`.
+    pub policy: &'static str,
+    pub load_factor: f64,
+    /// Deployments with a policy of their own, by name.
+    pub deployments: Vec<(String, &'static str)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -218,5 +229,19 @@ pub async fn gather(gw: &Gateway, live: &Live) -> Status {
             })
             .collect(),
         objects: gw.objects.directory.sizes().collect(),
+        balancing: {
+            let b = gw.balancer.balancing();
+            let mut deployments: Vec<(String, &'static str)> = b
+                .deployments
+                .iter()
+                .map(|(name, policy)| (name.clone(), policy.as_str()))
+                .collect();
+            deployments.sort();
+            BalancingStatus {
+                policy: b.policy.as_str(),
+                load_factor: b.load_factor,
+                deployments,
+            }
+        },
     }
 }

@@ -120,6 +120,13 @@ pub fn render(status: &Status) -> String {
     };
     p.raw("</header><main>");
 
+    let balancing = &status.balancing;
+    p.raw(r#"<p class="wrap muted">Within a tier: "#)
+        .text(balancing.policy);
+    for (name, policy) in &balancing.deployments {
+        p.raw("; ").text(name).raw(": ").text(policy);
+    }
+    let _ = write!(p.0, " (load factor {})</p>", balancing.load_factor);
     for tier in &status.tiers {
         let _ = write!(p.0, r#"<h2>Tier {}</h2><div class="grid">"#, tier.priority);
         for b in &tier.backends {
