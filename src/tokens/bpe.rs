@@ -189,8 +189,10 @@ struct PieceCache {
 /// Bytes of a piece the cache keeps: most words, with their leading space, and a clause of
 /// Chinese or Japanese (up to 17 characters), which the pattern leaves whole.
 const PIECE_MAX: usize = 52;
-/// Slots per thread: 4,096 of one cache line each, 256 KiB.
-const PIECE_SLOTS: usize = 4096;
+/// Slots per thread: 16,384 of one cache line each, 1 MiB (tiktoken keeps 1.2 MB a thread).
+/// A quarter of that counted words drawn from a 20,000-word vocabulary 30% slower: most of
+/// their pieces missed the cache.
+const PIECE_SLOTS: usize = 16384;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
