@@ -8,6 +8,8 @@ use actix_web::HttpRequest;
 use actix_web::http::header::HeaderValue;
 
 use super::secrets;
+use crate::objects::follow::Holder;
+use crate::objects::refusal::Object;
 use crate::proxy::Gateway;
 use crate::proxy::error::GatewayError;
 use crate::proxy::inbound::auth::Presented;
@@ -43,6 +45,19 @@ impl Caller {
             Caller::Subscription(_) => None,
             Caller::Secret { backend, .. } => Some(*backend),
         }
+    }
+
+    /// The backend a secret pins the call to, as the object phase's holder (which says, if it
+    /// rests, what the refusal names: the secret, presented as `param`).
+    pub fn holder(&self, param: &str) -> Option<Holder> {
+        self.pinned().map(|index| Holder {
+            index,
+            object: Object {
+                kind: secrets::KIND,
+                id: "(ephemeral secret)".into(),
+                param: param.into(),
+            },
+        })
     }
 
     /// The credential the backend gets instead of its own: the secret it minted.

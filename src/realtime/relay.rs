@@ -125,35 +125,16 @@ pub async fn run(
     let drained = std::pin::pin!(session.gw.drained());
     let end = tokio::select! {
         end = &mut up => {
-            match &end {
-                // The backend answers the close it was sent; its answer goes on to the client.
-                End::Closed { .. } => {
-                    let _ = actix_web::rt::time::timeout(CLOSE_WAIT, down).await;
-                }
-                End::Lost { side: Side::Client, .. } => {
-                    close_backend(&sink, CloseCode::Away, "the client went away").await;
-                }
-                End::Lost { side: Side::Backend, .. } => lost_backend(&to_client).await,
-                End::Broke { code, detail } => {
-                    close_client(&to_client, *code, detail).await;
-                    close_backend(&sink, CloseCode::Away, "the client broke the protocol").await;
-                }
-                End::Drained => {}
+            // The backend answers the close it was sent; its answer goes on to the client.
+            if let End::Closed { .. } = end {
+                let _ = actix_web::rt::time::timeout(CLOSE_WAIT, down).await;
             }
             end
         }
         end = &mut down => {
-            match &end {
-                // The client answers the close it was passed; its answer goes on to the backend.
-                End::Closed { .. } => {
-                    let _ = actix_web::rt::time::timeout(CLOSE_WAIT, up).await;
-                }
-                End::Lost { side: Side::Client, .. } => {
-                    close_backend(&sink, CloseCode::Away, "the client went away").await;
-                }
-                End::Lost { side: Side::Backend, .. } | End::Broke { .. } | End::Drained => {
-                    lost_backend(&to_client).await;
-                }
+            // The client answers the close it was passed; its answer goes on to the backend.
+            if let End::Closed { .. } = end {
+                let _ = actix_web::rt::time::timeout(CLOSE_WAIT, up).await;
             }
             end
         }
@@ -166,6 +147,21 @@ pub async fn run(
             End::Drained
         }
     };
+    // A side that ended without a close frame: the other is told, never left hanging.
+    match &end {
+        End::Lost {
+            side: Side::Client, ..
+        } => close_backend(&sink, CloseCode::Away, "the client went away").await,
+        End::Lost {
+            side: Side::Backend,
+            ..
+        } => lost_backend(&to_client).await,
+        End::Broke { code, detail } => {
+            close_client(&to_client, *code, detail).await;
+            close_backend(&sink, CloseCode::Away, "the client broke the protocol").await;
+        }
+        End::Closed { .. } | End::Drained => {}
+    }
     record(&session, &tally.borrow(), &end);
 }
 

@@ -13,8 +13,6 @@ use bytes::Bytes;
 
 use super::credential::{self, Caller};
 use super::{Endpoint, secrets};
-use crate::objects::follow::Holder;
-use crate::objects::refusal::Object;
 use crate::proxy::Gateway;
 use crate::proxy::body::deployment::Place;
 use crate::proxy::body::edit::Members;
@@ -149,14 +147,7 @@ async fn send(
         caller,
     } = sending;
     let subscription = caller.subscription();
-    let holder = caller.pinned().map(|index| Holder {
-        index,
-        object: Object {
-            kind: secrets::KIND,
-            id: "(ephemeral secret)".into(),
-            param: "authorization".into(),
-        },
-    });
+    let holder = caller.holder("authorization");
     let budget = Budget {
         reserve: gw.limiter.limits(subscription).map(|_| (subscription, 0)),
         at_most: None,

@@ -6,6 +6,8 @@
 //! The directory keys an entry by a digest of the secret, never the secret itself: a copy of
 //! Redis or of the state file gives nobody a usable credential.
 
+use std::fmt::Write as _;
+
 use crate::config::sha256;
 use crate::objects::directory::{Entry, Write};
 use crate::proxy::Gateway;
@@ -47,7 +49,7 @@ fn key(secret: &str) -> String {
     let mut key = String::with_capacity(9 + 64);
     key.push_str("rtsecret_");
     for b in digest {
-        key.push_str(&format!("{b:02x}"));
+        let _ = write!(key, "{b:02x}");
     }
     key
 }

@@ -23,8 +23,6 @@ use super::{Endpoint, MAX_EVENT_BYTES, wire};
 use crate::balance::Ask;
 use crate::config::Backend;
 use crate::metrics::Headroom;
-use crate::objects::follow::Holder;
-use crate::objects::refusal::Object;
 use crate::proxy::Gateway;
 use crate::proxy::budget::{self, Budget};
 use crate::proxy::call::Trace;
@@ -53,14 +51,7 @@ pub async fn open(
     let deployment = super::deployment(endpoint, raw_query)?;
     trace.deployment = Some(deployment.clone());
 
-    let holder = caller.pinned().map(|index| Holder {
-        index,
-        object: Object {
-            kind: super::secrets::KIND,
-            id: "(ephemeral secret)".into(),
-            param: "api-key".into(),
-        },
-    });
+    let holder = caller.holder("api-key");
     // One request, and a token, so that a subscription whose token window is spent cannot
     // open a session it could not use; the token is given back once the session is open.
     let reserve = gw.limiter.limits(subscription).map(|_| (subscription, 1));
